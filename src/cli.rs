@@ -1,0 +1,142 @@
+//! The command line (clap derive). Parsing only; each command lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rcluster",
+    version,
+    about = "Run a highly available Redis group (master, replicas, Sentinel) on Docker, and prove its failover works",
+    after_help = "Example:\n  rcluster up && rcluster status && rcluster failover-test && rcluster down"
+)]
+pub struct Cli {
+    /// Topology file.
+    #[arg(short = 'f', long = "file", global = true, default_value = "topology.toml")]
+    pub file: PathBuf,
+
+    /// Override `cluster.name` from the topology.
+    #[arg(long, global = true)]
+    pub name: Option<String>,
+
+    /// Print machine-readable JSON on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the topology and print errors and warnings.
+    #[command(after_help = "Example:\n  rcluster -f topology.toml check")]
+    Check,
+
+    /// Write the config files (or manifests) the topology renders to.
+    #[command(after_help = "Example:\n  rcluster render --out build/")]
+    Render(RenderArgs),
+
+    /// Create or repair the group and wait until it is healthy.
+    #[command(after_help = "Example:\n  rcluster up --timeout 60")]
+    Up(UpArgs),
+
+    /// Remove the group's containers and network (data volumes only with --volumes).
+    #[command(after_help = "Example:\n  rcluster down --volumes")]
+    Down(DownArgs),
+
+    /// Show every node as it reports itself, and whether the group is healthy.
+    #[command(after_help = "Example:\n  rcluster status --json")]
+    Status(StatusArgs),
+
+    /// Kill the master, measure the failover, and check no acknowledged write was lost.
+    #[command(
+        name = "failover-test",
+        after_help = "Example:\n  rcluster failover-test --fault kill --runs 3"
+    )]
+    FailoverTest(FailoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Directory to write into; one sub-directory per node.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What to render.
+    #[arg(long, value_enum, default_value_t = RenderFormat::Conf)]
+    pub format: RenderFormat,
+    /// Show the password instead of `********`.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// redis.conf and sentinel.conf per node.
+    Conf,
+    /// Kubernetes manifests.
+    K8s,
+    /// A docker-compose.yml and its config files.
+    Compose,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Give up waiting for healthy after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete the data volumes (the data is gone for good).
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show the password's location and value.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Redraw every second until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// SIGKILL the master's container.
+    Kill,
+    /// Stop the master gracefully.
+    Stop,
+    /// Freeze the master's process: the sentinels see a hung master.
+    Pause,
+    /// Disconnect the master from the group network while it keeps running.
+    Partition,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    #[arg(long, value_enum, default_value_t = Fault::Kill)]
+    pub fault: Fault,
+    /// How many failovers in a row.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 2)]
+    pub writers: u32,
+    /// Seconds to wait for all sentinels to agree on a new master
+    /// (default: failover_timeout plus a margin).
+    #[arg(long)]
+    pub deadline: Option<u64>,
+}

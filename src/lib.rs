@@ -1,0 +1,46 @@
+//! rcluster: a highly available Redis group (master, replicas, Sentinel) on the Docker engine.
+//!
+//! Pure core: `topology` (file -> checked model), `render` (model -> config files), `plan`
+//! (desired vs observed -> steps). Side effects: `docker` (the engine), `probe` (Redis).
+//! `commands` holds one short script per subcommand.
+
+pub mod cli;
+pub mod commands;
+pub mod docker;
+pub mod error;
+pub mod labels;
+pub mod plan;
+pub mod probe;
+pub mod render;
+pub mod report;
+pub mod secret;
+pub mod state;
+pub mod topology;
+
+use clap::Parser;
+
+/// Parse the command line, run the command, print any error; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { error::EXIT_USAGE } else { error::EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return error::EXIT_FAILED;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{}", error::render(&err));
+            error::exit_code(&err)
+        }
+    }
+}

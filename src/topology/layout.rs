@@ -1,0 +1,234 @@
+//! The layout: which nodes a topology makes, their names, fixed addresses and ports.
+//!
+//! Pure and deterministic: the same topology and subnet always give the same layout, so
+//! `render`, `up`, `status` and `down` agree on names without storing anything.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+use super::Topology;
+
+/// Port every redis data node listens on inside its container.
+pub const REDIS_PORT: u16 = 6379;
+/// Port every sentinel listens on inside its container.
+pub const SENTINEL_PORT: u16 = 26379;
+
+/// The role a node was created with. After a failover the node that was created as
+/// `Master` may be a replica: ask the node (or the sentinels), never trust this for that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Master,
+    Replica,
+    Sentinel,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Replica => "replica",
+            Role::Sentinel => "sentinel",
+        }
+    }
+    pub fn is_data(self) -> bool {
+        !matches!(self, Role::Sentinel)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An IPv4 /24 for the group's bridge network. A /24 holds the largest group
+/// (1 + 16 replicas + 9 sentinels) with room to spare, and fixed addresses inside it
+/// keep every node's address stable across container restarts and failovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Subnet(pub [u8; 3]);
+
+impl Subnet {
+    /// A subnet derived from the cluster name, in 172.28.0.0/14's /24s, so that two groups
+    /// with different names usually get different subnets without coordination.
+    /// `up` moves on to the next free one when this one is taken.
+    pub fn derived(name: &str) -> Subnet {
+        let digest = Sha256::digest(name.as_bytes());
+        let n = u16::from_be_bytes([digest[0], digest[1]]) as usize % Self::CANDIDATES;
+        Self::candidate(n)
+    }
+
+    /// How many /24s `candidate` can return (172.28.0.0 .. 172.31.255.0).
+    pub const CANDIDATES: usize = 4 * 256;
+
+    pub fn candidate(n: usize) -> Subnet {
+        let n = n % Self::CANDIDATES;
+        Subnet([172, 28 + (n / 256) as u8, (n % 256) as u8])
+    }
+
+    /// Index of this subnet in the candidate list, if it is one.
+    pub fn candidate_index(self) -> Option<usize> {
+        let [a, b, c] = self.0;
+        (a == 172 && (28..=31).contains(&b)).then(|| (b - 28) as usize * 256 + c as usize)
+    }
+
+    pub fn host(self, last: u8) -> Ipv4Addr {
+        let [a, b, c] = self.0;
+        Ipv4Addr::new(a, b, c, last)
+    }
+
+    pub fn gateway(self) -> Ipv4Addr {
+        self.host(1)
+    }
+
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        ip.octets()[..3] == self.0
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c] = self.0;
+        write!(f, "{a}.{b}.{c}.0/24")
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a CIDR like `172.28.5.0/24`"))?;
+        if prefix != "24" {
+            return Err(format!("`{s}` must be a /24 (rcluster gives each node a fixed address in it)"));
+        }
+        let ip: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
+        let [a, b, c, d] = ip.octets();
+        if d != 0 {
+            return Err(format!("`{s}` has host bits set; did you mean `{a}.{b}.{c}.0/24`?"));
+        }
+        Ok(Subnet([a, b, c]))
+    }
+}
+
+/// One container of the group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Node {
+    /// `master`, `replica-1`, `sentinel-2`: the node's name inside the group (label value).
+    pub key: String,
+    /// `<cluster>-<key>`: container name and hostname.
+    pub name: String,
+    pub role: Role,
+    /// 1-based for replicas and sentinels, 0 for the master.
+    pub index: u8,
+    /// Fixed address on the group network; what Sentinel knows the node by.
+    pub ip: Ipv4Addr,
+    /// Port inside the container.
+    pub port: u16,
+    /// Host port to publish on `cluster.bind`; 0 = the engine picks.
+    pub host_port: u16,
+}
+
+impl Node {
+    /// Named data volume for redis nodes; sentinels keep no data.
+    pub fn volume(&self) -> Option<String> {
+        self.role.is_data().then(|| format!("{}-data", self.name))
+    }
+
+    /// Sentinel's 40-hex run id, fixed per node so that seeded `known-sentinel` lines
+    /// in the other sentinels' configs match the id this sentinel really has.
+    pub fn sentinel_myid(&self) -> String {
+        let digest = Sha256::digest(format!("rcluster-sentinel:{}", self.name).as_bytes());
+        hex::encode(digest)[..40].to_string()
+    }
+}
+
+/// Every node of a topology, in creation order: master, replicas, sentinels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Layout {
+    pub cluster: String,
+    pub subnet: Subnet,
+    pub nodes: Vec<Node>,
+}
+
+impl Layout {
+    pub fn new(topology: &Topology, subnet: Subnet) -> Layout {
+        let name = &topology.cluster.name;
+        let mut nodes = vec![Node {
+            key: "master".into(),
+            name: format!("{name}-master"),
+            role: Role::Master,
+            index: 0,
+            ip: subnet.host(10),
+            port: REDIS_PORT,
+            host_port: topology.master.port,
+        }];
+        for i in 1..=topology.replicas.count {
+            nodes.push(Node {
+                key: format!("replica-{i}"),
+                name: format!("{name}-replica-{i}"),
+                role: Role::Replica,
+                index: i,
+                ip: subnet.host(10 + i),
+                port: REDIS_PORT,
+                host_port: offset_port(topology.replicas.port, i),
+            });
+        }
+        for i in 1..=topology.sentinel.count {
+            nodes.push(Node {
+                key: format!("sentinel-{i}"),
+                name: format!("{name}-sentinel-{i}"),
+                role: Role::Sentinel,
+                index: i,
+                ip: subnet.host(100 + i),
+                port: SENTINEL_PORT,
+                host_port: offset_port(topology.sentinel.port, i),
+            });
+        }
+        Layout {
+            cluster: name.clone(),
+            subnet,
+            nodes,
+        }
+    }
+
+    pub fn network(&self) -> String {
+        format!("{}-net", self.cluster)
+    }
+
+    pub fn master(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    pub fn data_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role.is_data())
+    }
+
+    pub fn replicas(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Replica)
+    }
+
+    pub fn sentinels(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Sentinel)
+    }
+
+    pub fn node(&self, key_or_name: &str) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.key == key_or_name || n.name == key_or_name)
+    }
+
+    pub fn node_by_ip(&self, ip: Ipv4Addr) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.ip == ip)
+    }
+}
+
+/// First port + (i - 1), keeping 0 as "engine picks" for every node.
+fn offset_port(first: u16, i: u8) -> u16 {
+    if first == 0 { 0 } else { first + u16::from(i) - 1 }
+}
