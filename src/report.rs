@@ -1,1 +1,124 @@
-//! TODO
+//! Events (what happened) kept apart from display (how it is shown): the same run feeds an
+//! indicatif display on a terminal, plain lines elsewhere, nothing with `--quiet`, and a
+//! collected list for `--json`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// Seconds since the command started.
+    pub at: f64,
+    /// The node it is about, or empty for the group.
+    pub node: String,
+    pub message: String,
+}
+
+enum Display {
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<BTreeMap<String, ProgressBar>>,
+    },
+    Lines,
+    Silent,
+}
+
+pub struct Reporter {
+    start: Instant,
+    display: Display,
+    events: Mutex<Vec<Event>>,
+}
+
+impl Reporter {
+    /// Progress goes to stderr so that stdout stays clean for `--json` and scripts.
+    pub fn new(json: bool, quiet: bool) -> Reporter {
+        let display = if quiet || json {
+            Display::Silent
+        } else if std::io::stderr().is_terminal() {
+            Display::Bars {
+                multi: MultiProgress::new(),
+                bars: Mutex::new(BTreeMap::new()),
+            }
+        } else {
+            Display::Lines
+        };
+        Reporter {
+            start: Instant::now(),
+            display,
+            events: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Something happened to one node (`created`, `started`, `synced`, `watched`, ...).
+    pub fn node(&self, node: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.record(node, &message);
+        match &self.display {
+            Display::Bars { multi, bars } => {
+                let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+                let bar = bars.entry(node.to_string()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix:<22} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(node.to_string());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    bar
+                });
+                bar.set_message(message);
+            }
+            Display::Lines => eprintln!("{:>6.2}s {node:<22} {message}", self.elapsed()),
+            Display::Silent => {}
+        }
+    }
+
+    /// Something about the group as a whole.
+    pub fn info(&self, message: impl Into<String>) {
+        let message = message.into();
+        self.record("", &message);
+        match &self.display {
+            Display::Bars { multi, .. } => {
+                let _ = multi.println(&message);
+            }
+            Display::Lines => eprintln!("{:>6.2}s {message}", self.elapsed()),
+            Display::Silent => {}
+        }
+    }
+
+    /// Stop the spinners, leaving their last lines on screen.
+    pub fn finish(&self) {
+        if let Display::Bars { bars, .. } = &self.display {
+            for bar in bars.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                bar.finish();
+            }
+        }
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn record(&self, node: &str, message: &str) {
+        let event = Event {
+            at: (self.elapsed() * 1000.0).round() / 1000.0,
+            node: node.to_string(),
+            message: message.to_string(),
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+}

@@ -1,9 +1,114 @@
-//! `rcluster down`.
+//! `rcluster down`: remove what carries this group's project label, and nothing else.
+//! Works from labels alone: the topology file is read only for the group's name, leniently,
+//! so `down` works when the file changed, is invalid, or is gone (then use `--name`).
+
+use anyhow::Context;
+use futures_util::future::join_all;
 
 use super::Global;
 use crate::cli::DownArgs;
+use crate::docker::Engine;
+use crate::docker::observe::observe;
+use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::labels;
+use crate::state;
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
-    let _ = (global, args);
-    anyhow::bail!("`down` is not implemented yet")
+    let cluster = cluster_name(global)?;
+    let engine = Engine::connect().await?;
+    let observed = observe(&engine, &cluster).await?;
+
+    // Sentinels first so that none of them starts a failover while the data nodes go.
+    let (sentinels, data): (Vec<_>, Vec<_>) = observed
+        .containers
+        .iter()
+        .partition(|c| c.node.starts_with("sentinel"));
+    for batch in [sentinels, data] {
+        let results = join_all(batch.iter().map(|c| engine.remove_container(&c.id))).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    }
+    for network in &observed.networks {
+        engine.remove_network(&network.id).await?;
+    }
+    let (removed_volumes, kept_volumes) = if args.volumes {
+        let results = join_all(observed.volumes.iter().map(|v| engine.remove_volume(v))).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        // The generated password protected data that no longer exists.
+        state::forget(&cluster)?;
+        (observed.volumes.clone(), vec![])
+    } else {
+        (vec![], observed.volumes.clone())
+    };
+
+    let containers: Vec<&str> = observed
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let networks: Vec<&str> = observed.networks.iter().map(|n| n.name.as_str()).collect();
+    if global.json {
+        let value = serde_json::json!({
+            "name": cluster,
+            "removed": {"containers": containers, "networks": networks, "volumes": removed_volumes},
+            "kept": {"volumes": kept_volumes},
+        });
+        println!("{value}");
+    } else if !global.quiet {
+        if observed.is_empty() {
+            println!(
+                "group `{cluster}`: nothing to remove (no container, network or volume labelled {}={cluster})",
+                labels::PROJECT
+            );
+        } else {
+            println!(
+                "group `{cluster}`: removed {} container(s), {} network(s), {} volume(s)",
+                containers.len(),
+                networks.len(),
+                removed_volumes.len()
+            );
+            if !kept_volumes.is_empty() {
+                println!(
+                    "kept data volume(s) {} (`down --volumes` deletes them)",
+                    kept_volumes.join(", ")
+                );
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// `--name`, else `cluster.name` from the topology file read leniently (an invalid file
+/// must not stop a `down`), else the default name.
+fn cluster_name(global: &Global) -> anyhow::Result<String> {
+    if let Some(name) = &global.name {
+        return Ok(name.clone());
+    }
+    let text = std::fs::read_to_string(&global.file).map_err(|e| {
+        Exit::new(
+            EXIT_USAGE,
+            format!(
+                "cannot read `{}` to learn the group's name ({e}); pass `--name NAME`",
+                global.file.display()
+            ),
+        )
+    })?;
+    let value: toml::Table = match toml::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => {
+            return Err(Exit::new(
+                EXIT_USAGE,
+                format!(
+                    "`{}` does not parse, so the group's name is unknown; pass `--name NAME`",
+                    global.file.display()
+                ),
+            ))
+            .context("down removes by name and label only");
+        }
+    };
+    Ok(value
+        .get("cluster")
+        .and_then(|c| c.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("demo")
+        .to_string())
 }

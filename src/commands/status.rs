@@ -1,9 +1,262 @@
-//! `rcluster status`.
+//! `rcluster status`: every node as it reports itself, and whether the group is healthy.
+
+use std::time::Duration;
 
 use super::Global;
 use crate::cli::StatusArgs;
+use crate::docker::Engine;
+use crate::docker::observe::observe;
+use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::group;
+use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
+use crate::probe::Probe;
+use crate::state;
+use crate::topology::{Layout, Loaded, Role};
 
 pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
-    let _ = (global, args);
-    anyhow::bail!("`status` is not implemented yet")
+    let loaded = group::load(global)?;
+    let engine = Engine::connect().await?;
+    if args.watch {
+        loop {
+            let text = snapshot(global, args, &loaded, &engine).await?.1;
+            // Clear the screen and redraw, like `watch`.
+            print!("\x1b[2J\x1b[H{text}");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
+            }
+        }
+    }
+    let (code, text) = snapshot(global, args, &loaded, &engine).await?;
+    if !global.quiet || global.json {
+        print!("{text}");
+    }
+    Ok(code)
+}
+
+/// One probe of the group: (exit code, text to print).
+async fn snapshot(
+    global: &Global,
+    args: &StatusArgs,
+    loaded: &Loaded,
+    engine: &Engine,
+) -> anyhow::Result<(i32, String)> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let observed = observe(engine, cluster).await?;
+    let layout = group::layout(topology, &observed);
+    if observed.containers.is_empty() {
+        let text = if global.json {
+            format!(
+                "{}\n",
+                serde_json::json!({"name": cluster, "healthy": false, "exists": false, "master": null, "nodes": [], "problems": [{"node": cluster, "reason": "the group does not exist"}]})
+            )
+        } else {
+            format!("group `{cluster}` does not exist (run `rcluster up`)\n")
+        };
+        return Ok((EXIT_FAILED, text));
+    }
+    let password = group::password(loaded)?;
+    let probe = Probe::new(password.clone())
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+    let reports =
+        group::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
+    let health = health::evaluate(&layout, &reports, STATUS_MAX_LAG_BYTES);
+    let code = if health.healthy { EXIT_OK } else { EXIT_FAILED };
+    let origin = state::password_origin(loaded, cluster);
+    let text = if global.json {
+        let mut value = json(
+            cluster,
+            &layout,
+            &reports,
+            &health,
+            topology.cluster.bind,
+            &origin,
+        );
+        if args.show_secrets {
+            value["password"] = serde_json::Value::String(password.expose().to_string());
+        }
+        format!("{value}\n")
+    } else {
+        let mut text = table(cluster, &reports, &health, topology.cluster.bind);
+        text.push_str(&format!("password: {origin}"));
+        if args.show_secrets {
+            text.push_str(&format!(" = {}", password.expose()));
+        }
+        text.push('\n');
+        text
+    };
+    Ok((code, text))
+}
+
+fn details(r: &NodeReport, master_offset: Option<i64>) -> String {
+    match (&r.replication, &r.sentinel) {
+        (Some(Err(e)), _) | (_, Some(Err(e))) => format!("error: {e}"),
+        (Some(Ok(rep)), _) if rep.is_master() => {
+            format!(
+                "offset {}, {} replica(s) connected",
+                rep.offset,
+                rep.connected_replicas.len()
+            )
+        }
+        (Some(Ok(rep)), _) => {
+            let lag = master_offset.map_or(String::new(), |m| {
+                format!(", {} B behind", (m - rep.offset).max(0))
+            });
+            format!(
+                "follows {}, link {}, offset {}{lag}",
+                rep.master_host.as_deref().unwrap_or("-"),
+                rep.master_link_status.as_deref().unwrap_or("-"),
+                rep.offset
+            )
+        }
+        (_, Some(Ok(v))) => format!(
+            "master {}, {} replica(s), {} other sentinel(s){}",
+            v.master
+                .as_ref()
+                .map_or("-".to_string(), |(ip, p)| format!("{ip}:{p}")),
+            v.replicas.iter().filter(|p| !p.is_down()).count(),
+            v.sentinels.iter().filter(|p| !p.is_down()).count(),
+            if v.master_is_down() {
+                format!(" (master flags {})", v.master_flags.join(","))
+            } else {
+                String::new()
+            }
+        ),
+        _ => String::new(),
+    }
+}
+
+fn master_offset(reports: &[NodeReport], health: &Health) -> Option<i64> {
+    let m = health.master.as_ref()?;
+    reports
+        .iter()
+        .find(|r| r.node == *m)
+        .and_then(|r| r.replication.as_ref()?.as_ref().ok())
+        .map(|rep| rep.offset)
+}
+
+fn published(r: &NodeReport, bind: std::net::IpAddr) -> String {
+    r.host_port
+        .map_or("-".to_string(), |p| format!("{bind}:{p}"))
+}
+
+fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net::IpAddr) -> String {
+    let verdict = if health.healthy {
+        "healthy".to_string()
+    } else {
+        format!("DEGRADED ({} problem(s))", health.problems.len())
+    };
+    let mut out = format!("group `{cluster}`: {verdict}\n");
+    let mo = master_offset(reports, health);
+    let rows: Vec<[String; 6]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.node.name.clone(),
+                r.reported_role().unwrap_or("?").to_string(),
+                r.state.clone(),
+                format!("{}:{}", r.node.ip, r.node.port),
+                published(r, bind),
+                details(r, mo),
+            ]
+        })
+        .collect();
+    let header = ["NODE", "ROLE", "STATE", "ADDRESS", "PUBLISHED", "DETAILS"].map(str::to_string);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    match &health.master {
+        Some(m) => out.push_str(&format!(
+            "master: `{}` at {}:{}; sentinels agree: {}\n",
+            m.name,
+            m.ip,
+            m.port,
+            if health.sentinels_agree { "yes" } else { "no" }
+        )),
+        None => out.push_str("master: none\n"),
+    }
+    for p in &health.problems {
+        out.push_str(&format!("problem: {}: {}\n", p.node, p.reason));
+    }
+    out
+}
+
+fn json(
+    cluster: &str,
+    layout: &Layout,
+    reports: &[NodeReport],
+    health: &Health,
+    bind: std::net::IpAddr,
+    password_origin: &str,
+) -> serde_json::Value {
+    let mo = master_offset(reports, health);
+    let nodes: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::json!({
+                "name": r.node.name,
+                "node": r.node.key,
+                "role": r.reported_role(),
+                "created_as": r.node.role,
+                "state": r.state,
+                "host": r.node.ip.to_string(),
+                "port": r.node.port,
+                "published": r.host_port.map(|p| format!("{bind}:{p}")),
+            });
+            if let Some(Ok(rep)) = &r.replication {
+                v["offset"] = rep.offset.into();
+                if !rep.is_master() {
+                    v["master_host"] = rep.master_host.clone().into();
+                    v["link"] = rep.master_link_status.clone().into();
+                    v["lag_bytes"] = mo.map(|m| (m - rep.offset).max(0)).into();
+                }
+            }
+            if let Some(Ok(view)) = &r.sentinel {
+                v["sees_master"] = view
+                    .master
+                    .as_ref()
+                    .map(|(ip, p)| format!("{ip}:{p}"))
+                    .into();
+                v["replicas"] = view.replicas.iter().filter(|p| !p.is_down()).count().into();
+                v["sentinels"] = view
+                    .sentinels
+                    .iter()
+                    .filter(|p| !p.is_down())
+                    .count()
+                    .into();
+            }
+            if let (Some(Err(e)), _) | (_, Some(Err(e))) = (&r.replication, &r.sentinel) {
+                v["error"] = e.clone().into();
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "name": cluster,
+        "healthy": health.healthy,
+        "master": health.master.as_ref().map(|m| serde_json::json!({"node": m.name, "host": m.ip.to_string(), "port": m.port})),
+        "sentinels_agree": health.sentinels_agree,
+        "subnet": layout.subnet.to_string(),
+        "counts": {
+            "master": reports.iter().filter(|r| r.reported_role() == Some("master")).count(),
+            "replica": reports.iter().filter(|r| r.reported_role() == Some("replica")).count(),
+            "sentinel": reports.iter().filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some()).count(),
+        },
+        "nodes": nodes,
+        "problems": health.problems,
+        "password_source": password_origin,
+    })
 }

@@ -1,9 +1,306 @@
-//! `rcluster up`.
+//! `rcluster up`: load -> observe -> plan -> apply -> wait healthy -> report.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use super::Global;
 use crate::cli::UpArgs;
+use crate::docker::apply::Executor;
+use crate::docker::observe::{foreign_conflicts, observe};
+use crate::docker::{Engine, image};
+use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::group;
+use crate::health::Health;
+use crate::plan::{self, Plan, Step};
+use crate::probe::Probe;
+use crate::report::Reporter;
+use crate::state;
+use crate::topology::{Layout, Loaded};
 
 pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
-    let _ = (global, args);
-    anyhow::bail!("`up` is not implemented yet")
+    let loaded = group::load(global)?;
+    let report = Reporter::new(global.json, global.quiet);
+    let engine = Engine::connect().await?;
+    let cluster = loaded.topology.cluster.name.clone();
+    let work = up(global, args, &loaded, &engine, &report);
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => {
+            report.finish();
+            let observed = observe(&engine, &cluster).await?;
+            let exists: Vec<String> = observed.containers.iter().map(|c| format!("{} ({})", c.name, c.state)).collect();
+            Err(Exit::new(
+                EXIT_INTERRUPTED,
+                format!(
+                    "interrupted; group `{cluster}` now has: {}. Run `rcluster up` to finish it or `rcluster down` to remove it",
+                    if exists.is_empty() { "nothing".to_string() } else { exists.join(", ") }
+                ),
+            ).into())
+        }
+    }
+}
+
+async fn up(
+    global: &Global,
+    args: &UpArgs,
+    loaded: &Loaded,
+    engine: &Engine,
+    report: &Reporter,
+) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let observed = observe(engine, cluster).await?;
+    let subnet = group::choose_subnet(engine, topology, &observed).await?;
+    let layout = Layout::new(topology, subnet);
+
+    let conflicts = foreign_conflicts(engine, &layout, &observed).await?;
+    if !conflicts.is_empty() {
+        return Err(Exit::new(
+            EXIT_USAGE,
+            format!(
+                "nothing was changed: {}; rcluster never touches what it did not create. Choose another `cluster.name` (or `--name`), or remove them yourself",
+                conflicts.join("; ")
+            ),
+        )
+        .into());
+    }
+
+    let source = image::choose(topology.redis.image.as_deref())?;
+    let hashes = group::config_hashes(topology, &layout, &source.choice())?;
+    let existing_password = state::password(loaded, cluster)?;
+    let master = match &existing_password {
+        Some(p) if !observed.containers.is_empty() => {
+            group::current_master(
+                &layout,
+                &observed,
+                &Probe::new(p.clone()),
+                &topology.sentinel.master_name,
+            )
+            .await
+        }
+        _ => layout.master().ip,
+    };
+    let plan = plan::plan(&layout, &hashes, &observed, master);
+
+    if args.dry_run {
+        print!("{plan}");
+        return Ok(EXIT_OK);
+    }
+    check_ports_free(&layout, &plan, topology.cluster.bind)?;
+
+    let password = state::password_or_generate(loaded, cluster)?;
+    let image = image::ensure(engine, &source, |line| report.info(line)).await?;
+    let probe = Probe::new(password.clone());
+    let executor = Executor {
+        engine,
+        topology,
+        layout: &layout,
+        password: &password,
+        image: &image,
+        hashes: &hashes,
+        report,
+    };
+    if plan.is_empty() {
+        report.info(format!(
+            "group `{cluster}` exists and matches the topology; checking health"
+        ));
+    }
+    apply(
+        &executor,
+        &plan,
+        &probe,
+        &layout,
+        &topology.sentinel.master_name,
+        args,
+    )
+    .await?;
+
+    let timeout = Duration::from_secs(args.timeout);
+    let health = group::wait_healthy(
+        engine,
+        &layout,
+        &probe,
+        &topology.sentinel.master_name,
+        timeout,
+        0,
+        |reports, _| {
+            for r in reports {
+                if r.reported_role().is_some() {
+                    report.node(&r.node.name, "answering");
+                }
+            }
+        },
+    )
+    .await?;
+    for node in &layout.nodes {
+        report.node(
+            &node.name,
+            if node.role.is_data() {
+                "synced"
+            } else {
+                "watching"
+            },
+        );
+    }
+    report.finish();
+    print_result(global, cluster, &plan, &health, report);
+    Ok(EXIT_OK)
+}
+
+/// Network and volumes first, then every node at once (replicas retry their master, and
+/// seeded sentinel configs need nobody else to be up), then the rolling steps one by one,
+/// each after the group is healthy again.
+async fn apply(
+    executor: &Executor<'_>,
+    plan: &Plan,
+    probe: &Probe,
+    layout: &Layout,
+    master_name: &str,
+    args: &UpArgs,
+) -> anyhow::Result<()> {
+    let (rolling, parallel): (Vec<&Step>, Vec<&Step>) =
+        plan.steps.iter().partition(|s| s.is_rolling());
+    let (setup, nodes): (Vec<&Step>, Vec<&Step>) = parallel
+        .into_iter()
+        .partition(|s| matches!(s, Step::CreateNetwork { .. } | Step::CreateVolume { .. }));
+    for step in setup
+        .iter()
+        .filter(|s| matches!(s, Step::CreateNetwork { .. }))
+    {
+        executor.run(step, plan.master).await?;
+    }
+    first_error(
+        join_all(
+            setup
+                .iter()
+                .filter(|s| matches!(s, Step::CreateVolume { .. }))
+                .map(|s| executor.run(s, plan.master)),
+        )
+        .await,
+    )?;
+    first_error(join_all(nodes.iter().map(|s| executor.run(s, plan.master))).await)?;
+
+    let mut master = plan.master;
+    let timeout = Duration::from_secs(args.timeout);
+    for step in rolling {
+        group::wait_healthy(
+            executor.engine,
+            layout,
+            probe,
+            master_name,
+            timeout,
+            0,
+            |_, _| {},
+        )
+        .await?;
+        match step {
+            Step::Failover { from, .. } => {
+                master = failover(executor, probe, layout, master_name, from, timeout).await?;
+            }
+            _ => executor.run(step, master).await?,
+        }
+    }
+    Ok(())
+}
+
+fn first_error(results: Vec<anyhow::Result<()>>) -> anyhow::Result<()> {
+    results
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()
+        .map(|_| ())
+}
+
+/// Ask a sentinel to fail over and wait until every sentinel names a new master.
+async fn failover(
+    executor: &Executor<'_>,
+    probe: &Probe,
+    layout: &Layout,
+    master_name: &str,
+    from: &str,
+    timeout: Duration,
+) -> anyhow::Result<std::net::Ipv4Addr> {
+    let old = layout.node(from).map(|n| n.ip);
+    let sentinel = layout
+        .sentinels()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no sentinel to ask for a failover"))?;
+    let mut con = probe.connect(group::addr(sentinel)).await?;
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(master_name)
+        .query_async(&mut con)
+        .await?;
+    executor.report.node(from, "failing over before recreate");
+    let health = group::wait_healthy(
+        executor.engine,
+        layout,
+        probe,
+        master_name,
+        timeout,
+        0,
+        |_, _| {},
+    )
+    .await?;
+    let new = health.master.map(|m| m.ip).filter(|ip| Some(*ip) != old);
+    new.ok_or_else(|| anyhow::anyhow!("the sentinels did not move the master away from `{from}`"))
+}
+
+/// A published port already taken by another process: say so before creating anything.
+fn check_ports_free(layout: &Layout, plan: &Plan, bind: std::net::IpAddr) -> anyhow::Result<()> {
+    let mut taken = Vec::new();
+    for step in &plan.steps {
+        if let Step::CreateNode { node, .. } | Step::RecreateNode { node, .. } = step
+            && let Some(n) = layout.node(node)
+            && n.host_port != 0
+            && !matches!(step, Step::RecreateNode { .. })
+            && TcpListener::bind((bind, n.host_port)).is_err()
+        {
+            taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));
+        }
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(Exit::new(
+        EXIT_USAGE,
+        format!(
+            "nothing was changed: host port {} already in use by another process; change the ports in the topology (0 lets the engine pick)",
+            taken.join(", ")
+        ),
+    )
+    .into())
+}
+
+fn print_result(global: &Global, cluster: &str, plan: &Plan, health: &Health, report: &Reporter) {
+    let master = health.master.as_ref();
+    if global.json {
+        let value = serde_json::json!({
+            "name": cluster,
+            "healthy": health.healthy,
+            "elapsed_ms": (report.elapsed() * 1000.0).round() as u64,
+            "changed": !plan.is_empty(),
+            "steps": plan.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "master": master.map(|m| serde_json::json!({"node": m.name, "host": m.ip.to_string(), "port": m.port})),
+            "events": report.events(),
+        });
+        println!("{value}");
+    } else if !global.quiet {
+        let what = if plan.is_empty() {
+            "unchanged, healthy"
+        } else {
+            "healthy"
+        };
+        match master {
+            Some(m) => println!(
+                "group `{cluster}` {what} in {:.2}s; master `{}` at {}:{}",
+                report.elapsed(),
+                m.name,
+                m.ip,
+                m.port
+            ),
+            None => println!("group `{cluster}` {what} in {:.2}s", report.elapsed()),
+        }
+    }
 }

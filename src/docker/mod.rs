@@ -1,11 +1,10 @@
-//! The only module that calls bollard.
+//! Side effects on the Docker engine. `client` is the only code that calls bollard;
+//! `image` provisions the redis image; `observe` takes the snapshot `plan` works from;
+//! `apply` executes a plan.
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DockerError(String);
+pub mod apply;
+pub mod client;
+pub mod image;
+pub mod observe;
 
-impl DockerError {
-    pub fn exit_code(&self) -> i32 {
-        crate::error::EXIT_ENGINE
-    }
-}
+pub use client::{DockerError, Engine};

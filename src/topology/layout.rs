@@ -89,6 +89,47 @@ impl Subnet {
     }
 }
 
+/// An IPv4 network as (address, prefix length), for overlap checks.
+pub type Cidr = (Ipv4Addr, u8);
+
+/// `10.0.0.0/8` -> (10.0.0.0, 8); `None` for IPv6 or garbage.
+pub fn parse_cidr(text: &str) -> Option<Cidr> {
+    let (addr, prefix) = text.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((addr.parse().ok()?, prefix))
+}
+
+fn overlaps(a: Cidr, b: Cidr) -> bool {
+    let mask = |p: u8| {
+        if p == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(p))
+        }
+    };
+    let shorter = a.1.min(b.1);
+    (u32::from(a.0) & mask(shorter)) == (u32::from(b.0) & mask(shorter))
+}
+
+impl Subnet {
+    pub fn cidr(self) -> Cidr {
+        (self.host(0), 24)
+    }
+
+    pub fn overlaps_any(self, used: &[Cidr]) -> bool {
+        used.iter().any(|u| overlaps(self.cidr(), *u))
+    }
+
+    /// The first candidate from `preferred` on that overlaps nothing in `used`.
+    pub fn first_free(preferred: Subnet, used: &[Cidr]) -> Option<Subnet> {
+        let start = preferred.candidate_index().unwrap_or(0);
+        (0..Self::CANDIDATES)
+            .map(|i| Self::candidate(start + i))
+            .find(|s| !s.overlaps_any(used))
+    }
+}
+
 impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [a, b, c] = self.0;
@@ -103,14 +144,18 @@ impl FromStr for Subnet {
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not a CIDR like `172.28.5.0/24`"))?;
         if prefix != "24" {
-            return Err(format!("`{s}` must be a /24 (rcluster gives each node a fixed address in it)"));
+            return Err(format!(
+                "`{s}` must be a /24 (rcluster gives each node a fixed address in it)"
+            ));
         }
         let ip: Ipv4Addr = addr
             .parse()
             .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
         let [a, b, c, d] = ip.octets();
         if d != 0 {
-            return Err(format!("`{s}` has host bits set; did you mean `{a}.{b}.{c}.0/24`?"));
+            return Err(format!(
+                "`{s}` has host bits set; did you mean `{a}.{b}.{c}.0/24`?"
+            ));
         }
         Ok(Subnet([a, b, c]))
     }
@@ -230,5 +275,51 @@ impl Layout {
 
 /// First port + (i - 1), keeping 0 as "engine picks" for every node.
 fn offset_port(first: u16, i: u8) -> u16 {
-    if first == 0 { 0 } else { first + u16::from(i) - 1 }
+    if first == 0 {
+        0
+    } else {
+        first + u16::from(i) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_parse_and_print() {
+        let s: Subnet = "172.28.5.0/24".parse().unwrap();
+        assert_eq!(s.to_string(), "172.28.5.0/24");
+        assert_eq!(s.gateway(), Ipv4Addr::new(172, 28, 5, 1));
+        assert!("172.28.5.0/16".parse::<Subnet>().is_err());
+        assert!(
+            "172.28.5.9/24"
+                .parse::<Subnet>()
+                .unwrap_err()
+                .contains("172.28.5.0/24")
+        );
+    }
+
+    #[test]
+    fn derived_subnets_are_stable_candidates() {
+        let a = Subnet::derived("demo");
+        assert_eq!(a, Subnet::derived("demo"));
+        assert_eq!(Subnet::candidate(a.candidate_index().unwrap()), a);
+    }
+
+    #[test]
+    fn first_free_skips_overlapping_networks() {
+        let preferred = Subnet::candidate(0);
+        let used = vec![
+            parse_cidr("172.28.0.0/23").unwrap(),
+            parse_cidr("10.0.0.0/8").unwrap(),
+        ];
+        assert_eq!(
+            Subnet::first_free(preferred, &used),
+            Some(Subnet::candidate(2))
+        );
+        let everything = vec![parse_cidr("172.16.0.0/12").unwrap()];
+        assert_eq!(Subnet::first_free(preferred, &everything), None);
+        assert!(parse_cidr("fd00::/64").is_none());
+    }
 }

@@ -175,3 +175,9 @@ pub fn load(path: &std::path::Path, name: Option<&str>) -> Result<Loaded, Topolo
     let _ = (path, name);
     todo!("topology::load")
 }
+
+/// Placeholder until the diagnostics printer lands.
+pub fn format_diagnostics(file: &std::path::Path, diagnostics: &[Diagnostic]) -> String {
+    let _ = (file, diagnostics);
+    String::new()
+}

@@ -1,0 +1,227 @@
+//! Executes a plan's steps against the engine. Makes no decisions: what to do and in which
+//! order comes from `plan`; this turns each step into engine calls.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::Context;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
+
+use super::Engine;
+use super::image::{ImageChoice, REDIS_UID, add_owned};
+use super::observe::labels_for;
+use crate::labels;
+use crate::plan::Step;
+use crate::render;
+use crate::report::Reporter;
+use crate::secret::Secret;
+use crate::topology::{Layout, Node, Role, Subnet, Topology};
+
+/// Directory in the container that holds the node's config file (owned by the redis user:
+/// Sentinel and `CONFIG REWRITE` replace the file by rename, so the directory must be
+/// writable, and a bind-mounted file would break that).
+pub const CONFIG_DIR: &str = "/etc/redis";
+/// Mount point of a data node's volume; the rendered `dir`.
+pub const DATA_DIR: &str = "/data";
+
+/// Everything the executor needs; built once by `up`.
+pub struct Executor<'a> {
+    pub engine: &'a Engine,
+    pub topology: &'a Topology,
+    pub layout: &'a Layout,
+    pub password: &'a Secret,
+    pub image: &'a ImageChoice,
+    pub hashes: &'a HashMap<String, String>,
+    pub report: &'a Reporter,
+}
+
+impl Executor<'_> {
+    fn node(&self, name: &str) -> anyhow::Result<&Node> {
+        self.layout
+            .node(name)
+            .with_context(|| format!("node `{name}` is not in the layout"))
+    }
+
+    /// Run one step. `master` is who new nodes follow.
+    pub async fn run(&self, step: &Step, master: Ipv4Addr) -> anyhow::Result<()> {
+        match step {
+            Step::CreateNetwork { name, subnet } => {
+                self.create_network(name, *subnet).await?;
+                self.report
+                    .info(format!("created network `{name}` ({subnet})"));
+            }
+            Step::CreateVolume { name } => {
+                let owner = self
+                    .layout
+                    .nodes
+                    .iter()
+                    .find(|n| n.volume().as_deref() == Some(name.as_str()));
+                let mut extra = vec![];
+                if let Some(n) = owner {
+                    extra.push((labels::NODE, n.key.clone()));
+                }
+                self.engine
+                    .create_volume(name, labels_for(&self.layout.cluster, &extra))
+                    .await?;
+            }
+            Step::CreateNode { node, replace, .. } => {
+                let node = self.node(node)?;
+                if *replace {
+                    self.engine.remove_container(&node.name).await?;
+                }
+                self.create_node(node, master).await?;
+            }
+            Step::StartNode { node, .. } => {
+                self.engine.start_container(node).await?;
+                self.report.node(node, "started");
+            }
+            Step::UnpauseNode { node, .. } => {
+                self.engine.unpause_container(node).await?;
+                self.report.node(node, "unpaused");
+            }
+            Step::RecreateNode { node, .. } => {
+                let node = self.node(node)?;
+                self.engine.remove_container(&node.name).await?;
+                self.report.node(&node.name, "removed (config changed)");
+                self.create_node(node, master).await?;
+            }
+            Step::Failover { .. } => {
+                anyhow::bail!("a failover step is run by `up` itself, not the executor")
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_network(&self, name: &str, subnet: Subnet) -> anyhow::Result<()> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".to_string()),
+            ipam: Some(Ipam {
+                driver: Some("default".to_string()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels_for(
+                &self.layout.cluster,
+                &[(labels::SUBNET, subnet.to_string())],
+            )),
+            ..Default::default()
+        };
+        self.engine.create_network(request).await?;
+        Ok(())
+    }
+
+    /// Create the container, copy its config in (0600, owned by the redis user), start it.
+    pub async fn create_node(&self, node: &Node, master: Ipv4Addr) -> anyhow::Result<()> {
+        let config = render::node_config(
+            self.topology,
+            self.layout,
+            node,
+            master,
+            self.password.expose(),
+        )?;
+        let body = self.container_body(node);
+        self.engine.create_container(&node.name, body).await?;
+        self.report.node(&node.name, "created");
+        let file = render::config_file_name(node);
+        let mut tar = tar::Builder::new(Vec::new());
+        add_owned(&mut tar, file, config.as_bytes(), 0o600, REDIS_UID)?;
+        let tar = tar
+            .into_inner()
+            .context("cannot build the config archive")?;
+        self.engine.upload(&node.name, CONFIG_DIR, tar).await?;
+        self.engine.start_container(&node.name).await?;
+        self.report.node(&node.name, "started");
+        Ok(())
+    }
+
+    fn container_body(&self, node: &Node) -> ContainerCreateBody {
+        let config_path = format!("{CONFIG_DIR}/{}", render::config_file_name(node));
+        let cmd = match node.role {
+            Role::Sentinel => vec![
+                "redis-server".to_string(),
+                config_path,
+                "--sentinel".to_string(),
+            ],
+            _ => vec!["redis-server".to_string(), config_path],
+        };
+        let port = format!("{}/tcp", node.port);
+        let bind: IpAddr = self.topology.cluster.bind;
+        let host_port = if node.host_port == 0 {
+            String::new()
+        } else {
+            node.host_port.to_string()
+        };
+        let network = self.layout.network();
+        let hash = self.hashes.get(&node.key).cloned().unwrap_or_default();
+        let mounts = node.volume().map(|volume| {
+            vec![Mount {
+                target: Some(DATA_DIR.to_string()),
+                source: Some(volume),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }]
+        });
+        // rcluster's own image runs as the redis user from the first instruction, so it
+        // needs no capability at all. The official image starts as root and drops to
+        // `redis` with gosu, which needs its default capabilities.
+        let (user, cap_drop) = if self.image.own {
+            (
+                Some(format!("{REDIS_UID}:{REDIS_UID}")),
+                Some(vec!["ALL".to_string()]),
+            )
+        } else {
+            (None, None)
+        };
+        ContainerCreateBody {
+            image: Some(self.image.reference.clone()),
+            cmd: Some(cmd),
+            hostname: Some(node.name.clone()),
+            user,
+            labels: Some(labels_for(
+                &self.layout.cluster,
+                &[
+                    (labels::ROLE, node.role.to_string()),
+                    (labels::NODE, node.key.clone()),
+                    (labels::CONFIG_HASH, hash),
+                ],
+            )),
+            exposed_ports: Some(vec![port.clone()]),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    port,
+                    Some(vec![PortBinding {
+                        host_ip: Some(bind.to_string()),
+                        host_port: Some(host_port),
+                    }]),
+                )])),
+                mounts,
+                network_mode: Some(network.clone()),
+                cap_drop,
+                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(node.ip.to_string()),
+                            ..Default::default()
+                        }),
+                        aliases: Some(vec![node.key.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        }
+    }
+}

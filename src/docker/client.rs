@@ -1,0 +1,456 @@
+//! The one wrapper around `bollard::Docker`. Each method is one engine verb; its error names
+//! the operation and the resource. Nothing here decides anything.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, Network,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, Volume,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use crate::error::{EXIT_ENGINE, EXIT_FAILED, EXIT_USAGE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker engine at `{socket}`: is the daemon running (`systemctl status docker`), and may this user use the socket (root, or the `docker` group)? Set DOCKER_HOST to use another engine"
+    )]
+    Unreachable {
+        socket: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("failed to {op} `{resource}`")]
+    Api {
+        op: &'static str,
+        resource: String,
+        #[source]
+        source: BollardError,
+    },
+    /// Something with our name exists but is not ours: we never touch it.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl DockerError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DockerError::Unreachable { .. } => EXIT_ENGINE,
+            DockerError::Conflict(_) => EXIT_USAGE,
+            DockerError::Api { source, .. } => match source {
+                BollardError::DockerResponseServerError {
+                    status_code: 403, ..
+                } => EXIT_ENGINE,
+                _ => EXIT_FAILED,
+            },
+        }
+    }
+
+    /// The engine said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Api {
+                source: BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
+    /// The engine said the operation is already done (e.g. container already stopped).
+    pub fn is_not_modified(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Api {
+                source: BollardError::DockerResponseServerError {
+                    status_code: 304,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DockerError>;
+
+fn api(op: &'static str, resource: &str) -> impl FnOnce(BollardError) -> DockerError {
+    let resource = resource.to_string();
+    move |source| DockerError::Api {
+        op,
+        resource,
+        source,
+    }
+}
+
+/// Label filter map for list calls.
+fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), labels.to_vec())])
+}
+
+/// A handle on the engine. Cheap to clone (bollard's client is reference-counted).
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connect with the local defaults (DOCKER_HOST or the unix socket) and agree on an API
+    /// version: the engines here speak 1.41, older than bollard's default.
+    pub async fn connect() -> Result<Engine> {
+        let socket = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |source| DockerError::Unreachable {
+            socket: socket.clone(),
+            source,
+        };
+        let docker = Docker::connect_with_local_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(Engine { docker })
+    }
+
+    // ---- containers ----
+
+    pub async fn list_containers(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(labels))
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api("list containers labelled", &labels.join(",")))
+    }
+
+    /// Inspect by name or id; `None` when it does not exist.
+    pub async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInspectResponse>> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                let e = api("inspect container", name)(e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    pub async fn create_container(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map(|r| r.id)
+            .map_err(api("create container", name))
+    }
+
+    /// Unpack a tar archive at `path` inside a (created, not necessarily started) container.
+    pub async fn upload(&self, container: &str, path: &str, tar: Vec<u8>) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::new().path(path).build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(api("copy config files into container", container))
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<()> {
+        match self.docker.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = api("start container", name)(e);
+                if e.is_not_modified() { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    pub async fn kill_container(&self, name: &str, signal: &str) -> Result<()> {
+        let options = KillContainerOptionsBuilder::new().signal(signal).build();
+        self.docker
+            .kill_container(name, Some(options))
+            .await
+            .map_err(api("kill container", name))
+    }
+
+    pub async fn stop_container(&self, name: &str, grace_secs: i32) -> Result<()> {
+        let options = StopContainerOptionsBuilder::new().t(grace_secs).build();
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = api("stop container", name)(e);
+                if e.is_not_modified() { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    pub async fn pause_container(&self, name: &str) -> Result<()> {
+        self.docker
+            .pause_container(name)
+            .await
+            .map_err(api("pause container", name))
+    }
+
+    pub async fn unpause_container(&self, name: &str) -> Result<()> {
+        self.docker
+            .unpause_container(name)
+            .await
+            .map_err(api("unpause container", name))
+    }
+
+    /// Force-remove; "already gone" is success.
+    pub async fn remove_container(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = api("remove container", name)(e);
+                if e.is_not_found() { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    /// The last `tail` lines of a container's stdout and stderr.
+    pub async fn logs_tail(&self, name: &str, tail: usize) -> Result<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut out = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(api("read logs of container", name))?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// Follow (or dump) a container's logs as a stream of text chunks.
+    pub fn logs_stream(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> impl futures_util::Stream<Item = Result<String>> + use<> {
+        let tail = tail.map_or("all".to_string(), |n| n.to_string());
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
+        let owned = name.to_string();
+        self.docker.logs(name, Some(options)).map(move |chunk| {
+            chunk
+                .map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned())
+                .map_err(api("read logs of container", &owned))
+        })
+    }
+
+    // ---- networks ----
+
+    pub async fn list_networks(&self, labels: &[String]) -> Result<Vec<Network>> {
+        let options = ListNetworksOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        self.docker
+            .list_networks(Some(options))
+            .await
+            .map_err(api("list networks labelled", &labels.join(",")))
+    }
+
+    /// Every network on the engine (to find a free subnet and name conflicts).
+    pub async fn list_all_networks(&self) -> Result<Vec<Network>> {
+        self.docker
+            .list_networks(None)
+            .await
+            .map_err(api("list networks", "*"))
+    }
+
+    pub async fn create_network(&self, request: NetworkCreateRequest) -> Result<String> {
+        let name = request.name.clone();
+        self.docker
+            .create_network(request)
+            .await
+            .map(|r| r.id)
+            .map_err(api("create network", &name))
+    }
+
+    /// Remove by id (the engine accepts duplicate names); "already gone" is success.
+    pub async fn remove_network(&self, id: &str) -> Result<()> {
+        match self.docker.remove_network(id).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = api("remove network", id)(e);
+                if e.is_not_found() { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        request: NetworkConnectRequest,
+    ) -> Result<()> {
+        self.docker
+            .connect_network(network, request)
+            .await
+            .map_err(api("connect container to network", network))
+    }
+
+    pub async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
+        let request = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        self.docker
+            .disconnect_network(network, request)
+            .await
+            .map_err(api("disconnect container from network", network))
+    }
+
+    // ---- volumes ----
+
+    pub async fn list_volumes(&self, labels: &[String]) -> Result<Vec<Volume>> {
+        let options = ListVolumesOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        self.docker
+            .list_volumes(Some(options))
+            .await
+            .map(|r| r.volumes.unwrap_or_default())
+            .map_err(api("list volumes labelled", &labels.join(",")))
+    }
+
+    pub async fn inspect_volume(&self, name: &str) -> Result<Option<Volume>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                let e = api("inspect volume", name)(e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(api("create volume", name))
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let options = RemoveVolumeOptionsBuilder::new().force(false).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = api("remove volume", name)(e);
+                if e.is_not_found() { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    // ---- images ----
+
+    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+        match self.docker.inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = api("inspect image", reference)(e);
+                if e.is_not_found() { Ok(false) } else { Err(e) }
+            }
+        }
+    }
+
+    /// Build an image from an in-memory context with the classic builder.
+    pub async fn build_image(&self, tag: &str, context: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut log = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(api("build image", tag))?;
+            if let Some(line) = info.stream {
+                log.push_str(&line);
+            }
+            if let Some(detail) = info.error_detail {
+                return Err(DockerError::Conflict(format!(
+                    "failed to build image `{tag}`: {}\n{log}",
+                    detail.message.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pull an image, calling `progress` with each status line.
+    pub async fn pull_image(&self, reference: &str, mut progress: impl FnMut(&str)) -> Result<()> {
+        let (repo, tag) = split_reference(reference);
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(api("pull image", reference))?;
+            if let Some(detail) = info.error_detail {
+                return Err(DockerError::Conflict(format!(
+                    "failed to pull image `{reference}`: {}",
+                    detail.message.unwrap_or_default()
+                )));
+            }
+            if let Some(status) = info.status {
+                progress(&status);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `redis:7.2` -> (`redis`, `7.2`); `host:5000/redis` -> (`host:5000/redis`, `latest`).
+fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn splits_image_references() {
+        assert_eq!(split_reference("redis:7.2"), ("redis", "7.2"));
+        assert_eq!(split_reference("redis"), ("redis", "latest"));
+        assert_eq!(
+            split_reference("reg:5000/team/redis"),
+            ("reg:5000/team/redis", "latest")
+        );
+        assert_eq!(split_reference("reg:5000/redis:7"), ("reg:5000/redis", "7"));
+    }
+}

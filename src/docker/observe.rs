@@ -1,0 +1,200 @@
+//! One snapshot of what the engine has for a cluster, found by the project label alone.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use bollard::models::{ContainerSummary, Network};
+
+use super::{DockerError, Engine};
+use crate::labels;
+use crate::topology::{Layout, Subnet};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    /// The node key label (`master`, `replica-1`, ...).
+    pub node: String,
+    /// `running`, `exited`, `paused`, `created`, ...
+    pub state: String,
+    pub config_hash: String,
+    /// Address on the group network, when connected.
+    pub ip: Option<Ipv4Addr>,
+    /// Host port published for the node's port, when any.
+    pub host_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedNetwork {
+    pub id: String,
+    pub name: String,
+    pub subnet: Option<Subnet>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+    pub networks: Vec<ObservedNetwork>,
+    pub volumes: Vec<String>,
+}
+
+impl Observed {
+    pub fn container(&self, node_key: &str) -> Option<&ObservedContainer> {
+        self.containers.iter().find(|c| c.node == node_key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+
+    /// The subnet of the group's network, if it exists.
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.networks.iter().find_map(|n| n.subnet)
+    }
+}
+
+/// Everything labelled with this cluster's project label.
+pub async fn observe(engine: &Engine, cluster: &str) -> Result<Observed, DockerError> {
+    let filter = vec![labels::project_filter(cluster)];
+    let (containers, networks, volumes) = tokio::try_join!(
+        engine.list_containers(&filter),
+        engine.list_networks(&filter),
+        engine.list_volumes(&filter),
+    )?;
+    let network_name = format!("{cluster}-net");
+    Ok(Observed {
+        containers: containers
+            .iter()
+            .filter_map(|c| container(c, &network_name))
+            .collect(),
+        networks: networks.iter().map(network).collect(),
+        volumes: volumes.into_iter().map(|v| v.name).collect(),
+    })
+}
+
+fn container(c: &ContainerSummary, network: &str) -> Option<ObservedContainer> {
+    let labels = c.labels.as_ref()?;
+    let ip = c
+        .network_settings
+        .as_ref()
+        .and_then(|s| s.networks.as_ref())
+        .and_then(|n| n.get(network))
+        .and_then(|e| e.ip_address.as_deref())
+        .and_then(|ip| ip.parse().ok());
+    let host_port = c
+        .ports
+        .as_ref()
+        .and_then(|ports| ports.iter().find_map(|p| p.public_port));
+    Some(ObservedContainer {
+        id: c.id.clone().unwrap_or_default(),
+        name: c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        node: labels.get(labels::NODE)?.clone(),
+        state: c
+            .state
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".to_string()),
+        config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+        ip,
+        host_port,
+    })
+}
+
+fn network(n: &Network) -> ObservedNetwork {
+    let subnet = n
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::SUBNET))
+        .and_then(|s| s.parse().ok());
+    ObservedNetwork {
+        id: n.id.clone().unwrap_or_default(),
+        name: n.name.clone().unwrap_or_default(),
+        subnet,
+    }
+}
+
+/// Subnets every network on the engine uses (ours or not), to choose a free one.
+pub async fn used_subnets(engine: &Engine) -> Result<Vec<String>, DockerError> {
+    let networks = engine.list_all_networks().await?;
+    Ok(networks
+        .iter()
+        .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+        .flatten()
+        .filter_map(|c| c.subnet.clone())
+        .collect())
+}
+
+/// Names of resources with our names that are not ours. rcluster never touches these;
+/// `up` refuses to start until the user renames one side.
+pub async fn foreign_conflicts(
+    engine: &Engine,
+    layout: &Layout,
+    observed: &Observed,
+) -> Result<Vec<String>, DockerError> {
+    let mut conflicts = Vec::new();
+    for node in &layout.nodes {
+        if observed.container(&node.key).is_none()
+            && let Some(c) = engine.inspect_container(&node.name).await?
+        {
+            let owner = c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.labels.as_ref())
+                .and_then(|l| l.get(labels::PROJECT).cloned());
+            conflicts.push(foreign("container", &node.name, owner));
+        }
+        if let Some(volume) = node.volume()
+            && !observed.volumes.contains(&volume)
+            && let Some(v) = engine.inspect_volume(&volume).await?
+        {
+            conflicts.push(foreign(
+                "volume",
+                &volume,
+                v.labels.get(labels::PROJECT).cloned(),
+            ));
+        }
+    }
+    if observed.networks.is_empty() {
+        let all = engine.list_all_networks().await?;
+        for n in all
+            .iter()
+            .filter(|n| n.name.as_deref() == Some(&layout.network()))
+        {
+            let owner = n
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::PROJECT).cloned());
+            conflicts.push(foreign("network", &layout.network(), owner));
+        }
+    }
+    Ok(conflicts)
+}
+
+fn foreign(kind: &str, name: &str, owner: Option<String>) -> String {
+    match owner {
+        Some(project) => format!(
+            "a {kind} named `{name}` already exists and belongs to rcluster group `{project}`, not this one"
+        ),
+        None => format!("a {kind} named `{name}` already exists and was not created by rcluster"),
+    }
+}
+
+/// Label maps for a resource of this cluster.
+pub fn labels_for(cluster: &str, extra: &[(&str, String)]) -> HashMap<String, String> {
+    let mut map = HashMap::from([
+        (labels::PROJECT.to_string(), cluster.to_string()),
+        (
+            labels::VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ]);
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.clone());
+    }
+    map
+}

@@ -1,0 +1,213 @@
+//! Pure parsing of Redis and Sentinel replies into typed views.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+/// `INFO` text -> field map (section headers and blank lines dropped).
+pub fn info_fields(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What a data node says about its replication (`INFO replication`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replication {
+    /// `master` or `replica` (Redis says `slave`).
+    pub role: String,
+    /// For a replica: the master it follows.
+    pub master_host: Option<String>,
+    pub master_port: Option<u16>,
+    /// For a replica: `up` when linked.
+    pub master_link_status: Option<String>,
+    /// This node's replication offset (`master_repl_offset` on a master, `slave_repl_offset` on a replica).
+    pub offset: i64,
+    /// For a master: its replicas as it sees them.
+    pub connected_replicas: Vec<ConnectedReplica>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectedReplica {
+    pub ip: String,
+    pub port: u16,
+    pub state: String,
+    pub offset: i64,
+    pub lag: i64,
+}
+
+impl Replication {
+    pub fn is_master(&self) -> bool {
+        self.role == "master"
+    }
+
+    pub fn parse(text: &str) -> Result<Replication, String> {
+        let f = info_fields(text);
+        let role = match f.get("role").map(String::as_str) {
+            Some("master") => "master".to_string(),
+            Some("slave") | Some("replica") => "replica".to_string(),
+            Some(other) => return Err(format!("unknown role `{other}` in INFO replication")),
+            None => return Err("INFO replication has no `role`".to_string()),
+        };
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+        let offset = if role == "master" {
+            num("master_repl_offset")
+        } else {
+            num("slave_repl_offset")
+        }
+        .unwrap_or(0);
+        let mut connected_replicas: Vec<ConnectedReplica> = f
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix("slave")
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            })
+            .filter_map(|(_, v)| parse_connected_replica(v))
+            .collect();
+        connected_replicas.sort_by(|a, b| a.ip.cmp(&b.ip));
+        Ok(Replication {
+            master_host: f.get("master_host").cloned(),
+            master_port: f.get("master_port").and_then(|p| p.parse().ok()),
+            master_link_status: f.get("master_link_status").cloned(),
+            offset,
+            connected_replicas,
+            role,
+        })
+    }
+}
+
+/// `ip=172.28.0.11,port=6379,state=online,offset=123,lag=0`
+fn parse_connected_replica(value: &str) -> Option<ConnectedReplica> {
+    let kv: HashMap<&str, &str> = value.split(',').filter_map(|p| p.split_once('=')).collect();
+    Some(ConnectedReplica {
+        ip: kv.get("ip")?.to_string(),
+        port: kv.get("port")?.parse().ok()?,
+        state: kv.get("state").unwrap_or(&"").to_string(),
+        offset: kv.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0),
+        lag: kv.get("lag").and_then(|v| v.parse().ok()).unwrap_or(-1),
+    })
+}
+
+/// Sentinel's flat `[k1, v1, k2, v2, ...]` replies -> map.
+pub fn pairs(flat: &[String]) -> HashMap<String, String> {
+    flat.chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
+}
+
+/// One peer in a sentinel's tables (a replica or another sentinel).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Peer {
+    pub ip: String,
+    pub port: u16,
+    pub flags: Vec<String>,
+}
+
+impl Peer {
+    pub fn from_pairs(flat: &[String]) -> Option<Peer> {
+        let m = pairs(flat);
+        Some(Peer {
+            ip: m.get("ip")?.clone(),
+            port: m.get("port")?.parse().ok()?,
+            flags: m
+                .get("flags")
+                .map(|f| f.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Down or unreachable as the sentinel sees it.
+    pub fn is_down(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+    }
+
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.ip.parse().ok()
+    }
+}
+
+/// What one sentinel says about the monitored master.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SentinelView {
+    /// `SENTINEL get-master-addr-by-name`.
+    pub master: Option<(String, u16)>,
+    /// Flags of the master in `SENTINEL MASTER` (`master`, `s_down`, `o_down`, ...).
+    pub master_flags: Vec<String>,
+    pub replicas: Vec<Peer>,
+    pub sentinels: Vec<Peer>,
+}
+
+impl SentinelView {
+    pub fn master_ip(&self) -> Option<Ipv4Addr> {
+        self.master.as_ref().and_then(|(ip, _)| ip.parse().ok())
+    }
+
+    pub fn master_is_down(&self) -> bool {
+        self.master_flags
+            .iter()
+            .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER_INFO: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        slave0:ip=172.28.1.11,port=6379,state=online,offset=1234,lag=0\r\n\
+        slave1:ip=172.28.1.12,port=6379,state=wait_bgsave,offset=0,lag=1\r\n\
+        master_failover_state:no-failover\r\nmaster_repl_offset:1234\r\n";
+
+    const REPLICA_INFO: &str = "# Replication\r\nrole:slave\r\nmaster_host:172.28.1.10\r\n\
+        master_port:6379\r\nmaster_link_status:up\r\nslave_repl_offset:1200\r\nmaster_repl_offset:1200\r\n";
+
+    #[test]
+    fn parses_a_master() {
+        let r = Replication::parse(MASTER_INFO).unwrap();
+        assert!(r.is_master());
+        assert_eq!(r.offset, 1234);
+        assert_eq!(r.connected_replicas.len(), 2);
+        assert_eq!(r.connected_replicas[1].state, "wait_bgsave");
+        assert_eq!(r.connected_replicas[0].offset, 1234);
+    }
+
+    #[test]
+    fn parses_a_replica() {
+        let r = Replication::parse(REPLICA_INFO).unwrap();
+        assert_eq!(r.role, "replica");
+        assert_eq!(r.master_host.as_deref(), Some("172.28.1.10"));
+        assert_eq!(r.master_port, Some(6379));
+        assert_eq!(r.master_link_status.as_deref(), Some("up"));
+        assert_eq!(r.offset, 1200);
+    }
+
+    #[test]
+    fn rejects_info_without_role() {
+        assert!(Replication::parse("# Replication\r\n").is_err());
+    }
+
+    #[test]
+    fn parses_sentinel_peers() {
+        let flat: Vec<String> = [
+            "name",
+            "x",
+            "ip",
+            "172.28.1.11",
+            "port",
+            "6379",
+            "flags",
+            "slave,s_down",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = Peer::from_pairs(&flat).unwrap();
+        assert_eq!(p.ip, "172.28.1.11");
+        assert!(p.is_down());
+        assert!(Peer::from_pairs(&flat[..2]).is_none());
+    }
+}
