@@ -13,7 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Topology file.
-    #[arg(short = 'f', long = "file", global = true, default_value = "topology.toml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "topology.toml"
+    )]
     pub file: PathBuf,
 
     /// Override `cluster.name` from the topology.

@@ -36,7 +36,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<Exit>() {
             return e.code;
         }
-        if cause.downcast_ref::<crate::topology::TopologyError>().is_some() {
+        if cause
+            .downcast_ref::<crate::topology::TopologyError>()
+            .is_some()
+        {
             return EXIT_USAGE;
         }
         if let Some(e) = cause.downcast_ref::<crate::docker::DockerError>() {

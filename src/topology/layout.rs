@@ -103,14 +103,18 @@ impl FromStr for Subnet {
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not a CIDR like `172.28.5.0/24`"))?;
         if prefix != "24" {
-            return Err(format!("`{s}` must be a /24 (rcluster gives each node a fixed address in it)"));
+            return Err(format!(
+                "`{s}` must be a /24 (rcluster gives each node a fixed address in it)"
+            ));
         }
         let ip: Ipv4Addr = addr
             .parse()
             .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
         let [a, b, c, d] = ip.octets();
         if d != 0 {
-            return Err(format!("`{s}` has host bits set; did you mean `{a}.{b}.{c}.0/24`?"));
+            return Err(format!(
+                "`{s}` has host bits set; did you mean `{a}.{b}.{c}.0/24`?"
+            ));
         }
         Ok(Subnet([a, b, c]))
     }
@@ -230,5 +234,9 @@ impl Layout {
 
 /// First port + (i - 1), keeping 0 as "engine picks" for every node.
 fn offset_port(first: u16, i: u8) -> u16 {
-    if first == 0 { 0 } else { first + u16::from(i) - 1 }
+    if first == 0 {
+        0
+    } else {
+        first + u16::from(i) - 1
+    }
 }
