@@ -1,9 +1,144 @@
-//! `rcluster render`: write every node's config file.
+//! `rcluster render`: write every node's config file, or print them.
+//!
+//! Renders what a fresh `up` would start each node with. The password is masked unless
+//! `--show-secrets`; files written with `--out` are private (0600) either way.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use super::Global;
-use crate::cli::RenderArgs;
+use crate::cli::{RenderArgs, RenderFormat};
+use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::render;
+use crate::secret::MASK;
+use crate::topology::{self, Layout, Loaded, Subnet};
+
+/// One rendered file, as `--json` reports it.
+#[derive(Debug, serde::Serialize)]
+struct FileReport {
+    node: String,
+    /// Where it was written, or (without `--out`) its path relative to an output directory.
+    path: PathBuf,
+    /// Only without `--out`: the file itself goes to stdout inside the JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+}
 
 pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
-    let _ = (global, args);
-    anyhow::bail!("`render` is not implemented yet")
+    match args.format {
+        RenderFormat::Conf => {}
+        RenderFormat::K8s => return Err(not_implemented("k8s")),
+        RenderFormat::Compose => return Err(not_implemented("compose")),
+    }
+
+    let loaded = topology::load(&global.file, global.name.as_deref())?;
+    if !global.quiet {
+        for warning in &loaded.warnings {
+            eprintln!("warning: `{}`: {}", warning.key, warning.message);
+        }
+    }
+    let topology = &loaded.topology;
+    // The derived subnet is the one `up` tries first; if another network already holds it,
+    // `up` moves on to the next free one and the addresses differ from what is shown here.
+    let subnet = topology
+        .cluster
+        .subnet
+        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
+    let layout = Layout::new(topology, subnet);
+    let password = password_to_render(&loaded, args.show_secrets, global.quiet);
+    let configs = render::render_all(topology, &layout, password)?;
+
+    let mut reports = Vec::with_capacity(configs.len());
+    for (node, text) in configs {
+        let relative = render::config_path(&node);
+        let report = match &args.out {
+            Some(out) => {
+                let path = out.join(&relative);
+                write_private(&path, &text)?;
+                FileReport {
+                    node: node.name,
+                    path,
+                    content: None,
+                }
+            }
+            None => FileReport {
+                node: node.name,
+                path: PathBuf::from(relative),
+                content: Some(text),
+            },
+        };
+        reports.push(report);
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    if global.json {
+        let json = serde_json::json!({ "files": reports });
+        writeln!(stdout, "{json:#}")?;
+    } else {
+        for report in &reports {
+            match &report.content {
+                // The files are the output asked for: printed even with --quiet.
+                Some(content) => {
+                    writeln!(stdout, "# ==> {} <==", report.path.display())?;
+                    write!(stdout, "{content}")?;
+                    writeln!(stdout)?;
+                }
+                None if !global.quiet => writeln!(stdout, "{}", report.path.display())?,
+                None => {}
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn not_implemented(format: &str) -> anyhow::Error {
+    Exit::new(
+        EXIT_USAGE,
+        format!("`--format {format}` is not implemented yet; use `--format conf`"),
+    )
+    .into()
+}
+
+/// The password as it goes into the rendered files: the real one only with `--show-secrets`.
+fn password_to_render(loaded: &Loaded, show_secrets: bool, quiet: bool) -> &str {
+    match (&loaded.password, show_secrets) {
+        (Some(secret), true) => secret.expose(),
+        (None, true) => {
+            // lead: state dir. A generated password lives in the state directory once `up`
+            // has created it; read it from there when that module exists.
+            if !quiet {
+                eprintln!(
+                    "note: the topology configures no password; `rcluster up` generates one, \
+                     so the files show `{MASK}`"
+                );
+            }
+            MASK
+        }
+        (_, false) => MASK,
+    }
+}
+
+/// Write a config file only its owner can read: it may hold the password.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory `{}`", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    // `mode` applies only to a new file: tighten one left by an earlier run too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make `{}` private", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
 }

@@ -1,9 +1,195 @@
 //! Rendering: checked topology + layout -> redis.conf / sentinel.conf text.
 //! Pure: no I/O; templates are embedded in the binary.
+//!
+//! Each template has a serializable context ([`RedisConf`], [`SentinelConf`]) that carries
+//! addresses as strings: the Docker group passes fixed IPs (built by `for_node`), a
+//! Kubernetes renderer can build the same contexts with DNS names and `resolve_hostnames`.
+//! Templates render with strict undefined behaviour, so a typo in a template is an error
+//! that names the template and line, never an empty value in a config file.
+
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 
-use crate::topology::{Layout, Node, Topology};
+use anyhow::Context as _;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior};
+
+use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
+use crate::topology::{Layout, Node, Persistence, Topology};
+
+/// Template name (as errors show it) and source of every data node's config.
+pub const REDIS_TEMPLATE: (&str, &str) = (
+    "redis.conf.j2",
+    include_str!("../../templates/redis.conf.j2"),
+);
+/// Template name and source of every sentinel's config.
+pub const SENTINEL_TEMPLATE: (&str, &str) = (
+    "sentinel.conf.j2",
+    include_str!("../../templates/sentinel.conf.j2"),
+);
+
+/// Where the data volume is mounted in a data node's container.
+pub const DATA_DIR: &str = "/data";
+
+/// An address another node reaches a node at: an IP on Docker, a DNS name on Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(host: impl ToString, port: u16) -> Endpoint {
+        Endpoint {
+            host: host.to_string(),
+            port,
+        }
+    }
+}
+
+/// One `redis.extra` directive, written as `key value`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Directive {
+    pub key: String,
+    pub value: String,
+}
+
+/// Everything `redis.conf.j2` reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RedisConf<'a> {
+    /// For the header comment only.
+    pub node_name: String,
+    /// Port redis listens on inside its container (or pod).
+    pub port: u16,
+    /// Working directory: where RDB and AOF files go.
+    pub dir: String,
+    /// Written verbatim as `requirepass` and `masterauth`; `secret::MASK` for display.
+    pub password: &'a str,
+    /// `replica-announce-ip` / `-port`: the address Sentinel should know this node by.
+    pub announce: Endpoint,
+    /// The current master, or `None` when this node is the master.
+    pub replicaof: Option<Endpoint>,
+    pub persistence: &'a Persistence,
+    /// `redis.extra`, in the topology's key order, written last.
+    pub extra: Vec<Directive>,
+}
+
+impl<'a> RedisConf<'a> {
+    /// The context for a data node of the Docker group, whose addresses are fixed IPs.
+    pub fn for_node(
+        topology: &'a Topology,
+        node: &Node,
+        master_ip: Ipv4Addr,
+        password: &'a str,
+    ) -> RedisConf<'a> {
+        RedisConf {
+            node_name: node.name.clone(),
+            port: REDIS_PORT,
+            dir: DATA_DIR.to_string(),
+            password,
+            announce: Endpoint::new(node.ip, REDIS_PORT),
+            replicaof: (node.ip != master_ip).then(|| Endpoint::new(master_ip, REDIS_PORT)),
+            persistence: &topology.persistence,
+            extra: topology
+                .redis
+                .extra
+                .iter()
+                .map(|(key, value)| Directive {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn render(&self) -> anyhow::Result<String> {
+        render_template(REDIS_TEMPLATE, self)
+    }
+}
+
+/// A seeded `sentinel known-sentinel` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KnownSentinel {
+    pub host: String,
+    pub port: u16,
+    /// The other sentinel's fixed `sentinel myid`.
+    pub myid: String,
+}
+
+/// Everything `sentinel.conf.j2` reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SentinelConf<'a> {
+    /// For the header comment only.
+    pub node_name: String,
+    pub port: u16,
+    /// 40 hex characters, fixed per node (see `Node::sentinel_myid`).
+    pub myid: String,
+    /// `sentinel announce-ip` / `-port`.
+    pub announce: Endpoint,
+    /// Written verbatim as `requirepass`, `sentinel-pass` and `auth-pass`.
+    pub password: &'a str,
+    pub master_name: &'a str,
+    /// The current master.
+    pub master: Endpoint,
+    pub quorum: u8,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub parallel_syncs: u32,
+    /// Every data node but the current master.
+    pub known_replicas: Vec<Endpoint>,
+    /// Every sentinel but this one.
+    pub known_sentinels: Vec<KnownSentinel>,
+    /// Addresses are host names (Kubernetes): Sentinel must resolve them, and redis 7.0
+    /// refuses a `sentinel monitor` naming a host without this.
+    pub resolve_hostnames: bool,
+}
+
+impl<'a> SentinelConf<'a> {
+    /// The context for a sentinel of the Docker group, whose addresses are fixed IPs.
+    pub fn for_node(
+        topology: &'a Topology,
+        layout: &Layout,
+        node: &Node,
+        master_ip: Ipv4Addr,
+        password: &'a str,
+    ) -> SentinelConf<'a> {
+        let spec = &topology.sentinel;
+        SentinelConf {
+            node_name: node.name.clone(),
+            port: SENTINEL_PORT,
+            myid: node.sentinel_myid(),
+            announce: Endpoint::new(node.ip, SENTINEL_PORT),
+            password,
+            master_name: &spec.master_name,
+            master: Endpoint::new(master_ip, REDIS_PORT),
+            quorum: spec.quorum,
+            down_after_ms: spec.down_after_ms,
+            failover_timeout_ms: spec.failover_timeout_ms,
+            parallel_syncs: spec.parallel_syncs,
+            known_replicas: layout
+                .data_nodes()
+                .filter(|n| n.ip != master_ip)
+                .map(|n| Endpoint::new(n.ip, REDIS_PORT))
+                .collect(),
+            known_sentinels: layout
+                .sentinels()
+                .filter(|n| n.name != node.name)
+                .map(|n| KnownSentinel {
+                    host: n.ip.to_string(),
+                    port: SENTINEL_PORT,
+                    myid: n.sentinel_myid(),
+                })
+                .collect(),
+            resolve_hostnames: false,
+        }
+    }
+
+    pub fn render(&self) -> anyhow::Result<String> {
+        render_template(SENTINEL_TEMPLATE, self)
+    }
+}
 
 /// The config file a node runs with: `redis.conf` for data nodes, `sentinel.conf` for
 /// sentinels. `master_ip` is the current master (the created master on a fresh group,
@@ -16,8 +202,29 @@ pub fn node_config(
     master_ip: Ipv4Addr,
     password: &str,
 ) -> anyhow::Result<String> {
-    let _ = (topology, layout, node, master_ip, password);
-    todo!("render::node_config")
+    let text = if node.role.is_data() {
+        RedisConf::for_node(topology, node, master_ip, password).render()
+    } else {
+        SentinelConf::for_node(topology, layout, node, master_ip, password).render()
+    };
+    text.with_context(|| format!("cannot render the config of `{}`", node.name))
+}
+
+/// Every node's config for a fresh group, whose master is the created master, in layout order.
+pub fn render_all(
+    topology: &Topology,
+    layout: &Layout,
+    password: &str,
+) -> anyhow::Result<Vec<(Node, String)>> {
+    let master_ip = layout.master().ip;
+    layout
+        .nodes
+        .iter()
+        .map(|node| {
+            let text = node_config(topology, layout, node, master_ip, password)?;
+            Ok((node.clone(), text))
+        })
+        .collect()
 }
 
 /// File name of a node's config inside its container and in `render --out`.
@@ -27,4 +234,60 @@ pub fn config_file_name(node: &Node) -> &'static str {
     } else {
         "sentinel.conf"
     }
+}
+
+/// `<node name>/<file name>`: where `render --out` puts a node's config, relative to the
+/// output directory, and the header `render` prints above it.
+pub fn config_path(node: &Node) -> String {
+    format!("{}/{}", node.name, config_file_name(node))
+}
+
+/// Render one template with strict undefined behaviour.
+fn render_template(
+    (name, source): (&'static str, &'static str),
+    context: &impl serde::Serialize,
+) -> anyhow::Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Config files, not HTML: nothing is escaped except by the explicit `quote` filter.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .context("invalid template syntax settings")?,
+    );
+    env.add_filter("quote", quote);
+    env.add_filter("yesno", yesno);
+    env.add_template(name, source)
+        .with_context(|| format!("cannot parse template `{name}`"))?;
+    let template = env.get_template(name)?;
+    // `{:#}` adds minijinja's excerpt of the template around the failing line.
+    template
+        .render(Serde(context))
+        .map_err(|e| anyhow::anyhow!("cannot render template `{name}`: {e:#}"))
+}
+
+/// A Redis config argument in double quotes. Redis unescapes `\\`, `\"`, `\n`, `\xHH`,
+/// etc. inside double quotes, so a backslash or quote in the value must be escaped too.
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Redis's booleans.
+fn yesno(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
 }

@@ -1,0 +1,284 @@
+//! Snapshot and property tests of the rendered configs. Topologies are built directly, so
+//! these tests do not depend on parsing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+use crate::secret::MASK;
+use crate::topology::{
+    AntiAffinity, AppendFsync, AuthSource, Cluster, KubernetesSpec, MasterSpec, Persistence,
+    RedisSpec, ReplicasSpec, SentinelSpec, Subnet,
+};
+
+const PASSWORD: &str = "s3cret-Pa55word";
+const SUBNET: Subnet = Subnet([172, 28, 5]);
+
+/// The topology an empty `topology.toml` checks to, named `demo`.
+pub(crate) fn default_topology() -> Topology {
+    Topology {
+        source: PathBuf::from("<string>"),
+        cluster: Cluster {
+            name: "demo".into(),
+            bind: "127.0.0.1".parse().expect("literal IP"),
+            subnet: None,
+        },
+        auth: AuthSource::Generated,
+        master: MasterSpec { port: 6379 },
+        replicas: ReplicasSpec {
+            count: 2,
+            port: 6380,
+        },
+        sentinel: SentinelSpec {
+            count: 3,
+            port: 26379,
+            master_name: "mymaster".into(),
+            quorum: 2,
+            down_after_ms: 5000,
+            failover_timeout_ms: 60000,
+            parallel_syncs: 1,
+        },
+        persistence: Persistence {
+            rdb: true,
+            save: vec!["900 1".into(), "300 10".into(), "60 10000".into()],
+            stop_writes_on_bgsave_error: true,
+            rdbcompression: true,
+            dbfilename: "dump.rdb".into(),
+            aof: true,
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: AppendFsync::Everysec,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_min_size: "64mb".into(),
+            auto_aof_rewrite_percentage: 100,
+        },
+        redis: RedisSpec {
+            image: None,
+            extra: BTreeMap::new(),
+        },
+        kubernetes: KubernetesSpec {
+            namespace: "default".into(),
+            storage_class: None,
+            storage_size: "1Gi".into(),
+            anti_affinity: AntiAffinity::Preferred,
+            image: "redis:7.2".into(),
+            resources: None,
+        },
+    }
+}
+
+/// Render `key` (`master`, `replica-1`, `sentinel-1`...) of a fresh group.
+fn render(topology: &Topology, key: &str) -> String {
+    let layout = Layout::new(topology, SUBNET);
+    let node = layout.node(key).expect("node in layout");
+    node_config(topology, &layout, node, layout.master().ip, PASSWORD).expect("renders")
+}
+
+#[test]
+fn default_master() {
+    insta::assert_snapshot!(render(&default_topology(), "master"));
+}
+
+#[test]
+fn default_replica() {
+    insta::assert_snapshot!(render(&default_topology(), "replica-1"));
+}
+
+#[test]
+fn default_sentinel() {
+    insta::assert_snapshot!(render(&default_topology(), "sentinel-1"));
+}
+
+#[test]
+fn rdb_off() {
+    let mut topology = default_topology();
+    topology.persistence.rdb = false;
+    insta::assert_snapshot!(render(&topology, "master"));
+}
+
+#[test]
+fn empty_save_list_disables_rdb() {
+    let mut topology = default_topology();
+    topology.persistence.save.clear();
+    let text = render(&topology, "master");
+    assert!(text.contains("\nsave \"\"\n"), "{text}");
+    assert!(!text.contains("save 900"), "{text}");
+}
+
+#[test]
+fn aof_off_fsync_always() {
+    let mut topology = default_topology();
+    topology.persistence.aof = false;
+    topology.persistence.appendfsync = AppendFsync::Always;
+    insta::assert_snapshot!(render(&topology, "replica-2"));
+}
+
+#[test]
+fn extra_directives() {
+    let mut topology = default_topology();
+    topology.redis.extra = BTreeMap::from([
+        ("maxmemory".to_string(), "256mb".to_string()),
+        ("maxmemory-policy".to_string(), "allkeys-lru".to_string()),
+        ("min-replicas-to-write".to_string(), "1".to_string()),
+    ]);
+    insta::assert_snapshot!(render(&topology, "master"));
+}
+
+#[test]
+fn one_replica_five_sentinels() {
+    let mut topology = default_topology();
+    topology.replicas.count = 1;
+    topology.sentinel.count = 5;
+    topology.sentinel.quorum = 3;
+    insta::assert_snapshot!(render(&topology, "sentinel-5"));
+}
+
+/// After a failover to replica-1: every config points at replica-1.
+#[test]
+fn failed_over_group() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let new_master = layout.node("replica-1").expect("replica-1").ip;
+    let render = |key: &str| {
+        let node = layout.node(key).expect("node in layout");
+        node_config(&topology, &layout, node, new_master, PASSWORD).expect("renders")
+    };
+    let old_master = render("master");
+    let promoted = render("replica-1");
+    let sentinel = render("sentinel-2");
+
+    assert!(old_master.contains(&format!("\nreplicaof {new_master} 6379\n")));
+    assert!(!promoted.contains("replicaof"), "{promoted}");
+    insta::assert_snapshot!("failed_over_old_master", old_master);
+    insta::assert_snapshot!("failed_over_promoted_replica", promoted);
+    insta::assert_snapshot!("failed_over_sentinel", sentinel);
+}
+
+#[test]
+fn masterauth_on_every_data_node() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    for (node, text) in render_all(&topology, &layout, PASSWORD).expect("renders") {
+        if node.role.is_data() {
+            assert!(
+                text.contains(&format!("\nmasterauth \"{PASSWORD}\"\n")),
+                "no masterauth on {}",
+                node.name
+            );
+            assert!(text.contains(&format!("\nrequirepass \"{PASSWORD}\"\n")));
+        } else {
+            assert!(text.contains(&format!("\nsentinel auth-pass mymaster \"{PASSWORD}\"\n")));
+            assert!(text.contains(&format!("\nsentinel sentinel-pass \"{PASSWORD}\"\n")));
+        }
+    }
+}
+
+#[test]
+fn masked_password_never_leaks() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let configs = render_all(&topology, &layout, MASK).expect("renders");
+    assert_eq!(configs.len(), 6);
+    for (node, text) in configs {
+        assert!(!text.contains(PASSWORD), "{} leaks the password", node.name);
+        assert!(text.contains(MASK), "{} has no masked password", node.name);
+    }
+}
+
+#[test]
+fn replicaof_only_off_the_master() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let master_ip = layout.master().ip;
+    for (node, text) in render_all(&topology, &layout, PASSWORD).expect("renders") {
+        let has = text.contains("\nreplicaof ");
+        match node.role {
+            crate::topology::Role::Master => assert!(!has, "{}", node.name),
+            crate::topology::Role::Replica => {
+                assert!(text.contains(&format!("\nreplicaof {master_ip} 6379\n")))
+            }
+            crate::topology::Role::Sentinel => assert!(!has),
+        }
+    }
+}
+
+#[test]
+fn sentinel_seeds_the_rest_of_the_group() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let me = layout.node("sentinel-2").expect("sentinel-2");
+    let text = render(&topology, "sentinel-2");
+    assert!(text.contains(&format!("\nsentinel myid {}\n", me.sentinel_myid())));
+    for replica in layout.replicas() {
+        assert!(text.contains(&format!(
+            "\nsentinel known-replica mymaster {} 6379\n",
+            replica.ip
+        )));
+    }
+    for other in layout.sentinels() {
+        let line = format!(
+            "\nsentinel known-sentinel mymaster {} 26379 {}\n",
+            other.ip,
+            other.sentinel_myid()
+        );
+        assert_eq!(text.contains(&line), other.name != me.name, "{line}");
+    }
+    assert!(!text.contains("known-replica mymaster 172.28.5.10 "));
+}
+
+/// The Kubernetes renderer will pass DNS names: the template then resolves them.
+#[test]
+fn sentinel_with_hostnames() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let node = layout.node("sentinel-1").expect("sentinel-1");
+    let mut conf = SentinelConf::for_node(&topology, &layout, node, layout.master().ip, MASK);
+    conf.master = Endpoint::new("demo-master.demo.default.svc", 6379);
+    conf.announce = Endpoint::new("demo-sentinel-1.demo.default.svc", 26379);
+    conf.resolve_hostnames = true;
+    let text = conf.render().expect("renders");
+    let resolve = text
+        .find("sentinel resolve-hostnames yes")
+        .expect("resolve line");
+    let monitor = text
+        .find("sentinel monitor mymaster demo-master.demo.default.svc 6379 2")
+        .expect("monitor line");
+    // redis 7.0 refuses a monitor line naming a host unless resolving was enabled before it.
+    assert!(resolve < monitor);
+    assert!(text.contains("sentinel announce-hostnames yes"));
+
+    let ips = render(&topology, "sentinel-1");
+    assert!(!ips.contains("resolve-hostnames"));
+}
+
+#[test]
+fn strict_undefined_names_template_and_line() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let conf = RedisConf::for_node(&topology, layout.master(), SUBNET.host(10), MASK);
+    let err = render_template(
+        ("broken.conf.j2", "port {{ port }}\nbind {{ bnid }}\n"),
+        &conf,
+    )
+    .expect_err("an undefined variable must fail");
+    let message = format!("{err:#}");
+    assert!(message.contains("broken.conf.j2"), "{message}");
+    assert!(message.contains("broken.conf.j2:2"), "{message}");
+    assert!(message.contains("undefined"), "{message}");
+}
+
+#[test]
+fn embedded_templates_parse() {
+    for (name, source) in [REDIS_TEMPLATE, SENTINEL_TEMPLATE] {
+        let mut env = Environment::new();
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn quote_escapes_what_redis_unescapes() {
+    assert_eq!(quote("plain"), "\"plain\"");
+    assert_eq!(quote(""), "\"\"");
+    assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+    assert_eq!(quote("a\nb"), "\"a\\x0ab\"");
+}

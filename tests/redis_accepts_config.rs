@@ -1,0 +1,345 @@
+//! The real `redis-server` (7.0 here and in CI) accepts every config rcluster renders, and
+//! reads back the values the topology asked for.
+//!
+//! Each config is started as it is rendered, overriding on the command line only what must
+//! differ on a host: the port (a free loopback one), the bind address, and `replicaof`
+//! (there is no master to reach). `dir /data` is rewritten in the file itself, because redis
+//! changes directory while it reads the file, before command-line options apply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcluster::render::{self, Endpoint, SentinelConf};
+use rcluster::topology::{
+    AntiAffinity, AppendFsync, AuthSource, Cluster, KubernetesSpec, Layout, MasterSpec, Node,
+    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Subnet, Topology,
+};
+
+const PASSWORD: &str = "it-Pa55word-42";
+const SUBNET: Subnet = Subnet([172, 28, 5]);
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The topology an empty `topology.toml` checks to, named `demo`.
+fn default_topology() -> Topology {
+    Topology {
+        source: PathBuf::from("<string>"),
+        cluster: Cluster {
+            name: "demo".into(),
+            bind: "127.0.0.1".parse().expect("literal IP"),
+            subnet: None,
+        },
+        auth: AuthSource::Literal,
+        master: MasterSpec { port: 6379 },
+        replicas: ReplicasSpec {
+            count: 2,
+            port: 6380,
+        },
+        sentinel: SentinelSpec {
+            count: 3,
+            port: 26379,
+            master_name: "mymaster".into(),
+            quorum: 2,
+            down_after_ms: 5000,
+            failover_timeout_ms: 60000,
+            parallel_syncs: 1,
+        },
+        persistence: Persistence {
+            rdb: true,
+            save: vec!["900 1".into(), "300 10".into(), "60 10000".into()],
+            stop_writes_on_bgsave_error: true,
+            rdbcompression: true,
+            dbfilename: "dump.rdb".into(),
+            aof: true,
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: AppendFsync::Everysec,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_min_size: "64mb".into(),
+            auto_aof_rewrite_percentage: 100,
+        },
+        redis: RedisSpec {
+            image: None,
+            extra: BTreeMap::new(),
+        },
+        kubernetes: KubernetesSpec {
+            namespace: "default".into(),
+            storage_class: None,
+            storage_size: "1Gi".into(),
+            anti_affinity: AntiAffinity::Preferred,
+            image: "redis:7.2".into(),
+            resources: None,
+        },
+    }
+}
+
+/// A redis-server child that is killed when the test ends, passed or failed.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// `redis-server CONFIG --port PORT ARGS...` on a free loopback port.
+    fn start(config: &Path, args: &[&str], log: PathBuf) -> Server {
+        let port = free_port();
+        let log_file = File::create(&log).expect("create log file");
+        let child = Command::new("redis-server")
+            .arg(config)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        Server { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Poll until the server answers an authenticated PING; fail at once if it exited.
+    fn connect(&mut self, password: &str) -> redis::Connection {
+        let port = self.port;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("redis-server exited with {status}:\n{}", self.log());
+            }
+            if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(500)) {
+                con.set_read_timeout(Some(Duration::from_secs(2)))
+                    .expect("set timeout");
+                redis::cmd("AUTH")
+                    .arg(password)
+                    .query::<()>(&mut con)
+                    .expect("the rendered password is accepted");
+                return con;
+            }
+            assert!(
+                started.elapsed() < READY_DEADLINE,
+                "redis-server on port {port} did not answer within {READY_DEADLINE:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn config_get(con: &mut redis::Connection, key: &str) -> String {
+    let reply: HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("CONFIG GET {key}: {e}"));
+    reply
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("CONFIG GET {key}: no such setting"))
+}
+
+/// Start a data node's rendered redis.conf and return what redis reads back.
+fn start_data_node(dir: &Path, node: &Node, text: &str) -> (Server, redis::Connection) {
+    let node_dir = dir.join(&node.name);
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let data_dir = format!("\ndir {}\n", node_dir.display());
+    assert_eq!(text.matches("\ndir /data\n").count(), 1, "{text}");
+    let config = node_dir.join("redis.conf");
+    std::fs::write(&config, text.replace("\ndir /data\n", &data_dir)).expect("write config");
+
+    let args = ["--replicaof", "no one"];
+    let mut server = Server::start(&config, &args, node_dir.join("redis.log"));
+    let con = server.connect(PASSWORD);
+    (server, con)
+}
+
+#[test]
+fn redis_accepts_every_data_node_config() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let configs = render::render_all(&topology, &layout, PASSWORD).expect("renders");
+    let mut checked = 0;
+    for (node, text) in configs.iter().filter(|(n, _)| n.role.is_data()) {
+        let (_server, mut con) = start_data_node(tmp.path(), node, text);
+        assert_eq!(config_get(&mut con, "appendonly"), "yes", "{}", node.name);
+        assert_eq!(config_get(&mut con, "appendfsync"), "everysec");
+        assert_eq!(config_get(&mut con, "save"), "900 1 300 10 60 10000");
+        assert_eq!(config_get(&mut con, "masterauth"), PASSWORD);
+        assert_eq!(config_get(&mut con, "requirepass"), PASSWORD);
+        assert_eq!(config_get(&mut con, "repl-diskless-sync-delay"), "0");
+        assert_eq!(config_get(&mut con, "protected-mode"), "no");
+        assert_eq!(config_get(&mut con, "dbfilename"), "dump.rdb");
+        assert_eq!(
+            config_get(&mut con, "auto-aof-rewrite-min-size"),
+            "67108864"
+        );
+        assert_eq!(
+            config_get(&mut con, "replica-announce-ip"),
+            node.ip.to_string()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+/// The other persistence branches and `redis.extra` are accepted too.
+#[test]
+fn redis_accepts_variant_configs() {
+    let mut topology = default_topology();
+    topology.persistence.rdb = false;
+    topology.persistence.aof = false;
+    topology.persistence.appendfsync = AppendFsync::Always;
+    topology.persistence.no_appendfsync_on_rewrite = true;
+    topology.redis.extra = BTreeMap::from([
+        ("maxmemory".to_string(), "64mb".to_string()),
+        ("maxmemory-policy".to_string(), "allkeys-lru".to_string()),
+    ]);
+    let layout = Layout::new(&topology, SUBNET);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = layout.node("replica-1").expect("replica-1");
+    let text = render::node_config(&topology, &layout, node, layout.master().ip, PASSWORD)
+        .expect("renders");
+    let (_server, mut con) = start_data_node(tmp.path(), node, &text);
+    assert_eq!(config_get(&mut con, "save"), "");
+    assert_eq!(config_get(&mut con, "appendonly"), "no");
+    assert_eq!(config_get(&mut con, "appendfsync"), "always");
+    assert_eq!(config_get(&mut con, "no-appendfsync-on-rewrite"), "yes");
+    assert_eq!(config_get(&mut con, "maxmemory"), "67108864");
+    assert_eq!(config_get(&mut con, "maxmemory-policy"), "allkeys-lru");
+}
+
+/// Start a rendered sentinel.conf; Sentinel rewrites its file, so it lives in a temp dir.
+fn start_sentinel(dir: &Path, name: &str, text: &str) -> (Server, redis::Connection) {
+    let node_dir = dir.join(name);
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let config = node_dir.join("sentinel.conf");
+    std::fs::write(&config, text).expect("write config");
+    let mut server = Server::start(&config, &["--sentinel"], node_dir.join("sentinel.log"));
+    let con = server.connect(PASSWORD);
+    (server, con)
+}
+
+#[test]
+fn sentinel_accepts_every_sentinel_config() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let configs = render::render_all(&topology, &layout, PASSWORD).expect("renders");
+    let mut checked = 0;
+    for (node, text) in configs.iter().filter(|(n, _)| !n.role.is_data()) {
+        let (_server, mut con) = start_sentinel(tmp.path(), &node.name, text);
+
+        let masters: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("MASTERS")
+            .query(&mut con)
+            .expect("SENTINEL MASTERS");
+        assert_eq!(masters.len(), 1, "{masters:?}");
+        assert_eq!(masters[0]["name"], "mymaster");
+        assert_eq!(masters[0]["ip"], layout.master().ip.to_string());
+        assert_eq!(masters[0]["port"], "6379");
+        assert_eq!(masters[0]["quorum"], "2");
+        assert_eq!(masters[0]["down-after-milliseconds"], "5000");
+        assert_eq!(masters[0]["failover-timeout"], "60000");
+        assert_eq!(masters[0]["parallel-syncs"], "1");
+
+        // The seeds took: the id is the fixed one, and the group is known at boot.
+        let myid: String = redis::cmd("SENTINEL")
+            .arg("MYID")
+            .query(&mut con)
+            .expect("SENTINEL MYID");
+        assert_eq!(myid, node.sentinel_myid());
+        let sentinels: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("SENTINELS")
+            .arg("mymaster")
+            .query(&mut con)
+            .expect("SENTINEL SENTINELS");
+        let mut ids: Vec<&str> = sentinels.iter().map(|s| s["runid"].as_str()).collect();
+        ids.sort();
+        let mut expected: Vec<String> = layout
+            .sentinels()
+            .filter(|s| s.name != node.name)
+            .map(|s| s.sentinel_myid())
+            .collect();
+        expected.sort();
+        assert_eq!(ids, expected);
+        let replicas: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg("mymaster")
+            .query(&mut con)
+            .expect("SENTINEL REPLICAS");
+        assert_eq!(replicas.len(), 2, "{replicas:?}");
+
+        let announce: HashMap<String, String> = redis::cmd("SENTINEL")
+            .arg("CONFIG")
+            .arg("GET")
+            .arg("announce-ip")
+            .query(&mut con)
+            .expect("SENTINEL CONFIG GET");
+        assert_eq!(announce["announce-ip"], node.ip.to_string());
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+/// A sentinel without the password gets nothing.
+#[test]
+fn sentinel_requires_the_password() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let node = layout.node("sentinel-1").expect("sentinel-1");
+    let text = render::node_config(&topology, &layout, node, layout.master().ip, PASSWORD)
+        .expect("renders");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, _con) = start_sentinel(tmp.path(), &node.name, &text);
+    let port = server.port;
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .expect("connect");
+    let err = redis::cmd("SENTINEL")
+        .arg("MASTERS")
+        .query::<redis::Value>(&mut con)
+        .expect_err("unauthenticated command must fail");
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+}
+
+/// With host names instead of IPs (what the Kubernetes renderer will pass), the sentinel
+/// still starts: `resolve-hostnames` comes before the monitor line.
+#[test]
+fn sentinel_accepts_hostnames() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let node = layout.node("sentinel-1").expect("sentinel-1");
+    let mut conf = SentinelConf::for_node(&topology, &layout, node, layout.master().ip, PASSWORD);
+    conf.master = Endpoint::new("localhost", 6379);
+    conf.announce = Endpoint::new("localhost", 26379);
+    conf.known_replicas = vec![Endpoint::new("localhost", 6380)];
+    conf.resolve_hostnames = true;
+    let text = conf.render().expect("renders");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, mut con) = start_sentinel(tmp.path(), &node.name, &text);
+    let masters: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+        .arg("MASTERS")
+        .query(&mut con)
+        .expect("SENTINEL MASTERS");
+    assert_eq!(masters[0]["name"], "mymaster");
+}
