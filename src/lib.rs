@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod docker;
 pub mod error;
+pub mod failover;
 pub mod group;
 pub mod health;
 pub mod labels;

@@ -31,6 +31,8 @@ pub struct Reporter {
     start: Instant,
     display: Display,
     events: Mutex<Vec<Event>>,
+    /// Last message per node: a repeated one is not news and is not shown again.
+    last: Mutex<BTreeMap<String, String>>,
 }
 
 impl Reporter {
@@ -50,6 +52,7 @@ impl Reporter {
             start: Instant::now(),
             display,
             events: Mutex::new(Vec::new()),
+            last: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -60,6 +63,13 @@ impl Reporter {
     /// Something happened to one node (`created`, `started`, `synced`, `watched`, ...).
     pub fn node(&self, node: &str, message: impl Into<String>) {
         let message = message.into();
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.get(node) == Some(&message) {
+                return;
+            }
+            last.insert(node.to_string(), message.clone());
+        }
         self.record(node, &message);
         match &self.display {
             Display::Bars { multi, bars } => {

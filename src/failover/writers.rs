@@ -1,0 +1,184 @@
+//! Writers that behave like a well-made application: find the master through the sentinels,
+//! check it says it is master, write, and count a write only when `WAIT 1` confirms that a
+//! replica has it. On any failure they ask the sentinels again and retry the same key.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use tokio::task::JoinHandle;
+
+use crate::probe::Probe;
+
+/// How long `WAIT` may wait for a replica before the write counts as unconfirmed.
+const WAIT_MS: u64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub key: String,
+    pub at: Instant,
+    pub master: SocketAddr,
+}
+
+#[derive(Debug, Default)]
+pub struct WriterLog {
+    pub acked: Vec<Ack>,
+    /// When each failed attempt happened.
+    pub failures: Vec<Instant>,
+}
+
+pub struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<WriterLog>>,
+    /// The master that acknowledged the latest write, for the command to watch live.
+    last_ack: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+}
+
+impl Writers {
+    pub fn start(probe: &Probe, sentinels: Vec<SocketAddr>, master_name: &str, prefix: &str, count: u32) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let last_ack = Arc::new(std::sync::Mutex::new(None));
+        let probe = probe
+            .clone()
+            .with_timeouts(Duration::from_millis(300), Duration::from_millis(WAIT_MS + 500));
+        let tasks = (0..count)
+            .map(|w| {
+                let writer = Writer {
+                    probe: probe.clone(),
+                    sentinels: sentinels.clone(),
+                    master_name: master_name.to_string(),
+                    prefix: format!("{prefix}:{w}"),
+                    stop: stop.clone(),
+                    last_ack: last_ack.clone(),
+                };
+                tokio::spawn(writer.run())
+            })
+            .collect();
+        Writers { stop, tasks, last_ack }
+    }
+
+    /// The master that acknowledged the most recent write, if any write was acknowledged.
+    pub fn last_acked_by(&self) -> Option<SocketAddr> {
+        *self.last_ack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub async fn stop(self) -> WriterLog {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = WriterLog::default();
+        for task in self.tasks {
+            if let Ok(log) = task.await {
+                all.acked.extend(log.acked);
+                all.failures.extend(log.failures);
+            }
+        }
+        all
+    }
+}
+
+struct Writer {
+    probe: Probe,
+    sentinels: Vec<SocketAddr>,
+    master_name: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    last_ack: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+}
+
+impl Writer {
+    async fn run(self) -> WriterLog {
+        let mut log = WriterLog::default();
+        let mut seq: u64 = 0;
+        let mut current: Option<(SocketAddr, MultiplexedConnection)> = None;
+        while !self.stop.load(Ordering::SeqCst) {
+            let (addr, con) = match current.as_mut() {
+                Some((addr, con)) => (*addr, con),
+                None => match self.find_master().await {
+                    Some(found) => {
+                        current = Some(found);
+                        continue;
+                    }
+                    None => {
+                        log.failures.push(Instant::now());
+                        // Back off a little: every sentinel just said no.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+            };
+            let key = format!("{}:{seq}", self.prefix);
+            let reply: redis::RedisResult<((), i64)> = redis::pipe()
+                .cmd("SET")
+                .arg(&key)
+                .arg(seq)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(WAIT_MS)
+                .query_async(con)
+                .await;
+            match reply {
+                Ok(((), replicas)) if replicas >= 1 => {
+                    log.acked.push(Ack {
+                        key,
+                        at: Instant::now(),
+                        master: addr,
+                    });
+                    seq += 1;
+                    *self.last_ack.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                }
+                Ok(_) => {
+                    // Written but not confirmed on any replica: not acknowledged. Ask the
+                    // sentinels again: this master may have lost its replicas.
+                    log.failures.push(Instant::now());
+                    current = None;
+                }
+                Err(_) => {
+                    log.failures.push(Instant::now());
+                    current = None;
+                }
+            }
+        }
+        log
+    }
+
+    /// Ask the sentinels in turn for the master, connect, and check with `ROLE` that it
+    /// really is master (a sentinel's answer may be stale during a failover).
+    async fn find_master(&self) -> Option<(SocketAddr, MultiplexedConnection)> {
+        for sentinel in &self.sentinels {
+            let Ok(Some((ip, port))) = self.probe.master_addr(*sentinel, &self.master_name).await else {
+                continue;
+            };
+            let Ok(ip) = ip.parse::<std::net::IpAddr>() else { continue };
+            let addr = SocketAddr::new(ip, port);
+            let Ok(mut con) = self.probe.connect(addr).await else { continue };
+            let role: redis::RedisResult<redis::Value> = redis::cmd("ROLE").query_async(&mut con).await;
+            if let Ok(redis::Value::Array(items)) = role
+                && matches!(items.first(), Some(redis::Value::BulkString(b)) if b == b"master")
+            {
+                return Some((addr, con));
+            }
+        }
+        None
+    }
+}
+
+/// Of `keys`, how many the master at `addr` does not have.
+pub async fn count_missing(probe: &Probe, addr: SocketAddr, keys: &[String]) -> anyhow::Result<u64> {
+    let mut con = probe.connect(addr).await?;
+    let mut missing = 0;
+    for chunk in keys.chunks(1000) {
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
+        missing += values.iter().filter(|v| v.is_none()).count() as u64;
+    }
+    Ok(missing)
+}
+
+/// Remove the test's keys so the user's data set is left as it was.
+pub async fn delete_keys(probe: &Probe, addr: SocketAddr, keys: &[String]) -> anyhow::Result<()> {
+    let mut con = probe.connect(addr).await?;
+    for chunk in keys.chunks(1000) {
+        let _: i64 = redis::cmd("UNLINK").arg(chunk).query_async(&mut con).await?;
+    }
+    Ok(())
+}
