@@ -572,7 +572,7 @@ fn did_you_mean(name: &str, valid: &[&str]) -> String {
     valid
         .iter()
         .map(|v| (edit_distance(name, v), *v))
-        .filter(|(d, v)| *d <= 2.max(v.len() / 4))
+        .filter(|(d, v)| *d <= 1.max(v.len() / 3))
         .min()
         .map(|(_, v)| format!(" (did you mean `{v}`?)"))
         .unwrap_or_default()
