@@ -69,7 +69,7 @@ pub fn resolve(
                 error(
                     key,
                     format!(
-                        "`{key}` is `{}`, which cannot be read ({}); create it or fix the path (relative paths start at the topology file's directory)",
+                        "`{key}` is `{}`, which cannot be read: {}; create it or fix the path (relative paths start at the topology file's directory)",
                         full.display(),
                         lowercase_first(&e.to_string())
                     ),

@@ -308,6 +308,10 @@ fn syntax_message(text: &str, message: &str, span: &Range<usize>) -> String {
     if message == "duplicate key"
         && let Some(key) = text.get(span.clone()).filter(|k| !k.is_empty())
     {
+        let line_before = text[..span.start].rsplit('\n').next().unwrap_or("");
+        if line_before.trim_start().starts_with('[') {
+            return format!("table `[{key}]` appears twice; merge the two into one section");
+        }
         return format!("duplicate key `{key}`: each key may appear only once in a table");
     }
     format!("invalid toml: {message}")
@@ -479,8 +483,15 @@ impl<'t> Reader<'t> {
             let span = err.span().unwrap_or(0..0);
             let message = err.message().trim().to_string();
             match remove_key_at(&mut root, &span) {
-                Some((dotted, key_span)) => {
-                    let message = format!("`{dotted}` is invalid: {message}");
+                Some((dotted, key_span, value)) => {
+                    let message = match value.as_ref().and_then(DeValue::as_integer) {
+                        Some(n) => format!(
+                            "`{dotted}` is {}, beyond the largest integer toml allows ({}); use a smaller value",
+                            n.as_str(),
+                            i64::MAX
+                        ),
+                        None => format!("`{dotted}` is invalid: {message}"),
+                    };
                     self.error_at_span(&dotted, key_span, message);
                     self.doc.broken.insert(dotted);
                 }
@@ -494,12 +505,12 @@ impl<'t> Reader<'t> {
     }
 }
 
-/// Removes the innermost `section.key` whose value contains `span`; returns its path and
-/// the key's span.
-fn remove_key_at(
-    root: &mut Spanned<DeValue<'_>>,
+/// Removes the `section.key` whose value contains `span`; returns its path, the key's span
+/// and the value removed.
+fn remove_key_at<'i>(
+    root: &mut Spanned<DeValue<'i>>,
     span: &Range<usize>,
-) -> Option<(String, Range<usize>)> {
+) -> Option<(String, Range<usize>, Option<DeValue<'i>>)> {
     let contains = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
     let DeValue::Table(sections) = root.get_mut() else {
         return None;
@@ -519,10 +530,11 @@ fn remove_key_at(
         }
     }
     let (section, key, key_span) = found?;
+    let mut removed = None;
     if let Some(DeValue::Table(keys)) = sections.get_mut(section.as_str()).map(Spanned::get_mut) {
-        keys.remove(key.as_str());
+        removed = keys.remove(key.as_str()).map(Spanned::into_inner);
     }
-    Some((format!("{section}.{key}"), key_span))
+    Some((format!("{section}.{key}"), key_span, removed))
 }
 
 fn type_message(dotted: &str, kind: Kind, value: &DeValue<'_>) -> String {

@@ -939,7 +939,7 @@ fn password_file_missing_or_empty() {
         "auth.password_file",
         2,
         1,
-        "`auth.password_file` is `pw.txt`, which cannot be read (no such file: pw.txt); create it or fix the path (relative paths start at the topology file's directory)",
+        "`auth.password_file` is `pw.txt`, which cannot be read: no such file: pw.txt; create it or fix the path (relative paths start at the topology file's directory)",
     );
     let empty = |_: &Path| Ok("\n".to_string());
     let err = parse(
@@ -963,7 +963,7 @@ fn at_most_one_password_source() {
         "auth",
         3,
         1,
-        "`auth.password_env` and `auth.password_file` are all password sources; keep at most one (none lets `up` generate a password)",
+        "`auth.password_env` and `auth.password_file` are both password sources; keep at most one (none lets `up` generate a password)",
     );
 }
 

@@ -297,7 +297,10 @@ impl Checker<'_> {
             self.error_at(
                 "auth",
                 at,
-                format!("{listed} are all password sources; keep at most one (none lets `up` generate a password)"),
+                format!(
+                    "{listed} are {} password sources; keep at most one (none lets `up` generate a password)",
+                    if set.len() == 2 { "both" } else { "all" }
+                ),
             );
             return AuthSource::Generated;
         }
