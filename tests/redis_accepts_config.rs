@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcluster::render::{self, Endpoint, SentinelConf};
+use rcluster::render::{self, Endpoint, RedisConf, SentinelConf};
 use rcluster::topology::{
     AntiAffinity, AppendFsync, AuthSource, Cluster, KubernetesSpec, Layout, MasterSpec, Node,
     Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Subnet, Topology,
@@ -83,9 +83,12 @@ struct Server {
 }
 
 impl Server {
-    /// `redis-server CONFIG --port PORT ARGS...` on a free loopback port.
+    /// `redis-server CONFIG --port PORT --bind 127.0.0.1 ARGS...` on a free loopback port.
     fn start(config: &Path, args: &[&str], log: PathBuf) -> Server {
-        let port = free_port();
+        Server::start_on(config, free_port(), args, log)
+    }
+
+    fn start_on(config: &Path, port: u16, args: &[&str], log: PathBuf) -> Server {
         let log_file = File::create(&log).expect("create log file");
         let child = Command::new("redis-server")
             .arg(config)
@@ -342,4 +345,115 @@ fn sentinel_accepts_hostnames() {
         .query(&mut con)
         .expect("SENTINEL MASTERS");
     assert_eq!(masters[0]["name"], "mymaster");
+}
+
+/// A whole group on loopback, from the rendered contexts with loopback addresses: replicas
+/// sync from the master (masterauth), and every sentinel sees every replica and every other
+/// sentinel healthy (auth-pass, sentinel-pass, and the seeds name real nodes).
+#[test]
+fn rendered_group_forms_on_loopback() {
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Every node announces 127.0.0.1 and its own port, so each needs its port up front.
+    let ports: HashMap<String, u16> = layout
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), free_port()))
+        .collect();
+    let loopback = |node: &Node| Endpoint::new("127.0.0.1", ports[&node.name]);
+    let master = layout.master();
+
+    let mut servers = Vec::new();
+    let mut data = Vec::new();
+    for node in layout.data_nodes() {
+        let mut conf = RedisConf::for_node(&topology, node, master.ip, PASSWORD);
+        let node_dir = tmp.path().join(&node.name);
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        conf.port = ports[&node.name];
+        conf.dir = node_dir.display().to_string();
+        conf.announce = loopback(node);
+        conf.replicaof = conf.replicaof.as_ref().map(|_| loopback(master));
+        let config = node_dir.join("redis.conf");
+        std::fs::write(&config, conf.render().expect("renders")).expect("write config");
+        let mut server = Server::start_on(&config, conf.port, &[], node_dir.join("redis.log"));
+        data.push((node.clone(), server.connect(PASSWORD)));
+        servers.push(server);
+    }
+    let mut sentinels = Vec::new();
+    for node in layout.sentinels() {
+        let mut conf = SentinelConf::for_node(&topology, &layout, node, master.ip, PASSWORD);
+        let node_dir = tmp.path().join(&node.name);
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        conf.port = ports[&node.name];
+        conf.announce = loopback(node);
+        conf.master = loopback(master);
+        conf.known_replicas = layout.replicas().map(loopback).collect();
+        for known in &mut conf.known_sentinels {
+            let other = layout
+                .sentinels()
+                .find(|s| s.sentinel_myid() == known.myid)
+                .expect("known sentinel is in the layout");
+            known.host = "127.0.0.1".into();
+            known.port = ports[&other.name];
+        }
+        let config = node_dir.join("sentinel.conf");
+        std::fs::write(&config, conf.render().expect("renders")).expect("write config");
+        let mut server = Server::start_on(
+            &config,
+            conf.port,
+            &["--sentinel"],
+            node_dir.join("sentinel.log"),
+        );
+        sentinels.push((node.clone(), server.connect(PASSWORD)));
+        servers.push(server);
+    }
+
+    let started = Instant::now();
+    let deadline = Duration::from_secs(15);
+    loop {
+        let mut waiting_for = Vec::new();
+        for (node, con) in &mut data {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(con)
+                .expect("INFO");
+            let linked = node.name == master.name || info.contains("master_link_status:up");
+            if !linked {
+                waiting_for.push(format!("{} to sync from the master", node.name));
+            }
+        }
+        for (node, con) in &mut sentinels {
+            for (kind, expected) in [("REPLICAS", 2), ("SENTINELS", 2)] {
+                let peers: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+                    .arg(kind)
+                    .arg("mymaster")
+                    .query(con)
+                    .expect("SENTINEL");
+                let healthy = peers
+                    .iter()
+                    .filter(|p| {
+                        let flags = &p["flags"];
+                        !flags.contains("down") && !flags.contains("disconnected")
+                    })
+                    .count();
+                if healthy != expected {
+                    waiting_for.push(format!(
+                        "{} to see {expected} healthy {kind}: {peers:?}",
+                        node.name
+                    ));
+                }
+            }
+        }
+        if waiting_for.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "the group did not form within {deadline:?}; still waiting for:\n{}",
+            waiting_for.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("group formed in {:?}", started.elapsed());
 }

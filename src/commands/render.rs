@@ -35,9 +35,10 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
 
     let loaded = topology::load(&global.file, global.name.as_deref())?;
     if !global.quiet {
-        for warning in &loaded.warnings {
-            eprintln!("warning: `{}`: {}", warning.key, warning.message);
-        }
+        eprint!(
+            "{}",
+            topology::format_diagnostics(&global.file, &loaded.warnings)
+        );
     }
     let topology = &loaded.topology;
     // The derived subnet is the one `up` tries first; if another network already holds it,
@@ -72,25 +73,33 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
         reports.push(report);
     }
 
+    match print(global, &reports) {
+        // `rcluster render | head`: the reader has all it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        result => result.context("cannot write to stdout")?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if global.json {
         let json = serde_json::json!({ "files": reports });
-        writeln!(stdout, "{json:#}")?;
-    } else {
-        for report in &reports {
-            match &report.content {
-                // The files are the output asked for: printed even with --quiet.
-                Some(content) => {
-                    writeln!(stdout, "# ==> {} <==", report.path.display())?;
-                    write!(stdout, "{content}")?;
-                    writeln!(stdout)?;
-                }
-                None if !global.quiet => writeln!(stdout, "{}", report.path.display())?,
-                None => {}
+        return writeln!(stdout, "{json:#}");
+    }
+    for report in reports {
+        match &report.content {
+            // The files are the output asked for: printed even with --quiet.
+            Some(content) => {
+                writeln!(stdout, "# ==> {} <==", report.path.display())?;
+                write!(stdout, "{content}")?;
+                writeln!(stdout)?;
             }
+            None if !global.quiet => writeln!(stdout, "{}", report.path.display())?,
+            None => {}
         }
     }
-    Ok(EXIT_OK)
+    stdout.flush()
 }
 
 fn not_implemented(format: &str) -> anyhow::Error {

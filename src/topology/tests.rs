@@ -1,0 +1,1026 @@
+//! Parsing and validation, fed from strings: every rule, warning and password source.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const DEFAULT_FILE: &str = include_str!("../../topology.toml");
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn no_files(path: &Path) -> io::Result<String> {
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("No such file: {}", path.display()),
+    ))
+}
+
+fn check(text: &str) -> Result<Loaded, TopologyError> {
+    parse(Path::new("topology.toml"), text, None, &no_env, &no_files)
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match check(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.errors,
+    }
+}
+
+/// The single error `text` produces, as (key, line, column, message).
+fn error(text: &str) -> (String, usize, usize, String) {
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    let e = &errors[0];
+    assert_eq!(e.severity, Severity::Error);
+    (
+        e.key.clone(),
+        e.line.unwrap_or(0),
+        e.column.unwrap_or(0),
+        e.message.clone(),
+    )
+}
+
+fn warnings(text: &str) -> Vec<(String, String)> {
+    match check(text) {
+        Ok(loaded) => loaded
+            .warnings
+            .into_iter()
+            .map(|w| {
+                assert_eq!(w.severity, Severity::Warning);
+                assert!(w.line.is_some() && w.column.is_some());
+                (w.key, w.message)
+            })
+            .collect(),
+        Err(e) => panic!("expected no errors, got {:#?}", e.errors),
+    }
+}
+
+fn assert_error(text: &str, key: &str, line: usize, column: usize, message: &str) {
+    assert_eq!(
+        error(text),
+        (key.to_string(), line, column, message.to_string()),
+        "for:\n{text}"
+    );
+}
+
+// ---- defaults -------------------------------------------------------------------------
+
+#[test]
+fn the_default_file_is_the_default_group_without_warnings() {
+    let loaded = check(DEFAULT_FILE).expect("default topology is valid");
+    assert_eq!(loaded.warnings, vec![]);
+    assert!(loaded.password.is_none());
+    let t = loaded.topology;
+    assert_eq!(t.source, PathBuf::from("topology.toml"));
+    assert_eq!(t.cluster.name, "demo");
+    assert_eq!(t.cluster.bind.to_string(), "127.0.0.1");
+    assert_eq!(t.cluster.subnet, None);
+    assert_eq!(t.auth, AuthSource::Generated);
+    assert_eq!(t.master.port, 6379);
+    assert_eq!((t.replicas.count, t.replicas.port), (2, 6380));
+    assert_eq!(
+        t.sentinel,
+        SentinelSpec {
+            count: 3,
+            port: 26379,
+            master_name: "mymaster".into(),
+            quorum: 2,
+            down_after_ms: 5000,
+            failover_timeout_ms: 60000,
+            parallel_syncs: 1,
+        }
+    );
+    assert_eq!(
+        t.persistence,
+        Persistence {
+            rdb: true,
+            save: vec!["900 1".into(), "300 10".into(), "60 10000".into()],
+            stop_writes_on_bgsave_error: true,
+            rdbcompression: true,
+            dbfilename: "dump.rdb".into(),
+            aof: true,
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: AppendFsync::Everysec,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_min_size: "64mb".into(),
+            auto_aof_rewrite_percentage: 100,
+        }
+    );
+    assert_eq!(
+        t.redis,
+        RedisSpec {
+            image: None,
+            extra: BTreeMap::new()
+        }
+    );
+    assert_eq!(
+        t.kubernetes,
+        KubernetesSpec {
+            namespace: "default".into(),
+            storage_class: None,
+            storage_size: "1Gi".into(),
+            anti_affinity: AntiAffinity::Preferred,
+            image: "redis:7.2".into(),
+            resources: None,
+        }
+    );
+}
+
+#[test]
+fn an_empty_file_is_the_default_group() {
+    let empty = check("").expect("empty file is valid");
+    let default = check(DEFAULT_FILE).expect("default is valid");
+    assert_eq!(empty.topology, default.topology);
+    assert_eq!(empty.warnings, vec![]);
+}
+
+#[test]
+fn extra_keys_are_read() {
+    let text = r#"
+[cluster]
+subnet = "172.28.5.0/24"
+bind = "::1"
+
+[redis]
+image = "redis:7.4"
+extra = { maxmemory = "256mb", maxclients = 1000 }
+
+[kubernetes]
+namespace = "cache"
+storage_class = "fast-ssd"
+storage_size = "500Mi"
+anti_affinity = "required"
+image = "redis:7.4-alpine"
+resources = { requests = { cpu = "100m", memory = "128Mi" } }
+"#;
+    let t = check(text).expect("valid").topology;
+    assert_eq!(t.cluster.subnet, Some(Subnet([172, 28, 5])));
+    assert_eq!(t.cluster.bind.to_string(), "::1");
+    assert_eq!(t.redis.image.as_deref(), Some("redis:7.4"));
+    assert_eq!(
+        t.redis.extra.get("maxmemory").map(String::as_str),
+        Some("256mb")
+    );
+    assert_eq!(
+        t.redis.extra.get("maxclients").map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(t.kubernetes.namespace, "cache");
+    assert_eq!(t.kubernetes.storage_class.as_deref(), Some("fast-ssd"));
+    assert_eq!(t.kubernetes.anti_affinity, AntiAffinity::Required);
+    assert_eq!(
+        t.kubernetes.resources,
+        Some(serde_json::json!({ "requests": { "cpu": "100m", "memory": "128Mi" } }))
+    );
+}
+
+#[test]
+fn ports_zero_mean_the_engine_picks_and_never_collide() {
+    let text = "[master]\nport = 0\n[replicas]\nport = 0\n[sentinel]\nport = 0\n";
+    let t = check(text).expect("valid").topology;
+    assert_eq!((t.master.port, t.replicas.port, t.sentinel.port), (0, 0, 0));
+}
+
+// ---- reading: syntax, types, unknown keys, positions -----------------------------------
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    assert_error(
+        "[cluster]\nname = \n",
+        "",
+        2,
+        8,
+        "invalid toml: string values must be quoted, expected literal string",
+    );
+}
+
+#[test]
+fn duplicate_keys_name_the_key() {
+    assert_error(
+        "[master]\nport = 1\nport = 2\n",
+        "",
+        3,
+        1,
+        "duplicate key `port`: each key may appear only once in a table",
+    );
+}
+
+#[test]
+fn unknown_keys_name_the_path_and_list_the_valid_keys() {
+    assert_error(
+        "[sentinel]\ncount = 3\n  qorum = 2\n",
+        "sentinel.qorum",
+        3,
+        3,
+        "unknown key `sentinel.qorum` (did you mean `quorum`?); valid keys in `[sentinel]`: `count`, `port`, `master_name`, `quorum`, `down_after_ms`, `failover_timeout_ms`, `parallel_syncs`",
+    );
+    assert_error(
+        "[master]\nhost = \"x\"\n",
+        "master.host",
+        2,
+        1,
+        "unknown key `master.host`; valid keys in `[master]`: `port`",
+    );
+}
+
+#[test]
+fn unknown_sections_list_the_valid_ones() {
+    assert_error(
+        "\n[sentinels]\ncount = 3\n",
+        "sentinels",
+        2,
+        2,
+        "unknown section `sentinels` (did you mean `sentinel`?); valid sections: `cluster`, `auth`, `master`, `replicas`, `sentinel`, `persistence`, `redis`, `kubernetes`",
+    );
+}
+
+#[test]
+fn wrong_types_say_what_is_expected() {
+    assert_error(
+        "[sentinel]\nquorum = \"2\"\n",
+        "sentinel.quorum",
+        2,
+        1,
+        "`sentinel.quorum` must be an integer, found a string; remove the quotes: `quorum = 2`",
+    );
+    assert_error(
+        "[persistence]\naof = \"yes\"\n",
+        "persistence.aof",
+        2,
+        1,
+        "`persistence.aof` must be `true` or `false`, found a string; write `true` or `false` without quotes",
+    );
+    assert_error(
+        "[cluster]\nname = 5\n",
+        "cluster.name",
+        2,
+        1,
+        "`cluster.name` must be a string, found an integer; put the value in quotes",
+    );
+    assert_error(
+        "[persistence]\nsave = \"900 1\"\n",
+        "persistence.save",
+        2,
+        1,
+        "`persistence.save` must be a list of strings, found a string; write a list like `[\"900 1\", \"300 10\"]`",
+    );
+    assert_error(
+        "master = 6379\n",
+        "master",
+        1,
+        1,
+        "`master` must be a table (`[master]`), found an integer",
+    );
+    assert_error(
+        "[persistence]\nsave = [\"900 1\", 300]\n",
+        "persistence.save[1]",
+        2,
+        18,
+        "`persistence.save[1]` must be a string, found an integer; write each entry as `\"SECONDS CHANGES\"`, like `\"900 1\"`",
+    );
+    assert_error(
+        "[redis]\nextra = { appendonly-x = true }\n",
+        "redis.extra.appendonly-x",
+        2,
+        11,
+        "`redis.extra.appendonly-x` must be a string or an integer, found a boolean; redis.conf spells booleans `\"yes\"` and `\"no\"`",
+    );
+}
+
+#[test]
+fn a_wrong_type_is_not_reported_twice() {
+    // The bad quorum must not also be checked against the count with its default.
+    let errors = errors("[sentinel]\ncount = 1\nquorum = \"x\"\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].key, "sentinel.quorum");
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = "[sentinel]\nquorum = 5\nqorum = 1\n\n[persistence]\nappendfsync = \"sometimes\"\nrdb = 1\n";
+    let errors = errors(text);
+    let found: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        found,
+        vec![
+            ("sentinel.quorum", Some(2)),
+            ("sentinel.qorum", Some(3)),
+            ("persistence.appendfsync", Some(6)),
+            ("persistence.rdb", Some(7)),
+        ]
+    );
+}
+
+#[test]
+fn dotted_keys_and_inline_tables_are_located() {
+    assert_error(
+        "sentinel.quorum = 7\n",
+        "sentinel.quorum",
+        1,
+        10,
+        "`sentinel.quorum` is 7 but there are only 3 sentinels; set it between 1 and 3",
+    );
+    assert_error(
+        "sentinel = { count = 3, quorum = 0 }\n",
+        "sentinel.quorum",
+        1,
+        25,
+        "`sentinel.quorum` is 0; set it between 1 and 3",
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    assert_error(
+        "# ünïcödé\n[master]\n\tport = -1 # é\n",
+        "master.port",
+        3,
+        2,
+        "`master.port` is -1; set it between 0 and 65535 (0 lets the engine pick a free port)",
+    );
+}
+
+// ---- cluster ------------------------------------------------------------------------------
+
+#[test]
+fn cluster_name_rules() {
+    assert_error(
+        "[cluster]\nname = \"\"\n",
+        "cluster.name",
+        2,
+        1,
+        "`cluster.name` is empty; set a short name like `demo` (lowercase letters, digits and `-`)",
+    );
+    assert_error(
+        "[cluster]\nname = \"My_App\"\n",
+        "cluster.name",
+        2,
+        1,
+        "`cluster.name` is `My_App`; use lowercase letters, digits and `-`, starting and ending with a letter or digit (Docker and Kubernetes names); try `my-app`",
+    );
+    assert_error(
+        "[cluster]\nname = \"-demo\"\n",
+        "cluster.name",
+        2,
+        1,
+        "`cluster.name` is `-demo`; use lowercase letters, digits and `-`, starting and ending with a letter or digit (Docker and Kubernetes names); try `demo`",
+    );
+    let long = "a".repeat(41);
+    assert_error(
+        &format!("[cluster]\nname = \"{long}\"\n"),
+        "cluster.name",
+        2,
+        1,
+        "`cluster.name` is 41 characters long; use at most 40 (it prefixes every container, network and volume)",
+    );
+    assert!(check(&format!("[cluster]\nname = \"{}\"\n", "a".repeat(40))).is_ok());
+}
+
+#[test]
+fn name_override_replaces_and_is_validated() {
+    let ok = parse(
+        Path::new("t.toml"),
+        DEFAULT_FILE,
+        Some("other-1"),
+        &no_env,
+        &no_files,
+    )
+    .expect("valid override");
+    assert_eq!(ok.topology.cluster.name, "other-1");
+
+    let err = parse(
+        Path::new("t.toml"),
+        DEFAULT_FILE,
+        Some("Bad Name"),
+        &no_env,
+        &no_files,
+    )
+    .expect_err("invalid override");
+    assert_eq!(err.errors.len(), 1);
+    let e = &err.errors[0];
+    assert_eq!(
+        (e.key.as_str(), e.line, e.column),
+        ("cluster.name", None, None)
+    );
+    assert_eq!(
+        e.message,
+        "`--name` is `Bad Name`; use lowercase letters, digits and `-`, starting and ending with a letter or digit (Docker and Kubernetes names); try `bad-name`"
+    );
+    let err = parse(Path::new("t.toml"), "", Some(""), &no_env, &no_files).expect_err("empty");
+    assert_eq!(
+        err.errors[0].message,
+        "`--name` is empty; set a short name like `demo` (lowercase letters, digits and `-`)"
+    );
+}
+
+#[test]
+fn bind_must_be_an_ip_address() {
+    assert_error(
+        "[cluster]\nbind = \"localhost\"\n",
+        "cluster.bind",
+        2,
+        1,
+        "`cluster.bind` is `localhost`, not an IP address; use `127.0.0.1` (this host only) or `0.0.0.0` (every interface)",
+    );
+}
+
+#[test]
+fn subnet_must_be_a_slash_24() {
+    assert_error(
+        "[cluster]\nsubnet = \"10.0.0.0/16\"\n",
+        "cluster.subnet",
+        2,
+        1,
+        "`cluster.subnet` is invalid: `10.0.0.0/16` must be a /24 (rcluster gives each node a fixed address in it); or remove it to derive one from the name",
+    );
+}
+
+// ---- counts, quorum, times -----------------------------------------------------------------
+
+#[test]
+fn replica_count_range() {
+    assert_error(
+        "[replicas]\ncount = 17\n",
+        "replicas.count",
+        2,
+        1,
+        "`replicas.count` is 17; set it between 0 and 16",
+    );
+    assert!(check("[replicas]\ncount = 0\n").is_ok());
+}
+
+#[test]
+fn sentinel_count_range() {
+    assert_error(
+        "[sentinel]\ncount = 0\nquorum = 1\n",
+        "sentinel.count",
+        2,
+        1,
+        "`sentinel.count` is 0; set it between 1 and 9 (an odd number, 3 or more, is best)",
+    );
+    // An invalid count must not also drag the quorum into an error.
+    assert_eq!(errors("[sentinel]\ncount = 10\n").len(), 1);
+}
+
+#[test]
+fn quorum_must_fit_the_sentinel_count() {
+    assert_error(
+        "[sentinel]\ncount = 3\nquorum = 5\n",
+        "sentinel.quorum",
+        3,
+        1,
+        "`sentinel.quorum` is 5 but there are only 3 sentinels; set it between 1 and 3",
+    );
+    // The default quorum (2) against one sentinel points at the count the user wrote.
+    assert_error(
+        "[sentinel]\ncount = 1\n",
+        "sentinel.quorum",
+        2,
+        1,
+        "`sentinel.quorum` is 2 (the default) but there is only 1 sentinel; set it to 1",
+    );
+    assert_error(
+        "[sentinel]\nquorum = -1\n",
+        "sentinel.quorum",
+        2,
+        1,
+        "`sentinel.quorum` is -1; set it between 1 and 3",
+    );
+}
+
+#[test]
+fn times_must_be_positive_and_ordered() {
+    assert_error(
+        "[sentinel]\ndown_after_ms = 0\n",
+        "sentinel.down_after_ms",
+        2,
+        1,
+        "`sentinel.down_after_ms` is 0; set a positive number of milliseconds",
+    );
+    assert_error(
+        "[sentinel]\nfailover_timeout_ms = -5\n",
+        "sentinel.failover_timeout_ms",
+        2,
+        1,
+        "`sentinel.failover_timeout_ms` is -5; set a positive number of milliseconds",
+    );
+    assert_error(
+        "[sentinel]\ndown_after_ms = 60000\nfailover_timeout_ms = 10000\n",
+        "sentinel.down_after_ms",
+        2,
+        1,
+        "`sentinel.down_after_ms` (60000) must be less than `sentinel.failover_timeout_ms` (10000): a failover that times out before the master is even seen down never completes; lower the first or raise the second",
+    );
+    assert_error(
+        "[sentinel]\ndown_after_ms = 9999999999\n",
+        "sentinel.down_after_ms",
+        2,
+        1,
+        "`sentinel.down_after_ms` is 9999999999; sentinel accepts at most 2147483647 milliseconds (about 24 days)",
+    );
+}
+
+#[test]
+fn parallel_syncs_must_be_positive() {
+    assert_error(
+        "[sentinel]\nparallel_syncs = 0\n",
+        "sentinel.parallel_syncs",
+        2,
+        1,
+        "`sentinel.parallel_syncs` is 0; set it between 1 and 2147483647 (how many replicas resync with a new master at once)",
+    );
+}
+
+#[test]
+fn master_name_rules() {
+    assert_error(
+        "[sentinel]\nmaster_name = \"\"\n",
+        "sentinel.master_name",
+        2,
+        1,
+        "`sentinel.master_name` is empty; set it to a name like `mymaster`",
+    );
+    assert_error(
+        "[sentinel]\nmaster_name = \"my master\"\n",
+        "sentinel.master_name",
+        2,
+        1,
+        "`sentinel.master_name` is `my master`; use only letters, digits, `.`, `_` and `-` (clients look the master up by this name)",
+    );
+}
+
+// ---- ports ----------------------------------------------------------------------------------
+
+#[test]
+fn ports_must_be_in_range() {
+    assert_error(
+        "[sentinel]\nport = 70000\n",
+        "sentinel.port",
+        2,
+        1,
+        "`sentinel.port` is 70000; set it between 0 and 65535 (0 lets the engine pick a free port)",
+    );
+}
+
+#[test]
+fn port_ranges_must_not_overflow() {
+    assert_error(
+        "[replicas]\ncount = 3\nport = 65534\n",
+        "replicas.port",
+        3,
+        1,
+        "`replicas.port` is 65534, so 3 replicas need ports up to 65536, past 65535; set it to 65533 or lower, or 0 to let the engine pick",
+    );
+}
+
+#[test]
+fn host_ports_must_not_collide() {
+    assert_error(
+        "[master]\nport = 6379\n[replicas]\nport = 6379\n",
+        "replicas.port",
+        4,
+        1,
+        "`replicas.port` (ports 6379-6380) and `master.port` (port 6379) both use host port 6379; move one of them, or set it to 0 to let the engine pick",
+    );
+    // The default replica range 6380-6381 reaches the sentinels moved onto 6381.
+    assert_error(
+        "[sentinel]\nport = 6381\n",
+        "sentinel.port",
+        2,
+        1,
+        "`sentinel.port` (ports 6381-6383) and `replicas.port` (ports 6380-6381) both use host port 6381; move one of them, or set it to 0 to let the engine pick",
+    );
+    // A port already rejected as out of range is not compared with the others.
+    assert_eq!(
+        errors("[master]\nport = 6380\n[replicas]\nport = 99999\n").len(),
+        1
+    );
+}
+
+// ---- persistence ------------------------------------------------------------------------------
+
+#[test]
+fn save_entries_are_two_positive_integers() {
+    assert_error(
+        "[persistence]\nsave = [\"900 1\", \"300\"]\n",
+        "persistence.save[1]",
+        2,
+        18,
+        "`persistence.save[1]` is `\"300\"`; write `\"SECONDS CHANGES\"`, two positive integers like `\"900 1\"` (an empty list turns snapshots off)",
+    );
+    let t = check("[persistence]\nsave = []\n").expect("valid").topology;
+    assert!(t.persistence.save.is_empty());
+}
+
+#[test]
+fn appendfsync_is_one_of_three() {
+    assert_error(
+        "[persistence]\nappendfsync = \"sometimes\"\n",
+        "persistence.appendfsync",
+        2,
+        1,
+        "`persistence.appendfsync` is `sometimes`; use one of `always`, `everysec`, `no`",
+    );
+    let t = check("[persistence]\nappendfsync = \"always\"\n")
+        .expect("valid")
+        .topology;
+    assert_eq!(t.persistence.appendfsync, AppendFsync::Always);
+}
+
+#[test]
+fn aof_rewrite_min_size_is_a_redis_size() {
+    assert_error(
+        "[persistence]\nauto_aof_rewrite_min_size = \"64 MB\"\n",
+        "persistence.auto_aof_rewrite_min_size",
+        2,
+        1,
+        "`persistence.auto_aof_rewrite_min_size` is `64 MB`: not a redis size; write digits with an optional unit `k`, `kb`, `m`, `mb`, `g` or `gb`, like `64mb`",
+    );
+    assert!(check("[persistence]\nauto_aof_rewrite_min_size = \"1GB\"\n").is_ok());
+    assert_error(
+        "[persistence]\nauto_aof_rewrite_percentage = -1\n",
+        "persistence.auto_aof_rewrite_percentage",
+        2,
+        1,
+        "`persistence.auto_aof_rewrite_percentage` is -1; set it between 0 and 2147483647 (0 turns automatic rewrites off)",
+    );
+}
+
+#[test]
+fn file_names_are_plain() {
+    assert_error(
+        "[persistence]\ndbfilename = \"data/dump.rdb\"\n",
+        "persistence.dbfilename",
+        2,
+        1,
+        "`persistence.dbfilename` is `data/dump.rdb`; use a plain file name without `/`: the directory is the node's data volume",
+    );
+    assert_error(
+        "[persistence]\nappendfilename = \"\"\n",
+        "persistence.appendfilename",
+        2,
+        1,
+        "`persistence.appendfilename` is empty; set a file name like `appendonly.aof`",
+    );
+}
+
+// ---- redis ------------------------------------------------------------------------------------
+
+#[test]
+fn extra_directives_rules() {
+    assert_error(
+        "[redis]\nextra = { port = \"7000\" }\n",
+        "redis.extra.port",
+        2,
+        11,
+        "`redis.extra.port` cannot be set here: `port` is managed by `master.port` and `replicas.port` (host ports; inside the container it is always 6379)",
+    );
+    assert_error(
+        "[redis.extra]\nrequirepass = \"x\"\n",
+        "redis.extra.requirepass",
+        2,
+        1,
+        "`redis.extra.requirepass` cannot be set here: `requirepass` is managed by `[auth]`",
+    );
+    assert_error(
+        "[redis.extra]\n\"max memory\" = \"1mb\"\n",
+        "redis.extra.max memory",
+        2,
+        1,
+        "`redis.extra.max memory` is not a redis.conf directive name; use one lowercase word like `maxmemory` or `maxmemory-policy`",
+    );
+    assert_error(
+        "[redis.extra]\nmaxmemory = \"\"\n",
+        "redis.extra.maxmemory",
+        2,
+        1,
+        "`redis.extra.maxmemory` is empty; give the directive a value or remove it",
+    );
+    assert_error(
+        "[redis.extra]\nmaxmemory = \"1mb\\nport 1\"\n",
+        "redis.extra.maxmemory",
+        2,
+        1,
+        "`redis.extra.maxmemory` contains a newline; a directive's value must fit on one line",
+    );
+    assert_error(
+        "[redis.extra]\nrename-command = \"CONFIG \\\"\\\"\"\n",
+        "redis.extra.rename-command",
+        2,
+        1,
+        "`redis.extra.rename-command` renames `CONFIG`, which Sentinel sends to the nodes to monitor them and fail over; rename another command",
+    );
+    assert!(check("[redis.extra]\nrename-command = \"FLUSHALL \\\"\\\"\"\n").is_ok());
+}
+
+#[test]
+fn redis_image_has_no_spaces() {
+    assert_error(
+        "[redis]\nimage = \"redis 7\"\n",
+        "redis.image",
+        2,
+        1,
+        "`redis.image` is `redis 7`, not an image reference; write it like `redis:7.2`; or leave it empty for rcluster's default image",
+    );
+}
+
+// ---- kubernetes -------------------------------------------------------------------------------
+
+#[test]
+fn kubernetes_rules() {
+    assert_error(
+        "[kubernetes]\nnamespace = \"Prod\"\n",
+        "kubernetes.namespace",
+        2,
+        1,
+        "`kubernetes.namespace` is `Prod`; a namespace is 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit",
+    );
+    assert_error(
+        "[kubernetes]\nstorage_size = \"1GB\"\n",
+        "kubernetes.storage_size",
+        2,
+        1,
+        "`kubernetes.storage_size` is `1GB`: not a kubernetes quantity; write a kubernetes quantity like `1Gi`, `500Mi` or `10G`",
+    );
+    assert_error(
+        "[kubernetes]\nanti_affinity = \"strict\"\n",
+        "kubernetes.anti_affinity",
+        2,
+        1,
+        "`kubernetes.anti_affinity` is `strict`; use `preferred` or `required`",
+    );
+    assert_error(
+        "[kubernetes]\nstorage_class = \"\"\n",
+        "kubernetes.storage_class",
+        2,
+        1,
+        "`kubernetes.storage_class` is empty; name a storage class, or remove the key to use the cluster's default",
+    );
+    assert_error(
+        "[kubernetes]\nimage = \"\"\n",
+        "kubernetes.image",
+        2,
+        1,
+        "`kubernetes.image` is empty; name an image like `redis:7.2`",
+    );
+}
+
+// ---- warnings ---------------------------------------------------------------------------------
+
+#[test]
+fn one_sentinel_warns() {
+    assert_eq!(
+        warnings("[sentinel]\ncount = 1\nquorum = 1\n"),
+        vec![(
+            "sentinel.count".into(),
+            "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels"
+                .into()
+        )]
+    );
+}
+
+#[test]
+fn two_sentinels_warn_about_count_evenness_and_quorum() {
+    assert_eq!(
+        warnings("[sentinel]\ncount = 2\nquorum = 2\n"),
+        vec![
+            ("sentinel.count".into(), "`sentinel.count` is 2: with one sentinel down, the other cannot reach the majority of 2 that authorizes a failover; use 3 sentinels".into()),
+            ("sentinel.count".into(), "`sentinel.count` is 2, an even number: it survives no more sentinel failures than 1 would; use an odd number".into()),
+            ("sentinel.quorum".into(), "`sentinel.quorum` is 2, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()),
+        ]
+    );
+}
+
+#[test]
+fn an_even_count_warns() {
+    assert_eq!(
+        warnings("[sentinel]\ncount = 4\nquorum = 3\n"),
+        vec![(
+            "sentinel.count".into(),
+            "`sentinel.count` is 4, an even number: it survives no more sentinel failures than 3 would; use an odd number".into()
+        )]
+    );
+}
+
+#[test]
+fn a_quorum_below_the_majority_warns_that_the_majority_still_decides() {
+    assert_eq!(
+        warnings("[sentinel]\ncount = 5\nquorum = 2\n"),
+        vec![(
+            "sentinel.quorum".into(),
+            "`sentinel.quorum` is 2, less than a majority of 5 sentinels: 2 sentinels can declare the master down on their own view of the network, but a failover still needs 3 sentinels to authorize it, so the majority decides anyway; set it to 3".into()
+        )]
+    );
+    assert_eq!(
+        warnings("[sentinel]\nquorum = 1\n")[0].1,
+        "`sentinel.quorum` is 1, less than a majority of 3 sentinels: 1 sentinel can declare the master down on its own view of the network, but a failover still needs 2 sentinels to authorize it, so the majority decides anyway; set it to 2"
+    );
+}
+
+#[test]
+fn a_quorum_of_every_sentinel_warns() {
+    let w = warnings("[sentinel]\ncount = 3\nquorum = 3\n");
+    assert_eq!(
+        w,
+        vec![(
+            "sentinel.quorum".into(),
+            "`sentinel.quorum` is 3, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()
+        )]
+    );
+}
+
+#[test]
+fn a_literal_password_warns_and_is_used() {
+    let loaded = check("[auth]\npassword = \"s3cret\"\n").expect("valid");
+    assert_eq!(loaded.topology.auth, AuthSource::Literal);
+    assert_eq!(loaded.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+    assert_eq!(loaded.warnings.len(), 1);
+    let w = &loaded.warnings[0];
+    assert_eq!(
+        (w.key.as_str(), w.line, w.column),
+        ("auth.password", Some(2), Some(1))
+    );
+    assert_eq!(
+        w.message,
+        "`auth.password` is written in the topology file: anyone who can read the file can use the group; prefer `password_env` or `password_file`"
+    );
+    // Warnings never carry the password either.
+    assert!(!format!("{loaded:?}").contains("s3cret"));
+}
+
+// ---- passwords --------------------------------------------------------------------------------
+
+#[test]
+fn password_from_env() {
+    let env = |var: &str| (var == "RC_PW").then(|| "from-env".to_string());
+    let loaded = parse(
+        Path::new("t.toml"),
+        "[auth]\npassword_env = \"RC_PW\"\n",
+        None,
+        &env,
+        &no_files,
+    )
+    .expect("valid");
+    assert_eq!(loaded.topology.auth, AuthSource::Env("RC_PW".into()));
+    assert_eq!(
+        loaded.password.map(|p| p.expose().to_string()).as_deref(),
+        Some("from-env")
+    );
+    assert_eq!(loaded.warnings, vec![]);
+}
+
+#[test]
+fn password_env_missing_or_empty() {
+    assert_error(
+        "[auth]\npassword_env = \"RC_PW\"\n",
+        "auth.password_env",
+        2,
+        1,
+        "`auth.password_env` names `RC_PW`, which is not set; export it, or use another password source",
+    );
+    let empty = |_: &str| Some(String::new());
+    let err = parse(
+        Path::new("t.toml"),
+        "[auth]\npassword_env = \"RC_PW\"\n",
+        None,
+        &empty,
+        &no_files,
+    )
+    .expect_err("empty env");
+    assert_eq!(
+        err.errors[0].message,
+        "`auth.password_env` names `RC_PW`, which is set but empty; put the password in it"
+    );
+    assert_error(
+        "[auth]\npassword_env = \"1 BAD\"\n",
+        "auth.password_env",
+        2,
+        1,
+        "`auth.password_env` is `1 BAD`, not an environment variable name; use letters, digits and `_`, not starting with a digit",
+    );
+}
+
+#[test]
+fn password_from_a_file_relative_to_the_topology() {
+    let read = |path: &Path| {
+        if path == Path::new("conf/secrets/pw.txt") {
+            Ok("from-file\n".to_string())
+        } else {
+            no_files(path)
+        }
+    };
+    let loaded = parse(
+        Path::new("conf/topology.toml"),
+        "[auth]\npassword_file = \"secrets/pw.txt\"\n",
+        None,
+        &no_env,
+        &read,
+    )
+    .expect("valid");
+    assert_eq!(
+        loaded.topology.auth,
+        AuthSource::File("secrets/pw.txt".into())
+    );
+    assert_eq!(
+        loaded.password.map(|p| p.expose().to_string()).as_deref(),
+        Some("from-file")
+    );
+}
+
+#[test]
+fn password_file_missing_or_empty() {
+    assert_error(
+        "[auth]\npassword_file = \"pw.txt\"\n",
+        "auth.password_file",
+        2,
+        1,
+        "`auth.password_file` is `pw.txt`, which cannot be read: no such file: pw.txt; create it or fix the path (relative paths start at the topology file's directory)",
+    );
+    let empty = |_: &Path| Ok("\n".to_string());
+    let err = parse(
+        Path::new("topology.toml"),
+        "[auth]\npassword_file = \"pw.txt\"\n",
+        None,
+        &no_env,
+        &empty,
+    )
+    .expect_err("empty file");
+    assert_eq!(
+        err.errors[0].message,
+        "`auth.password_file` is `pw.txt`, which is empty; write the password in it"
+    );
+}
+
+#[test]
+fn at_most_one_password_source() {
+    assert_error(
+        "[auth]\npassword_env = \"A\"\npassword_file = \"f\"\n",
+        "auth",
+        3,
+        1,
+        "`auth.password_env` and `auth.password_file` are both password sources; keep at most one (none lets `up` generate a password)",
+    );
+}
+
+#[test]
+fn passwords_must_fit_in_a_config_file() {
+    assert_error(
+        "[auth]\npassword = \"two words\"\n",
+        "auth.password",
+        2,
+        1,
+        "`auth.password` contains whitespace, `\"` or a control character, which cannot be written into redis.conf; choose a password without them",
+    );
+    assert_error(
+        "[auth]\npassword = \"\"\n",
+        "auth.password",
+        2,
+        1,
+        "`auth.password` is empty; set a password, or remove the `[auth]` keys so that `up` generates one",
+    );
+    let quoted = |_: &str| Some("a\"b".to_string());
+    let err = parse(
+        Path::new("t.toml"),
+        "[auth]\npassword_env = \"PW\"\n",
+        None,
+        &quoted,
+        &no_files,
+    )
+    .expect_err("quote in password");
+    assert_eq!(
+        err.errors[0].message,
+        "the password in `PW` (from `auth.password_env`) contains whitespace, `\"` or a control character, which cannot be written into redis.conf; choose a password without them"
+    );
+    assert!(!err.errors[0].message.contains("a\"b"));
+}
+
+// ---- formatting ---------------------------------------------------------------------------------
+
+#[test]
+fn diagnostics_format_as_file_line_column() {
+    let err = check("[sentinel]\ncount = 3\nquorum = 5\n").expect_err("invalid");
+    assert_eq!(
+        format_diagnostics(Path::new("topology.toml"), &err.errors),
+        "error: topology.toml:3:1: `sentinel.quorum` is 5 but there are only 3 sentinels; set it between 1 and 3\n"
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid topology `topology.toml`: 1 error(s)"
+    );
+    let located_nowhere = Diagnostic {
+        severity: Severity::Warning,
+        key: String::new(),
+        line: None,
+        column: None,
+        message: "m".into(),
+    };
+    assert_eq!(
+        format_diagnostics(Path::new("t.toml"), &[located_nowhere]),
+        "warning: t.toml: m\n"
+    );
+}

@@ -1,0 +1,1123 @@
+//! Validation: `RawDocument` -> `Topology` plus every error and warning.
+//!
+//! Pure: takes the parsed document and returns data. Each rule names the dotted key at
+//! fault and points at it; a rule that needs a key the reader already rejected is skipped,
+//! so one mistake is reported once. Password sources are only checked for shape here;
+//! reading them is `auth`'s job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::raw::{Position, RawDocument};
+use super::{
+    AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, KubernetesSpec, MasterSpec,
+    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology,
+};
+
+pub const DEFAULT_NAME: &str = "demo";
+pub const MAX_NAME_LEN: usize = 40;
+pub const MAX_REPLICAS: i64 = 16;
+pub const MAX_SENTINELS: i64 = 9;
+/// Sentinel reads its times and `parallel-syncs` with `atoi`: anything larger wraps.
+const SENTINEL_INT_MAX: i64 = i32::MAX as i64;
+
+/// redis.conf directives rcluster writes itself, and what to set instead.
+const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
+    (
+        "port",
+        "`master.port` and `replicas.port` (host ports; inside the container it is always 6379)",
+    ),
+    (
+        "bind",
+        "`cluster.bind` (the host address; inside the container rcluster binds every interface)",
+    ),
+    ("dir", "rcluster (the data volume)"),
+    ("requirepass", "`[auth]`"),
+    ("masterauth", "`[auth]`"),
+    (
+        "replicaof",
+        "rcluster at creation and Sentinel after a failover",
+    ),
+    (
+        "slaveof",
+        "rcluster at creation and Sentinel after a failover",
+    ),
+    (
+        "protected-mode",
+        "rcluster (the group always requires a password)",
+    ),
+    (
+        "daemonize",
+        "rcluster (redis runs in the foreground of its container)",
+    ),
+    (
+        "include",
+        "rcluster (each node's config is one self-contained file)",
+    ),
+    ("appendonly", "`persistence.aof`"),
+    ("appendfilename", "`persistence.appendfilename`"),
+    ("appendfsync", "`persistence.appendfsync`"),
+    ("dbfilename", "`persistence.dbfilename`"),
+    ("save", "`persistence.save`"),
+    (
+        "stop-writes-on-bgsave-error",
+        "`persistence.stop_writes_on_bgsave_error`",
+    ),
+    ("rdbcompression", "`persistence.rdbcompression`"),
+    (
+        "no-appendfsync-on-rewrite",
+        "`persistence.no_appendfsync_on_rewrite`",
+    ),
+    (
+        "auto-aof-rewrite-min-size",
+        "`persistence.auto_aof_rewrite_min_size`",
+    ),
+    (
+        "auto-aof-rewrite-percentage",
+        "`persistence.auto_aof_rewrite_percentage`",
+    ),
+];
+
+/// Commands Sentinel sends to the data nodes; renaming them breaks monitoring or failover.
+const SENTINEL_COMMANDS: &[&str] = &[
+    "config",
+    "replicaof",
+    "slaveof",
+    "info",
+    "ping",
+    "publish",
+    "subscribe",
+    "client",
+    "role",
+    "multi",
+    "exec",
+    "script",
+    "shutdown",
+];
+
+/// The outcome of validation: a topology built from valid values and defaults (complete
+/// even when there are errors, so callers can keep going), and the diagnostics.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub topology: Topology,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
+    let mut c = Checker {
+        doc,
+        rejected: BTreeSet::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let cluster = c.cluster(name_override);
+    let auth = c.auth();
+    let master = MasterSpec {
+        port: c.port("master.port", doc.topology.master.port, 6379),
+    };
+    let replicas = c.replicas();
+    let sentinel = c.sentinel();
+    c.port_ranges(&master, &replicas, &sentinel);
+    let persistence = c.persistence();
+    let redis = c.redis();
+    let kubernetes = c.kubernetes();
+    Validation {
+        topology: Topology {
+            source: PathBuf::from("<string>"),
+            cluster,
+            auth,
+            master,
+            replicas,
+            sentinel,
+            persistence,
+            redis,
+            kubernetes,
+        },
+        errors: c.errors,
+        warnings: c.warnings,
+    }
+}
+
+struct Checker<'a> {
+    doc: &'a RawDocument,
+    /// Keys validation found out of range: their stand-in defaults must not feed other rules.
+    rejected: BTreeSet<String>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn diagnostic(&self, severity: Severity, key: &str, at: &str, message: String) -> Diagnostic {
+        // A value that is only a default has no place in the file; the file's start is
+        // the honest location then.
+        let p = self
+            .doc
+            .position(at)
+            .unwrap_or(Position { line: 1, column: 1 });
+        Diagnostic {
+            severity,
+            key: key.to_string(),
+            line: Some(p.line),
+            column: Some(p.column),
+            message,
+        }
+    }
+
+    fn error(&mut self, key: &str, message: String) {
+        self.error_at(key, key, message);
+    }
+
+    fn error_at(&mut self, key: &str, at: &str, message: String) {
+        let d = self.diagnostic(Severity::Error, key, at, message);
+        self.errors.push(d);
+    }
+
+    fn warn(&mut self, key: &str, message: String) {
+        let d = self.diagnostic(Severity::Warning, key, key, message);
+        self.warnings.push(d);
+    }
+
+    /// Usable: present in the file or defaulted, and not already rejected by the reader.
+    fn ok(&self, key: &str) -> bool {
+        !self.doc.broken.contains(key) && !self.rejected.contains(key)
+    }
+
+    /// An integer in `range`, else an error and `None`.
+    fn int_in(
+        &mut self,
+        key: &str,
+        value: i64,
+        range: RangeInclusive<i64>,
+        note: &str,
+    ) -> Option<i64> {
+        if range.contains(&value) {
+            return Some(value);
+        }
+        self.rejected.insert(key.to_string());
+        self.error(
+            key,
+            format!(
+                "`{key}` is {value}; set it between {} and {}{note}",
+                range.start(),
+                range.end()
+            ),
+        );
+        None
+    }
+
+    fn port(&mut self, key: &str, value: Option<i64>, default: u16) -> u16 {
+        let Some(value) = value else { return default };
+        self.int_in(
+            key,
+            value,
+            0..=65535,
+            " (0 lets the engine pick a free port)",
+        )
+        .and_then(|v| u16::try_from(v).ok())
+        .unwrap_or(default)
+    }
+
+    fn cluster(&mut self, name_override: Option<&str>) -> Cluster {
+        let raw = &self.doc.topology.cluster;
+        let mut name = DEFAULT_NAME.to_string();
+        if let Some(file_name) = &raw.name {
+            match name_problem(file_name) {
+                Some(problem) => self.error("cluster.name", format!("`cluster.name` {problem}")),
+                None => name = file_name.clone(),
+            }
+        }
+        if let Some(cli_name) = name_override {
+            match name_problem(cli_name) {
+                // Not in the file: no position to point at.
+                Some(problem) => self.errors.push(Diagnostic {
+                    severity: Severity::Error,
+                    key: "cluster.name".into(),
+                    line: None,
+                    column: None,
+                    message: format!("`--name` {problem}"),
+                }),
+                None => name = cli_name.to_string(),
+            }
+        }
+
+        let mut bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        if let Some(text) = &raw.bind {
+            match text.parse::<IpAddr>() {
+                Ok(ip) => bind = ip,
+                Err(_) => self.error(
+                    "cluster.bind",
+                    format!(
+                        "`cluster.bind` is `{text}`, not an IP address; use `127.0.0.1` (this host only) or `0.0.0.0` (every interface)"
+                    ),
+                ),
+            }
+        }
+
+        let mut subnet = None;
+        if let Some(text) = &raw.subnet {
+            match Subnet::from_str(text) {
+                Ok(s) => subnet = Some(s),
+                Err(why) => self.error(
+                    "cluster.subnet",
+                    format!("`cluster.subnet` is invalid: {why}; or remove it to derive one from the name"),
+                ),
+            }
+        }
+        Cluster { name, bind, subnet }
+    }
+
+    fn auth(&mut self) -> AuthSource {
+        let raw = &self.doc.topology.auth;
+        let sources = [
+            ("auth.password", raw.password.is_some()),
+            ("auth.password_env", raw.password_env.is_some()),
+            ("auth.password_file", raw.password_file.is_some()),
+        ];
+        let set: Vec<&str> = sources
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() > 1 {
+            let listed = set
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            // Point at the later one: the earlier is what the user meant first.
+            let at = set
+                .iter()
+                .copied()
+                .max_by_key(|k| self.doc.position(k))
+                .unwrap_or("auth");
+            self.error_at(
+                "auth",
+                at,
+                format!(
+                    "{listed} are {} password sources; keep at most one (none lets `up` generate a password)",
+                    if set.len() == 2 { "both" } else { "all" }
+                ),
+            );
+            return AuthSource::Generated;
+        }
+        if let Some(password) = &raw.password {
+            if let Some(problem) = password_problem(password) {
+                self.error("auth.password", format!("`auth.password` {problem}"));
+            }
+            self.warn(
+                "auth.password",
+                "`auth.password` is written in the topology file: anyone who can read the file can use the group; prefer `password_env` or `password_file`".into(),
+            );
+            return AuthSource::Literal;
+        }
+        if let Some(var) = &raw.password_env {
+            if var.is_empty() {
+                self.error(
+                    "auth.password_env",
+                    "`auth.password_env` is empty; set it to the name of the environment variable that holds the password".into(),
+                );
+            } else if !is_env_name(var) {
+                self.error(
+                    "auth.password_env",
+                    format!("`auth.password_env` is `{var}`, not an environment variable name; use letters, digits and `_`, not starting with a digit"),
+                );
+            }
+            return AuthSource::Env(var.clone());
+        }
+        if let Some(path) = &raw.password_file {
+            if path.is_empty() {
+                self.error(
+                    "auth.password_file",
+                    "`auth.password_file` is empty; set it to the path of the file that holds the password".into(),
+                );
+            }
+            return AuthSource::File(PathBuf::from(path));
+        }
+        AuthSource::Generated
+    }
+
+    fn replicas(&mut self) -> ReplicasSpec {
+        let raw = &self.doc.topology.replicas;
+        let count = raw
+            .count
+            .and_then(|n| self.int_in("replicas.count", n, 0..=MAX_REPLICAS, ""))
+            .unwrap_or(2);
+        ReplicasSpec {
+            count: u8::try_from(count).unwrap_or(2),
+            port: self.port("replicas.port", raw.port, 6380),
+        }
+    }
+
+    fn sentinel(&mut self) -> SentinelSpec {
+        let raw = &self.doc.topology.sentinel;
+        let count = match raw.count {
+            Some(n) => self
+                .int_in(
+                    "sentinel.count",
+                    n,
+                    1..=MAX_SENTINELS,
+                    " (an odd number, 3 or more, is best)",
+                )
+                .unwrap_or(3),
+            None => 3,
+        };
+        let count_valid = self.ok("sentinel.count");
+
+        let mut quorum = raw.quorum.unwrap_or(2);
+        if self.ok("sentinel.quorum") && count_valid && !(1..=count).contains(&quorum) {
+            let default = if raw.quorum.is_none() {
+                " (the default)"
+            } else {
+                ""
+            };
+            let range = if count == 1 {
+                "set it to 1".to_string()
+            } else {
+                format!("set it between 1 and {count}")
+            };
+            let message = if quorum < 1 {
+                format!("`sentinel.quorum` is {quorum}; {range}")
+            } else {
+                format!(
+                    "`sentinel.quorum` is {quorum}{default} but there {}; {range}",
+                    if count == 1 {
+                        "is only 1 sentinel".to_string()
+                    } else {
+                        format!("are only {count} sentinels")
+                    }
+                )
+            };
+            let at = if raw.quorum.is_some() {
+                "sentinel.quorum"
+            } else {
+                "sentinel.count"
+            };
+            self.error_at("sentinel.quorum", at, message);
+            quorum = quorum.clamp(1, count);
+        } else if count_valid && self.ok("sentinel.quorum") {
+            self.sentinel_warnings(count, quorum);
+        }
+
+        let master_name = raw.master_name.clone().unwrap_or_else(|| "mymaster".into());
+        if master_name.is_empty() {
+            self.error(
+                "sentinel.master_name",
+                "`sentinel.master_name` is empty; set it to a name like `mymaster`".into(),
+            );
+        } else if !master_name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+        {
+            self.error(
+                "sentinel.master_name",
+                format!("`sentinel.master_name` is `{}`; use only letters, digits, `.`, `_` and `-` (clients look the master up by this name)", one_line(&master_name)),
+            );
+        }
+
+        let down_after = self.millis("sentinel.down_after_ms", raw.down_after_ms, 5000);
+        let failover_timeout = self.millis(
+            "sentinel.failover_timeout_ms",
+            raw.failover_timeout_ms,
+            60000,
+        );
+        if let (Some(down), Some(timeout)) = (down_after, failover_timeout)
+            && down >= timeout
+        {
+            let at = if raw.down_after_ms.is_some() {
+                "sentinel.down_after_ms"
+            } else {
+                "sentinel.failover_timeout_ms"
+            };
+            self.error_at(
+                    "sentinel.down_after_ms",
+                    at,
+                    format!("`sentinel.down_after_ms` ({down}) must be less than `sentinel.failover_timeout_ms` ({timeout}): a failover that times out before the master is even seen down never completes; lower the first or raise the second"),
+                );
+        }
+
+        let parallel_syncs = match raw.parallel_syncs {
+            Some(n) => self
+                .int_in(
+                    "sentinel.parallel_syncs",
+                    n,
+                    1..=SENTINEL_INT_MAX,
+                    " (how many replicas resync with a new master at once)",
+                )
+                .unwrap_or(1),
+            None => 1,
+        };
+
+        SentinelSpec {
+            count: u8::try_from(count).unwrap_or(3),
+            port: self.port("sentinel.port", raw.port, 26379),
+            master_name,
+            quorum: u8::try_from(quorum).unwrap_or(2),
+            down_after_ms: down_after.unwrap_or(5000),
+            failover_timeout_ms: failover_timeout.unwrap_or(60000),
+            parallel_syncs: u32::try_from(parallel_syncs).unwrap_or(1),
+        }
+    }
+
+    /// A positive time in milliseconds; `None` when it is invalid or unusable.
+    fn millis(&mut self, key: &str, value: Option<i64>, default: u64) -> Option<u64> {
+        if !self.ok(key) {
+            return None;
+        }
+        let Some(value) = value else {
+            return Some(default);
+        };
+        if value <= 0 {
+            self.error(
+                key,
+                format!("`{key}` is {value}; set a positive number of milliseconds"),
+            );
+            return None;
+        }
+        if value > SENTINEL_INT_MAX {
+            self.error(
+                key,
+                format!("`{key}` is {value}; sentinel accepts at most {SENTINEL_INT_MAX} milliseconds (about 24 days)"),
+            );
+            return None;
+        }
+        u64::try_from(value).ok()
+    }
+
+    fn sentinel_warnings(&mut self, count: i64, quorum: i64) {
+        let majority = count / 2 + 1;
+        if count == 1 {
+            self.warn(
+                "sentinel.count",
+                "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels".into(),
+            );
+        } else if count == 2 {
+            self.warn(
+                "sentinel.count",
+                "`sentinel.count` is 2: with one sentinel down, the other cannot reach the majority of 2 that authorizes a failover; use 3 sentinels".into(),
+            );
+        }
+        if count % 2 == 0 {
+            self.warn(
+                "sentinel.count",
+                format!(
+                    "`sentinel.count` is {count}, an even number: it survives no more sentinel failures than {} would; use an odd number",
+                    count - 1
+                ),
+            );
+        }
+        if quorum < majority {
+            self.warn(
+                "sentinel.quorum",
+                format!(
+                    "`sentinel.quorum` is {quorum}, less than a majority of {count} sentinels: {quorum} sentinel{} can declare the master down on {} own view of the network, but a failover still needs {majority} sentinels to authorize it, so the majority decides anyway; set it to {majority}",
+                    if quorum == 1 { "" } else { "s" },
+                    if quorum == 1 { "its" } else { "their" },
+                ),
+            );
+        }
+        if count > 1 && quorum == count {
+            self.warn(
+                "sentinel.quorum",
+                format!("`sentinel.quorum` is {quorum}, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to {majority}"),
+            );
+        }
+    }
+
+    /// Host ports that two nodes would both publish, or that run past 65535.
+    fn port_ranges(
+        &mut self,
+        master: &MasterSpec,
+        replicas: &ReplicasSpec,
+        sentinel: &SentinelSpec,
+    ) {
+        let keys = [
+            "master.port",
+            "replicas.port",
+            "sentinel.port",
+            "replicas.count",
+            "sentinel.count",
+        ];
+        if keys.iter().any(|k| !self.ok(k)) {
+            return;
+        }
+        // (key, first, count, what)
+        let ranges = [
+            ("master.port", u32::from(master.port), 1u32, "the master"),
+            (
+                "replicas.port",
+                u32::from(replicas.port),
+                u32::from(replicas.count),
+                "replicas",
+            ),
+            (
+                "sentinel.port",
+                u32::from(sentinel.port),
+                u32::from(sentinel.count),
+                "sentinels",
+            ),
+        ];
+        let mut usable = Vec::new();
+        for (key, first, count, what) in ranges {
+            if first == 0 || count == 0 {
+                continue;
+            }
+            let last = first + count - 1;
+            if last > 65535 {
+                self.error(
+                    key,
+                    format!(
+                        "`{key}` is {first}, so {count} {what} need ports up to {last}, past 65535; set it to {} or lower, or 0 to let the engine pick",
+                        65536 - count
+                    ),
+                );
+                continue;
+            }
+            usable.push((key, first, last));
+        }
+        for (i, &(key_a, first_a, last_a)) in usable.iter().enumerate() {
+            for &(key_b, first_b, last_b) in &usable[i + 1..] {
+                if first_a <= last_b && first_b <= last_a {
+                    let shared = first_a.max(first_b);
+                    let (later, earlier) = if self.doc.position(key_b) >= self.doc.position(key_a)
+                        && self.doc.has(key_b)
+                    {
+                        (key_b, key_a)
+                    } else {
+                        (key_a, key_b)
+                    };
+                    self.error(
+                        later,
+                        format!(
+                            "`{later}` ({}) and `{earlier}` ({}) both use host port {shared}; move one of them, or set it to 0 to let the engine pick",
+                            describe_range(later, &usable),
+                            describe_range(earlier, &usable),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn persistence(&mut self) -> Persistence {
+        let raw = &self.doc.topology.persistence;
+        let save = raw
+            .save
+            .clone()
+            .unwrap_or_else(|| vec!["900 1".into(), "300 10".into(), "60 10000".into()]);
+        if raw.save.is_some() {
+            for (i, entry) in save.iter().enumerate() {
+                if !is_save_rule(entry) {
+                    let key = format!("persistence.save[{i}]");
+                    self.error(
+                        &key,
+                        format!(
+                            "`{key}` is `\"{}\"`; write `\"SECONDS CHANGES\"`, two positive integers like `\"900 1\"` (an empty list turns snapshots off)",
+                            one_line(entry)
+                        ),
+                    );
+                }
+            }
+        }
+
+        let dbfilename = self.file_name(
+            "persistence.dbfilename",
+            raw.dbfilename.as_deref(),
+            "dump.rdb",
+        );
+        let appendfilename = self.file_name(
+            "persistence.appendfilename",
+            raw.appendfilename.as_deref(),
+            "appendonly.aof",
+        );
+
+        let appendfsync = match raw.appendfsync.as_deref() {
+            None | Some("everysec") => AppendFsync::Everysec,
+            Some("always") => AppendFsync::Always,
+            Some("no") => AppendFsync::No,
+            Some(other) => {
+                self.error(
+                    "persistence.appendfsync",
+                    format!(
+                        "`persistence.appendfsync` is `{}`; use one of `always`, `everysec`, `no`",
+                        one_line(other)
+                    ),
+                );
+                AppendFsync::Everysec
+            }
+        };
+
+        let min_size = raw
+            .auto_aof_rewrite_min_size
+            .clone()
+            .unwrap_or_else(|| "64mb".into());
+        if let Err(why) = redis_size(&min_size) {
+            self.error(
+                "persistence.auto_aof_rewrite_min_size",
+                format!(
+                    "`persistence.auto_aof_rewrite_min_size` is `{}`: {why}",
+                    one_line(&min_size)
+                ),
+            );
+        }
+
+        let percentage = match raw.auto_aof_rewrite_percentage {
+            Some(n) => self
+                .int_in(
+                    "persistence.auto_aof_rewrite_percentage",
+                    n,
+                    0..=SENTINEL_INT_MAX,
+                    " (0 turns automatic rewrites off)",
+                )
+                .unwrap_or(100),
+            None => 100,
+        };
+
+        Persistence {
+            rdb: raw.rdb.unwrap_or(true),
+            save,
+            stop_writes_on_bgsave_error: raw.stop_writes_on_bgsave_error.unwrap_or(true),
+            rdbcompression: raw.rdbcompression.unwrap_or(true),
+            dbfilename,
+            aof: raw.aof.unwrap_or(true),
+            appendfilename,
+            appendfsync,
+            no_appendfsync_on_rewrite: raw.no_appendfsync_on_rewrite.unwrap_or(false),
+            auto_aof_rewrite_min_size: min_size,
+            auto_aof_rewrite_percentage: u32::try_from(percentage).unwrap_or(100),
+        }
+    }
+
+    fn file_name(&mut self, key: &str, value: Option<&str>, default: &str) -> String {
+        let Some(value) = value else {
+            return default.to_string();
+        };
+        let problem = if value.is_empty() {
+            Some(format!("is empty; set a file name like `{default}`"))
+        } else if value.contains(['/', '\\']) {
+            Some(format!(
+                "is `{}`; use a plain file name without `/`: the directory is the node's data volume",
+                one_line(value)
+            ))
+        } else if value == "." || value == ".." {
+            Some(format!(
+                "is `{value}`; use a plain file name like `{default}`"
+            ))
+        } else if value
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '"')
+        {
+            Some(format!(
+                "is `{}`; use a file name without spaces, quotes or control characters",
+                one_line(value)
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => {
+                self.error(key, format!("`{key}` {p}"));
+                default.to_string()
+            }
+            None => value.to_string(),
+        }
+    }
+
+    fn redis(&mut self) -> RedisSpec {
+        let raw = &self.doc.topology.redis;
+        let image = match raw.image.as_deref() {
+            None | Some("") => None,
+            Some(image) => {
+                if let Some(problem) = image_problem(image) {
+                    self.error("redis.image", format!("`redis.image` {problem}; or leave it empty for rcluster's default image"));
+                }
+                Some(image.to_string())
+            }
+        };
+        let mut extra = BTreeMap::new();
+        for (name, value) in raw.extra.iter().flatten() {
+            let key = format!("redis.extra.{name}");
+            let value = value.to_text();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            {
+                self.error(
+                    &key,
+                    format!("`{}` is not a redis.conf directive name; use one lowercase word like `maxmemory` or `maxmemory-policy`", one_line(&key)),
+                );
+                continue;
+            }
+            if let Some((_, owner)) = MANAGED_DIRECTIVES.iter().find(|(d, _)| *d == name) {
+                self.error(
+                    &key,
+                    format!("`{key}` cannot be set here: `{name}` is managed by {owner}"),
+                );
+                continue;
+            }
+            if value.trim().is_empty() {
+                self.error(
+                    &key,
+                    format!("`{key}` is empty; give the directive a value or remove it"),
+                );
+                continue;
+            }
+            if value.contains(['\n', '\r']) {
+                self.error(
+                    &key,
+                    format!("`{key}` contains a newline; a directive's value must fit on one line"),
+                );
+                continue;
+            }
+            if name == "rename-command" {
+                let command = value
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if SENTINEL_COMMANDS.contains(&command.as_str()) {
+                    self.error(
+                        &key,
+                        format!("`{key}` renames `{}`, which Sentinel sends to the nodes to monitor them and fail over; rename another command", command.to_ascii_uppercase()),
+                    );
+                    continue;
+                }
+            }
+            extra.insert(name.clone(), value);
+        }
+        RedisSpec { image, extra }
+    }
+
+    fn kubernetes(&mut self) -> KubernetesSpec {
+        let raw = &self.doc.topology.kubernetes;
+        let namespace = raw.namespace.clone().unwrap_or_else(|| "default".into());
+        if !is_dns_label(&namespace, 63) {
+            self.error(
+                "kubernetes.namespace",
+                format!("`kubernetes.namespace` is `{}`; a namespace is 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit", one_line(&namespace)),
+            );
+        }
+        if let Some(class) = &raw.storage_class {
+            let valid = !class.is_empty()
+                && class.len() <= 253
+                && class.split('.').all(|label| is_dns_label(label, 63));
+            if class.is_empty() {
+                self.error(
+                    "kubernetes.storage_class",
+                    "`kubernetes.storage_class` is empty; name a storage class, or remove the key to use the cluster's default".into(),
+                );
+            } else if !valid {
+                self.error(
+                    "kubernetes.storage_class",
+                    format!("`kubernetes.storage_class` is `{}`; a storage class name is lowercase letters, digits, `-` and `.`", one_line(class)),
+                );
+            }
+        }
+        let storage_size = raw.storage_size.clone().unwrap_or_else(|| "1Gi".into());
+        if let Err(why) = kubernetes_quantity(&storage_size) {
+            self.error(
+                "kubernetes.storage_size",
+                format!(
+                    "`kubernetes.storage_size` is `{}`: {why}",
+                    one_line(&storage_size)
+                ),
+            );
+        }
+        let anti_affinity = match raw.anti_affinity.as_deref() {
+            None | Some("preferred") => AntiAffinity::Preferred,
+            Some("required") => AntiAffinity::Required,
+            Some(other) => {
+                self.error(
+                    "kubernetes.anti_affinity",
+                    format!(
+                        "`kubernetes.anti_affinity` is `{}`; use `preferred` or `required`",
+                        one_line(other)
+                    ),
+                );
+                AntiAffinity::Preferred
+            }
+        };
+        let image = raw.image.clone().unwrap_or_else(|| "redis:7.2".into());
+        if let Some(problem) = image_problem(&image) {
+            self.error("kubernetes.image", format!("`kubernetes.image` {problem}"));
+        }
+        KubernetesSpec {
+            namespace,
+            storage_class: raw.storage_class.clone(),
+            storage_size,
+            anti_affinity,
+            image,
+            resources: raw.resources.clone(),
+        }
+    }
+}
+
+fn describe_range(key: &str, ranges: &[(&str, u32, u32)]) -> String {
+    match ranges.iter().find(|(k, _, _)| *k == key) {
+        Some((_, first, last)) if first == last => format!("port {first}"),
+        Some((_, first, last)) => format!("ports {first}-{last}"),
+        None => String::new(),
+    }
+}
+
+/// What is wrong with a group name, phrased to follow the key (`cluster.name` or `--name`).
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(
+            "is empty; set a short name like `demo` (lowercase letters, digits and `-`)".into(),
+        );
+    }
+    let length = name.chars().count();
+    if length > MAX_NAME_LEN {
+        return Some(format!(
+            "is {length} characters long; use at most {MAX_NAME_LEN} (it prefixes every container, network and volume)"
+        ));
+    }
+    if !is_dns_label(name, MAX_NAME_LEN) {
+        let suggestion = suggest_name(name);
+        let hint = if suggestion.is_empty() {
+            String::new()
+        } else {
+            format!("; try `{suggestion}`")
+        };
+        return Some(format!(
+            "is `{}`; use lowercase letters, digits and `-`, starting and ending with a letter or digit (Docker and Kubernetes names){hint}",
+            one_line(name)
+        ));
+    }
+    None
+}
+
+fn suggest_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|ch| {
+            let ch = ch.to_ascii_lowercase();
+            if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches('-');
+    trimmed
+        .chars()
+        .take(MAX_NAME_LEN)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, at most `max` characters.
+fn is_dns_label(s: &str, max: usize) -> bool {
+    let alnum = |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|ch| alnum(ch) || ch == '-')
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|ch: char| ch.is_ascii_digit())
+        && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// What is wrong with a password's text. Never includes the password itself.
+pub fn password_problem(password: &str) -> Option<&'static str> {
+    if password.is_empty() {
+        Some("is empty; set a password, or remove the `[auth]` keys so that `up` generates one")
+    } else if password
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch == '"' || ch.is_control())
+    {
+        Some(
+            "contains whitespace, `\"` or a control character, which cannot be written into redis.conf; choose a password without them",
+        )
+    } else {
+        None
+    }
+}
+
+fn image_problem(image: &str) -> Option<String> {
+    if image.is_empty() {
+        Some("is empty; name an image like `redis:7.2`".into())
+    } else if image
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        Some(format!(
+            "is `{}`, not an image reference; write it like `redis:7.2`",
+            one_line(image)
+        ))
+    } else {
+        None
+    }
+}
+
+/// `"SECONDS CHANGES"`: two positive integers redis accepts (it reads them as `int`).
+fn is_save_rule(entry: &str) -> bool {
+    let parts: Vec<&str> = entry.split_whitespace().collect();
+    parts.len() == 2
+        && parts.iter().all(|p| {
+            p.chars().all(|ch| ch.is_ascii_digit()) && p.parse::<i32>().is_ok_and(|n| n > 0)
+        })
+}
+
+/// Bytes in a redis size like `64mb` (digits, then k/kb/m/mb/g/gb, any case).
+pub fn redis_size(text: &str) -> Result<u64, String> {
+    const EXPECTED: &str =
+        "write digits with an optional unit `k`, `kb`, `m`, `mb`, `g` or `gb`, like `64mb`";
+    let digits_end = text
+        .find(|ch: char| !ch.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(format!("not a redis size; {EXPECTED}"));
+    }
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("not a redis size; {EXPECTED}")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| "too large for redis; use a size below 8 exabytes, like `64mb`".to_string())
+}
+
+/// A Kubernetes quantity for a volume: a positive number with an optional suffix.
+fn kubernetes_quantity(text: &str) -> Result<(), String> {
+    const EXPECTED: &str = "write a kubernetes quantity like `1Gi`, `500Mi` or `10G`";
+    let number_end = text
+        .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(number_end);
+    let well_formed = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && number.matches('.').count() <= 1
+        && matches!(
+            suffix,
+            "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "k" | "M" | "G" | "T" | "P" | "E"
+        );
+    if !well_formed {
+        return Err(format!("not a kubernetes quantity; {EXPECTED}"));
+    }
+    // A quantity past 2^63 bytes does not fit Kubernetes' int64 either.
+    if number.len() > 18 {
+        return Err(format!("too large; {EXPECTED}"));
+    }
+    if number.chars().all(|ch| ch == '0' || ch == '.') {
+        return Err(format!("a volume needs a positive size; {EXPECTED}"));
+    }
+    Ok(())
+}
+
+/// A value quoted in a message must not break the message's one line.
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(60)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_sizes() {
+        assert_eq!(redis_size("64mb"), Ok(64 * 1024 * 1024));
+        assert_eq!(redis_size("1G"), Ok(1_000_000_000));
+        assert_eq!(redis_size("100"), Ok(100));
+        assert_eq!(redis_size("1KB"), Ok(1024));
+        assert!(redis_size("").is_err());
+        assert!(redis_size("mb").is_err());
+        assert!(redis_size("64 mb").is_err());
+        assert!(redis_size("1tb").is_err());
+        assert!(redis_size("-1").is_err());
+        assert!(
+            redis_size("99999999999999gb")
+                .unwrap_err()
+                .starts_with("too large")
+        );
+    }
+
+    #[test]
+    fn kubernetes_quantities() {
+        for ok in ["1Gi", "500Mi", "10G", "1.5Gi", "1000"] {
+            assert_eq!(kubernetes_quantity(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "1GB",
+            "Gi",
+            "1 Gi",
+            "0Gi",
+            ".5Gi",
+            "1..5Gi",
+            "-1Gi",
+            "9999999999999999999999Ei",
+        ] {
+            assert!(kubernetes_quantity(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn save_rules() {
+        assert!(is_save_rule("900 1"));
+        assert!(is_save_rule(" 60   10000 "));
+        for bad in [
+            "",
+            "900",
+            "900 0",
+            "0 1",
+            "a b",
+            "900 1 2",
+            "-1 1",
+            "+5 1",
+            "99999999999 1",
+        ] {
+            assert!(!is_save_rule(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name_problem("demo"), None);
+        assert_eq!(name_problem("a"), None);
+        assert_eq!(name_problem("my-group-2"), None);
+        assert!(name_problem("-x").is_some());
+        assert!(name_problem("x-").is_some());
+        assert!(name_problem(&"a".repeat(41)).is_some());
+        assert_eq!(name_problem(&"a".repeat(40)), None);
+        assert_eq!(suggest_name("My_App"), "my-app");
+        assert_eq!(suggest_name("__"), "");
+    }
+
+    #[test]
+    fn one_line_escapes_and_truncates() {
+        assert_eq!(one_line("a\nb"), "a\\nb");
+        assert_eq!(one_line(&"x".repeat(61)), format!("{}…", "x".repeat(60)));
+    }
+}
