@@ -322,9 +322,3 @@ pub fn parse(
 fn sort_by_position(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by_key(|d| (d.line, d.column));
 }
-
-/// Placeholder until the diagnostics printer lands.
-pub fn format_diagnostics(file: &std::path::Path, diagnostics: &[Diagnostic]) -> String {
-    let _ = (file, diagnostics);
-    String::new()
-}
