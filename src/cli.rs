@@ -144,4 +144,8 @@ pub struct FailoverArgs {
     /// (default: failover_timeout plus a margin).
     #[arg(long)]
     pub deadline: Option<u64>,
+    /// Also stop this many sentinels before the fault (restarted afterwards), to rehearse
+    /// losing them: with fewer sentinels than the quorum, no failover can happen.
+    #[arg(long, default_value_t = 0)]
+    pub stop_sentinels: u8,
 }

@@ -51,6 +51,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// `error: headline` then `  caused by: ...` for each source, like cargo.
 pub fn render(err: &anyhow::Error) -> String {
+    // An invalid topology prints every located problem, not just the headline.
+    if let Some(e) = err.downcast_ref::<crate::topology::TopologyError>() {
+        return e.render();
+    }
     let mut out = format!("error: {err}");
     for cause in err.chain().skip(1) {
         out.push_str(&format!("\n  caused by: {cause}"));

@@ -198,7 +198,7 @@ pub async fn wait_healthy(
     let mut round = 0u32;
     loop {
         round += 1;
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             observed = observe(engine, &layout.cluster).await?;
             for node in &layout.nodes {
                 if let Some(c) = observed.container(&node.key)

@@ -27,14 +27,24 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
         return Err(Exit::new(EXIT_USAGE, "`--runs` and `--writers` must be at least 1").into());
     }
     let loaded = group::load(global)?;
+    if args.stop_sentinels >= loaded.topology.sentinel.count {
+        return Err(Exit::new(
+            EXIT_USAGE,
+            format!(
+                "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
+                args.stop_sentinels, loaded.topology.sentinel.count
+            ),
+        )
+        .into());
+    }
     let engine = Engine::connect().await?;
     let password = group::password(&loaded)?;
     let probe = Probe::new(password);
     let topo = &loaded.topology;
-    let deadline = Duration::from_secs(
-        args.deadline
-            .unwrap_or((topo.sentinel.failover_timeout_ms + topo.sentinel.down_after_ms) / 1000 + 10),
-    );
+    let deadline =
+        Duration::from_secs(args.deadline.unwrap_or(
+            (topo.sentinel.failover_timeout_ms + topo.sentinel.down_after_ms) / 1000 + 10,
+        ));
 
     let mut runs = Vec::new();
     for run in 1..=args.runs {
@@ -79,25 +89,60 @@ async fn one_run(
     let layout = group::layout(topo, &observed);
 
     // 1. Healthy first, or touch nothing.
-    let before = health::evaluate(&layout, &group::probe_all(&layout, &observed, probe, master_name).await, 0);
+    let before = health::evaluate(
+        &layout,
+        &group::probe_all(&layout, &observed, probe, master_name).await,
+        0,
+    );
     let old = match (&before.healthy, &before.master) {
         (true, Some(m)) => m.clone(),
         _ => {
             // A group that is still settling (offsets converging) gets a short grace period.
-            let settled = group::wait_healthy(engine, &layout, probe, master_name, Duration::from_secs(10), 0, |_, _| {})
-                .await
-                .map_err(|e| Exit::new(EXIT_FAILED, format!("the group is not healthy, so no fault was injected: {e:#}")))?;
+            let settled = group::wait_healthy(
+                engine,
+                &layout,
+                probe,
+                master_name,
+                Duration::from_secs(10),
+                0,
+                |_, _| {},
+            )
+            .await
+            .map_err(|e| {
+                Exit::new(
+                    EXIT_FAILED,
+                    format!("the group is not healthy, so no fault was injected: {e:#}"),
+                )
+            })?;
             settled.master.context("healthy group without a master")?
         }
     };
 
-    // 2. Listen to every sentinel.
-    let sentinels: Vec<(String, SocketAddr)> = layout.sentinels().map(|n| (n.name.clone(), group::addr(n))).collect();
+    // Sentinels the user asked us to take away first (the last ones).
+    let all_sentinels: Vec<&Node> = layout.sentinels().collect();
+    let keep = all_sentinels.len() - args.stop_sentinels as usize;
+    let stopped: Vec<&Node> = all_sentinels[keep..].to_vec();
+    for s in &stopped {
+        engine.stop_container(&s.name, 1).await?;
+    }
+
+    // 2. Listen to every remaining sentinel.
+    let sentinels: Vec<(String, SocketAddr)> = layout
+        .sentinels()
+        .filter(|n| !stopped.contains(n))
+        .map(|n| (n.name.clone(), group::addr(n)))
+        .collect();
     let listener = Listener::start(probe, &sentinels).await?;
 
     // 3. Writers, through the sentinels like an application.
     let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
-    let writers = Writers::start(probe, sentinels.iter().map(|(_, a)| *a).collect(), master_name, &prefix, args.writers);
+    let writers = Writers::start(
+        probe,
+        sentinels.iter().map(|(_, a)| *a).collect(),
+        master_name,
+        &prefix,
+        args.writers,
+    );
     // Let the writers reach the master before the fault, so the outage is measured from a
     // working client rather than from one still starting.
     let warm = Instant::now();
@@ -121,14 +166,32 @@ async fn one_run(
         writes: Writes::default(),
         events: vec![],
     };
-    let agreed = wait_for_new_master(&layout, probe, master_name, &old, fault_at, deadline).await;
+    let watching: Vec<&Node> = layout
+        .sentinels()
+        .filter(|n| !stopped.contains(n))
+        .collect();
+    let agreed = wait_for_new_master(
+        &layout,
+        &watching,
+        probe,
+        master_name,
+        &old,
+        fault_at,
+        deadline,
+    )
+    .await;
+    let mut reachable_at_deadline = watching.len();
     let new_master = match agreed {
         Ok((node, at)) => {
             report.timings_ms.all_agree = Some(ms(at - fault_at));
             Some(node)
         }
-        Err(why) => {
-            report.failure = Some(format!("no new master agreed by all sentinels within {} s: {why}", deadline.as_secs()));
+        Err((why, answering)) => {
+            reachable_at_deadline = answering;
+            report.failure = Some(format!(
+                "no new master agreed by all sentinels within {} s: {why}",
+                deadline.as_secs()
+            ));
             None
         }
     };
@@ -145,7 +208,11 @@ async fn one_run(
     let log = writers.stop().await;
     let acked_keys: Vec<String> = log.acked.iter().map(|a| a.key.clone()).collect();
     let first_write = new_master.as_ref().and_then(|new| {
-        log.acked.iter().filter(|a| a.at >= fault_at && a.master == group::addr(new)).map(|a| a.at).min()
+        log.acked
+            .iter()
+            .filter(|a| a.at >= fault_at && a.master == group::addr(new))
+            .map(|a| a.at)
+            .min()
     });
     report.timings_ms.first_write = first_write.map(|t| ms(t - fault_at));
     let outage_end = first_write.unwrap_or_else(Instant::now);
@@ -153,7 +220,11 @@ async fn one_run(
         acked: log.acked.len() as u64,
         lost: 0,
         failed: log.failures.len() as u64,
-        during_outage: log.failures.iter().filter(|t| **t >= fault_at && **t <= outage_end).count() as u64,
+        during_outage: log
+            .failures
+            .iter()
+            .filter(|t| **t >= fault_at && **t <= outage_end)
+            .count() as u64,
     };
     if let Some(new) = &new_master {
         report.new_master = Some(new.name.clone());
@@ -168,24 +239,47 @@ async fn one_run(
                     ));
                 }
             }
-            Err(e) => report.failure = Some(format!("cannot read the acknowledged keys back from `{}`: {e:#}", new.name)),
+            Err(e) => {
+                report.failure = Some(format!(
+                    "cannot read the acknowledged keys back from `{}`: {e:#}",
+                    new.name
+                ))
+            }
         }
     }
 
     // 7. Heal, and wait for the old master to rejoin as a replica and catch up.
     let healed_at = Instant::now();
     heal(engine, &layout, &old, args.fault).await?;
-    let rejoin = group::wait_healthy(engine, &layout, probe, master_name, deadline.max(Duration::from_secs(30)), 0, |_, _| {}).await;
+    for s in &stopped {
+        engine.start_container(&s.name).await?;
+    }
+    let rejoin = group::wait_healthy(
+        engine,
+        &layout,
+        probe,
+        master_name,
+        deadline.max(Duration::from_secs(30)),
+        0,
+        |_, _| {},
+    )
+    .await;
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
         }
         Ok(_) if new_master.is_none() => {}
         Ok(h) => {
-            report.failure.get_or_insert(format!("after healing, the master is `{}` again", h.master.map_or("none".into(), |m| m.name)));
+            report.failure.get_or_insert(format!(
+                "after healing, the master is `{}` again",
+                h.master.map_or("none".into(), |m| m.name)
+            ));
         }
         Err(e) => {
-            report.failure.get_or_insert(format!("the old master `{}` did not rejoin as a healthy replica: {e:#}", old.name));
+            report.failure.get_or_insert(format!(
+                "the old master `{}` did not rejoin as a healthy replica: {e:#}",
+                old.name
+            ));
         }
     }
     if let Some(new) = &new_master {
@@ -195,7 +289,9 @@ async fn one_run(
     // Timings from the sentinels' own events.
     let events = listener.stop();
     let old_prefix = format!("master {master_name} {} ", old.ip);
-    let first = |channel: &str| first_event(&events, channel, &old_prefix, fault_at).map(|t| ms(t - fault_at));
+    let first = |channel: &str| {
+        first_event(&events, channel, &old_prefix, fault_at).map(|t| ms(t - fault_at))
+    };
     report.timings_ms.sdown = first("+sdown");
     report.timings_ms.odown = first("+odown");
     report.timings_ms.switch_master = events
@@ -203,8 +299,18 @@ async fn one_run(
         .filter(|e| e.at >= fault_at && e.channel == "+switch-master")
         .map(|e| ms(e.at - fault_at))
         .min();
-    if report.failure.as_deref().is_some_and(|f| f.starts_with("no new master")) {
-        let why = explain_no_failover(&layout, probe, master_name, topo.sentinel.quorum as usize, &events, fault_at).await;
+    if report
+        .failure
+        .as_deref()
+        .is_some_and(|f| f.starts_with("no new master"))
+    {
+        let why = explain_no_failover(
+            &layout,
+            reachable_at_deadline,
+            topo.sentinel.quorum as usize,
+            &events,
+            fault_at,
+        );
         report.failure = report.failure.map(|f| format!("{f}; {why}"));
     }
     report.events = events
@@ -225,7 +331,12 @@ async fn one_run(
     Ok(report)
 }
 
-fn first_event(events: &[Received], channel: &str, prefix: &str, since: Instant) -> Option<Instant> {
+fn first_event(
+    events: &[Received],
+    channel: &str,
+    prefix: &str,
+    since: Instant,
+) -> Option<Instant> {
     events
         .iter()
         .filter(|e| e.at >= since && e.channel == channel && e.payload.starts_with(prefix))
@@ -238,7 +349,11 @@ async fn inject(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> 
         Fault::Kill => engine.kill_container(&node.name, "SIGKILL").await?,
         Fault::Stop => engine.stop_container(&node.name, 10).await?,
         Fault::Pause => engine.pause_container(&node.name).await?,
-        Fault::Partition => engine.disconnect_network(&layout.network(), &node.name).await?,
+        Fault::Partition => {
+            engine
+                .disconnect_network(&layout.network(), &node.name)
+                .await?
+        }
     }
     Ok(())
 }
@@ -266,62 +381,87 @@ async fn heal(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> an
     Ok(())
 }
 
-/// Poll every sentinel until all that answer name one master other than `old`, that node
-/// says it is master, and every sentinel answered. Returns the node and when.
+/// Poll the watching sentinels until they all name one master other than `old` and that
+/// node says it is master. Returns the node and when, or what they said last and how many
+/// answered.
 async fn wait_for_new_master(
     layout: &Layout,
+    sentinels: &[&Node],
     probe: &Probe,
     master_name: &str,
     old: &Node,
     start: Instant,
     deadline: Duration,
-) -> Result<(Node, Instant), String> {
-    let quick = probe.clone().with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
-    let mut last = String::new();
+) -> Result<(Node, Instant), (String, usize)> {
+    let quick = probe
+        .clone()
+        .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
+    let mut last = (String::new(), sentinels.len());
     while start.elapsed() < deadline {
-        let answers = join_all(layout.sentinels().map(|s| quick.master_addr(group::addr(s), master_name))).await;
+        let answers = join_all(
+            sentinels
+                .iter()
+                .map(|s| quick.master_addr(group::addr(s), master_name)),
+        )
+        .await;
         let ips: Vec<Option<std::net::Ipv4Addr>> = answers
             .iter()
-            .map(|a| a.as_ref().ok().and_then(|m| m.as_ref()).and_then(|(ip, _)| ip.parse().ok()))
+            .map(|a| {
+                a.as_ref()
+                    .ok()
+                    .and_then(|m| m.as_ref())
+                    .and_then(|(ip, _)| ip.parse().ok())
+            })
             .collect();
         if let Some(Some(first)) = ips.first()
             && ips.iter().all(|ip| *ip == Some(*first))
             && *first != old.ip
             && let Some(node) = layout.node_by_ip(*first)
-            && quick.replication(group::addr(node)).await.is_ok_and(|r| r.is_master())
+            && quick
+                .replication(group::addr(node))
+                .await
+                .is_ok_and(|r| r.is_master())
         {
             return Ok((node.clone(), Instant::now()));
         }
-        last = format!(
-            "the sentinels answer {}",
-            ips.iter().map(|ip| ip.map_or("nothing".to_string(), |ip| ip.to_string())).collect::<Vec<_>>().join(", ")
+        last = (
+            format!(
+                "the sentinels answer {}",
+                ips.iter()
+                    .map(|ip| ip.map_or("nothing".to_string(), |ip| ip.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            answers.iter().filter(|a| a.is_ok()).count(),
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(last)
 }
 
-async fn explain_no_failover(
+fn explain_no_failover(
     layout: &Layout,
-    probe: &Probe,
-    master_name: &str,
+    answering: usize,
     quorum: usize,
     events: &[Received],
     since: Instant,
 ) -> String {
     let total = layout.sentinels().count();
-    let answering = join_all(layout.sentinels().map(|s| probe.master_addr(group::addr(s), master_name)))
-        .await
-        .iter()
-        .filter(|a| a.is_ok())
-        .count();
     let sdown_by: std::collections::BTreeSet<&str> = events
         .iter()
         .filter(|e| e.at >= since && e.channel == "+sdown" && e.payload.starts_with("master "))
         .map(|e| e.sentinel.as_str())
         .collect();
     let seen = |c: &str| events.iter().any(|e| e.at >= since && e.channel == c);
-    failover::diagnose_no_failover(total, answering, quorum, sdown_by.len(), seen("+odown"), seen("+try-failover"), seen("+elected-leader"))
+    failover::diagnose_no_failover(
+        total,
+        answering,
+        quorum,
+        sdown_by.len(),
+        seen("+odown"),
+        seen("+try-failover"),
+        seen("+elected-leader"),
+    )
 }
 
 fn timeline(r: &RunReport) -> String {
@@ -338,8 +478,14 @@ fn timeline(r: &RunReport) -> String {
     out.push_str(&format!("  +odown          {}\n", f(t.odown)));
     out.push_str(&format!("  +switch-master  {}\n", f(t.switch_master)));
     out.push_str(&format!("  all agree       {}\n", f(t.all_agree)));
-    out.push_str(&format!("  first write     {}  (write outage seen by clients)\n", f(t.first_write)));
-    out.push_str(&format!("  rejoined        {}  (after heal)\n", f(t.rejoined_after_heal)));
+    out.push_str(&format!(
+        "  first write     {}  (write outage seen by clients)\n",
+        f(t.first_write)
+    ));
+    out.push_str(&format!(
+        "  rejoined        {}  (after heal)\n",
+        f(t.rejoined_after_heal)
+    ));
     out.push_str(&format!(
         "  writes: {} acknowledged, {} lost, {} failed attempts ({} during the outage)\n",
         r.writes.acked, r.writes.lost, r.writes.failed, r.writes.during_outage
@@ -353,7 +499,9 @@ fn timeline(r: &RunReport) -> String {
 
 fn verdict(passed: bool, s: &failover::Summary, runs: u32) -> String {
     let f = |v: &Option<failover::Spread>| {
-        v.as_ref().map_or("-".to_string(), |s| format!("{} / {} / {} ms", s.min, s.median, s.max))
+        v.as_ref().map_or("-".to_string(), |s| {
+            format!("{} / {} / {} ms", s.min, s.median, s.max)
+        })
     };
     format!(
         "{}: {} of {runs} run(s) passed; {} acknowledged writes, {} lost\n  all sentinels agree (min/median/max): {}\n  write outage       (min/median/max): {}",

@@ -48,7 +48,8 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
         .subnet
         .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
     let layout = Layout::new(topology, subnet);
-    let password = password_to_render(&loaded, args.show_secrets, global.quiet);
+    let password = password_to_render(&loaded, args.show_secrets, global.quiet)?;
+    let password = password.as_str();
     let configs = render::render_all(topology, &layout, password)?;
 
     let mut reports = Vec::with_capacity(configs.len());
@@ -110,22 +111,23 @@ fn not_implemented(format: &str) -> anyhow::Error {
     .into()
 }
 
-/// The password as it goes into the rendered files: the real one only with `--show-secrets`.
-fn password_to_render(loaded: &Loaded, show_secrets: bool, quiet: bool) -> &str {
-    match (&loaded.password, show_secrets) {
-        (Some(secret), true) => secret.expose(),
-        (None, true) => {
-            // lead: state dir. A generated password lives in the state directory once `up`
-            // has created it; read it from there when that module exists.
+/// The password as it goes into the rendered files: the real one only with `--show-secrets`
+/// (the topology's, else the one `up` generated and stored in the state directory).
+fn password_to_render(loaded: &Loaded, show_secrets: bool, quiet: bool) -> anyhow::Result<String> {
+    if !show_secrets {
+        return Ok(MASK.to_string());
+    }
+    match crate::state::password(loaded, &loaded.topology.cluster.name)? {
+        Some(secret) => Ok(secret.expose().to_string()),
+        None => {
             if !quiet {
                 eprintln!(
-                    "note: the topology configures no password; `rcluster up` generates one, \
+                    "note: the topology configures no password and `rcluster up` has not generated one yet, \
                      so the files show `{MASK}`"
                 );
             }
-            MASK
+            Ok(MASK.to_string())
         }
-        (_, false) => MASK,
     }
 }
 

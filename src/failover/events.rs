@@ -28,15 +28,19 @@ impl Listener {
     /// Subscribe to every channel (`PSUBSCRIBE *`) of each sentinel. Returns once every
     /// subscription is confirmed, so no event after this point is missed. A sentinel that
     /// cannot be subscribed to is an error: the test would be blind to it.
-    pub async fn start(probe: &Probe, sentinels: &[(String, SocketAddr)]) -> anyhow::Result<Listener> {
+    pub async fn start(
+        probe: &Probe,
+        sentinels: &[(String, SocketAddr)],
+    ) -> anyhow::Result<Listener> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (name, addr) in sentinels {
             let client = probe.client(*addr)?;
             // The pub/sub connection ignores the crate's timeouts: bound it ourselves.
-            let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
-                .await
-                .map_err(|_| anyhow::anyhow!("timed out subscribing to sentinel `{name}`"))??;
+            let mut pubsub =
+                tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("timed out subscribing to sentinel `{name}`"))??;
             tokio::time::timeout(Duration::from_secs(2), pubsub.psubscribe("*"))
                 .await
                 .map_err(|_| anyhow::anyhow!("timed out subscribing to sentinel `{name}`"))??;

@@ -108,7 +108,12 @@ pub struct Summary {
 
 pub fn summarize(runs: &[RunReport]) -> Summary {
     let pick = |f: fn(&Timings) -> Option<u64>| {
-        spread(&runs.iter().filter_map(|r| f(&r.timings_ms)).collect::<Vec<_>>())
+        spread(
+            &runs
+                .iter()
+                .filter_map(|r| f(&r.timings_ms))
+                .collect::<Vec<_>>(),
+        )
     };
     Summary {
         runs: runs.len(),
@@ -199,7 +204,11 @@ mod tests {
 
     #[test]
     fn summary_skips_runs_that_never_reached_a_milestone() {
-        let s = summarize(&[run(Some(2000), 10, 0, true), run(None, 5, 1, false), run(Some(3000), 7, 0, true)]);
+        let s = summarize(&[
+            run(Some(2000), 10, 0, true),
+            run(None, 5, 1, false),
+            run(Some(3000), 7, 0, true),
+        ]);
         assert_eq!(s.runs, 3);
         assert_eq!(s.passed, 2);
         let agree = s.all_agree.unwrap();
@@ -211,7 +220,10 @@ mod tests {
     #[test]
     fn diagnoses_an_unreachable_quorum() {
         let why = diagnose_no_failover(3, 1, 2, 1, false, false, false);
-        assert!(why.starts_with("quorum can't be reached: only 1 of 3"), "{why}");
+        assert!(
+            why.starts_with("quorum can't be reached: only 1 of 3"),
+            "{why}"
+        );
     }
 
     #[test]

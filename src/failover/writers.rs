@@ -37,12 +37,19 @@ pub struct Writers {
 }
 
 impl Writers {
-    pub fn start(probe: &Probe, sentinels: Vec<SocketAddr>, master_name: &str, prefix: &str, count: u32) -> Writers {
+    pub fn start(
+        probe: &Probe,
+        sentinels: Vec<SocketAddr>,
+        master_name: &str,
+        prefix: &str,
+        count: u32,
+    ) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let last_ack = Arc::new(std::sync::Mutex::new(None));
-        let probe = probe
-            .clone()
-            .with_timeouts(Duration::from_millis(300), Duration::from_millis(WAIT_MS + 500));
+        let probe = probe.clone().with_timeouts(
+            Duration::from_millis(300),
+            Duration::from_millis(WAIT_MS + 500),
+        );
         let tasks = (0..count)
             .map(|w| {
                 let writer = Writer {
@@ -56,7 +63,11 @@ impl Writers {
                 tokio::spawn(writer.run())
             })
             .collect();
-        Writers { stop, tasks, last_ack }
+        Writers {
+            stop,
+            tasks,
+            last_ack,
+        }
     }
 
     /// The master that acknowledged the most recent write, if any write was acknowledged.
@@ -146,13 +157,19 @@ impl Writer {
     /// really is master (a sentinel's answer may be stale during a failover).
     async fn find_master(&self) -> Option<(SocketAddr, MultiplexedConnection)> {
         for sentinel in &self.sentinels {
-            let Ok(Some((ip, port))) = self.probe.master_addr(*sentinel, &self.master_name).await else {
+            let Ok(Some((ip, port))) = self.probe.master_addr(*sentinel, &self.master_name).await
+            else {
                 continue;
             };
-            let Ok(ip) = ip.parse::<std::net::IpAddr>() else { continue };
+            let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+                continue;
+            };
             let addr = SocketAddr::new(ip, port);
-            let Ok(mut con) = self.probe.connect(addr).await else { continue };
-            let role: redis::RedisResult<redis::Value> = redis::cmd("ROLE").query_async(&mut con).await;
+            let Ok(mut con) = self.probe.connect(addr).await else {
+                continue;
+            };
+            let role: redis::RedisResult<redis::Value> =
+                redis::cmd("ROLE").query_async(&mut con).await;
             if let Ok(redis::Value::Array(items)) = role
                 && matches!(items.first(), Some(redis::Value::BulkString(b)) if b == b"master")
             {
@@ -164,11 +181,16 @@ impl Writer {
 }
 
 /// Of `keys`, how many the master at `addr` does not have.
-pub async fn count_missing(probe: &Probe, addr: SocketAddr, keys: &[String]) -> anyhow::Result<u64> {
+pub async fn count_missing(
+    probe: &Probe,
+    addr: SocketAddr,
+    keys: &[String],
+) -> anyhow::Result<u64> {
     let mut con = probe.connect(addr).await?;
     let mut missing = 0;
     for chunk in keys.chunks(1000) {
-        let values: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
         missing += values.iter().filter(|v| v.is_none()).count() as u64;
     }
     Ok(missing)
@@ -178,7 +200,10 @@ pub async fn count_missing(probe: &Probe, addr: SocketAddr, keys: &[String]) -> 
 pub async fn delete_keys(probe: &Probe, addr: SocketAddr, keys: &[String]) -> anyhow::Result<()> {
     let mut con = probe.connect(addr).await?;
     for chunk in keys.chunks(1000) {
-        let _: i64 = redis::cmd("UNLINK").arg(chunk).query_async(&mut con).await?;
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(chunk)
+            .query_async(&mut con)
+            .await?;
     }
     Ok(())
 }
