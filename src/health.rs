@@ -245,3 +245,149 @@ fn most_common(ips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
     }
     best.map(|(ip, _)| ip)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Peer;
+    use crate::render::tests::default_topology;
+    use crate::topology::Subnet;
+
+    fn layout() -> Layout {
+        Layout::new(&default_topology(), Subnet([172, 28, 7]))
+    }
+
+    fn peer(ip: Ipv4Addr, port: u16, flags: &str) -> Peer {
+        Peer {
+            ip: ip.to_string(),
+            port,
+            flags: flags.split(',').map(str::to_string).collect(),
+        }
+    }
+
+    /// Every node answering as in a healthy group whose master is `master`.
+    fn healthy(layout: &Layout, master: &Node) -> Vec<NodeReport> {
+        layout
+            .nodes
+            .iter()
+            .map(|n| {
+                let (replication, sentinel) = match n.role {
+                    Role::Sentinel => (
+                        None,
+                        Some(Ok(SentinelView {
+                            master: Some((master.ip.to_string(), 6379)),
+                            master_flags: vec!["master".into()],
+                            replicas: layout
+                                .data_nodes()
+                                .filter(|d| *d != master)
+                                .map(|d| peer(d.ip, 6379, "slave"))
+                                .collect(),
+                            sentinels: layout
+                                .sentinels()
+                                .filter(|s| *s != n)
+                                .map(|s| peer(s.ip, 26379, "sentinel"))
+                                .collect(),
+                        })),
+                    ),
+                    _ => (
+                        Some(Ok(Replication {
+                            role: if n == master { "master" } else { "replica" }.into(),
+                            master_host: (n != master).then(|| master.ip.to_string()),
+                            master_port: (n != master).then_some(6379),
+                            master_link_status: (n != master).then(|| "up".to_string()),
+                            offset: 100,
+                            connected_replicas: vec![],
+                        })),
+                        None,
+                    ),
+                };
+                NodeReport {
+                    node: n.clone(),
+                    state: "running".into(),
+                    host_port: None,
+                    replication,
+                    sentinel,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_group_is_healthy() {
+        let l = layout();
+        let h = evaluate(&l, &healthy(&l, l.master()), 0);
+        assert!(h.healthy, "{:?}", h.problems);
+        assert!(h.sentinels_agree);
+        assert_eq!(h.master.as_ref(), Some(l.master()));
+    }
+
+    #[test]
+    fn after_a_failover_the_sentinels_decide_who_is_master() {
+        let l = layout();
+        let new = l.node("replica-2").unwrap().clone();
+        let h = evaluate(&l, &healthy(&l, &new), 0);
+        assert!(h.healthy, "{:?}", h.problems);
+        assert_eq!(h.master, Some(new));
+    }
+
+    #[test]
+    fn a_lagging_replica_is_healthy_only_within_the_allowed_lag() {
+        let l = layout();
+        let mut reports = healthy(&l, l.master());
+        if let Some(Ok(r)) = reports[1].replication.as_mut() {
+            r.offset = 40;
+        }
+        let strict = evaluate(&l, &reports, 0);
+        assert_eq!(
+            strict.problems,
+            vec![Problem {
+                node: "demo-replica-1".into(),
+                reason: "60 bytes behind the master".into()
+            }]
+        );
+        assert!(evaluate(&l, &reports, STATUS_MAX_LAG_BYTES).healthy);
+    }
+
+    #[test]
+    fn a_dead_master_and_a_blind_sentinel_are_named() {
+        let l = layout();
+        let mut reports = healthy(&l, l.master());
+        reports[0].state = "exited".into();
+        reports[0].replication = None;
+        if let Some(Ok(v)) = reports[3].sentinel.as_mut() {
+            v.master_flags = vec!["master".into(), "s_down".into()];
+            v.sentinels[0].flags = vec!["sentinel".into(), "s_down".into()];
+        }
+        let h = evaluate(&l, &reports, 0);
+        assert!(!h.healthy);
+        let reasons: Vec<String> = h
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.node, p.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "demo-master: container is exited",
+                "demo-sentinel-1: sees the master as down (master,s_down)",
+                "demo-sentinel-1: sees 1 of 2 other sentinels",
+            ]
+        );
+    }
+
+    #[test]
+    fn disagreeing_sentinels_are_a_problem() {
+        let l = layout();
+        let mut reports = healthy(&l, l.master());
+        if let Some(Ok(v)) = reports[5].sentinel.as_mut() {
+            v.master = Some((l.node("replica-1").unwrap().ip.to_string(), 6379));
+        }
+        let h = evaluate(&l, &reports, 0);
+        assert!(!h.sentinels_agree);
+        assert!(
+            h.problems
+                .iter()
+                .any(|p| p.reason.starts_with("the sentinels disagree"))
+        );
+    }
+}

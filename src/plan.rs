@@ -181,3 +181,109 @@ fn step_node(step: &Step) -> Option<&str> {
 fn master_name(layout: &Layout, master: Ipv4Addr) -> Option<&str> {
     layout.node_by_ip(master).map(|n| n.name.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::observe::{ObservedContainer, ObservedNetwork};
+    use crate::render::tests::default_topology;
+
+    fn layout() -> Layout {
+        Layout::new(&default_topology(), Subnet([172, 28, 7]))
+    }
+
+    fn hashes(layout: &Layout) -> HashMap<String, String> {
+        layout
+            .nodes
+            .iter()
+            .map(|n| (n.key.clone(), format!("h-{}", n.key)))
+            .collect()
+    }
+
+    /// What the engine would report for a group `up` created with these hashes.
+    fn healthy_group(layout: &Layout) -> Observed {
+        Observed {
+            containers: layout
+                .nodes
+                .iter()
+                .map(|n| ObservedContainer {
+                    id: format!("id-{}", n.key),
+                    name: n.name.clone(),
+                    node: n.key.clone(),
+                    state: "running".into(),
+                    config_hash: format!("h-{}", n.key),
+                    ip: Some(n.ip),
+                    host_port: Some(n.host_port),
+                })
+                .collect(),
+            networks: vec![ObservedNetwork {
+                id: "net".into(),
+                name: layout.network(),
+                subnet: Some(layout.subnet),
+            }],
+            volumes: layout.nodes.iter().filter_map(|n| n.volume()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_fresh_group_creates_everything_in_order() {
+        let l = layout();
+        let plan = plan(&l, &hashes(&l), &Observed::default(), l.master().ip);
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. create network `demo-net` (172.28.7.0/24)
+         2. create volume `demo-master-data`
+         3. create volume `demo-replica-1-data`
+         4. create volume `demo-replica-2-data`
+         5. create and start `demo-master`: missing
+         6. create and start `demo-replica-1`: missing
+         7. create and start `demo-replica-2`: missing
+         8. create and start `demo-sentinel-1`: missing
+         9. create and start `demo-sentinel-2`: missing
+        10. create and start `demo-sentinel-3`: missing
+        ");
+    }
+
+    #[test]
+    fn a_healthy_group_needs_nothing() {
+        let l = layout();
+        let plan = plan(&l, &hashes(&l), &healthy_group(&l), l.master().ip);
+        assert!(plan.is_empty());
+        assert!(plan.to_string().starts_with("nothing to do"));
+    }
+
+    #[test]
+    fn stopped_paused_and_half_created_nodes_are_brought_back() {
+        let l = layout();
+        let mut observed = healthy_group(&l);
+        observed.containers[1].state = "exited".into();
+        observed.containers[2].state = "paused".into();
+        observed.containers[3].state = "created".into();
+        observed.containers.retain(|c| c.node != "sentinel-3");
+        let plan = plan(&l, &hashes(&l), &observed, l.master().ip);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        1. start `demo-replica-1`: container is exited
+        2. unpause `demo-replica-2`: paused
+        3. create and start `demo-sentinel-1`: created but never started
+        4. create and start `demo-sentinel-3`: missing
+        ");
+    }
+
+    #[test]
+    fn a_changed_master_is_failed_over_before_it_is_recreated_last() {
+        let l = layout();
+        let mut want = hashes(&l);
+        want.insert("master".into(), "new".into());
+        want.insert("replica-2".into(), "new".into());
+        // After an earlier failover replica-1 is master; the node created as master is not.
+        let current = l.node("replica-1").unwrap().ip;
+        want.insert("replica-1".into(), "new".into());
+        let plan = plan(&l, &want, &healthy_group(&l), current);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        1. recreate `demo-master`: config changed
+        2. recreate `demo-replica-2`: config changed
+        3. fail over away from `demo-replica-1`: its config changed and the master must not go away
+        4. recreate `demo-replica-1`: config changed
+        ");
+        assert!(plan.steps.iter().all(Step::is_rolling));
+    }
+}

@@ -8,7 +8,7 @@
 //! that names the template and line, never an empty value in a config file.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::Ipv4Addr;
 
