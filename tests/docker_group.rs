@@ -416,6 +416,48 @@ fn failover_test_refuses_an_unhealthy_group_and_touches_nothing() {
     assert!(info.contains("role:master"), "{info}");
 }
 
+/// With two of three sentinels stopped, quorum 2 is out of reach: the run fails at its
+/// deadline, says why, and leaves the group healthy with its original master.
+#[test]
+fn failover_test_below_quorum_fails_at_the_deadline() {
+    let _lock = docker_lock();
+    let group = Group::new("quorum", "fast.toml");
+    group.up();
+    let before = group.wait_healthy(HEALTHY_DEADLINE);
+
+    let out = group.rcluster(&[
+        "--json",
+        "failover-test",
+        "--fault",
+        "kill",
+        "--stop-sentinels",
+        "2",
+        "--deadline",
+        "8",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.describe());
+    // 8 s to wait for a failover, then the heal; far below the default deadline + rejoin.
+    assert!(
+        out.elapsed < Duration::from_secs(40),
+        "failover-test took {:?} with --deadline 8",
+        out.elapsed
+    );
+    let report = out.json();
+    assert_eq!(report["passed"], false, "{report}");
+    let run = &report["runs"][0];
+    assert!(run["new_master"].is_null(), "{run}");
+    let failure = run["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.contains("quorum can't be reached"),
+        "the failure does not explain the quorum: {failure}"
+    );
+    assert_eq!(run["writes"]["lost"], 0, "{run}");
+
+    let after = group.wait_healthy(HEALTHY_DEADLINE);
+    assert_eq!(after["master"]["node"], before["master"]["node"], "{after}");
+    assert_eq!(after["counts"]["sentinel"], 3, "{after}");
+}
+
 #[test]
 fn up_refuses_a_foreign_container_with_a_group_name() {
     let _lock = docker_lock();
