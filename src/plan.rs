@@ -46,6 +46,18 @@ pub enum Step {
 }
 
 impl Step {
+    /// The node (container name) the step is about, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Step::CreateNode { node, .. }
+            | Step::StartNode { node, .. }
+            | Step::UnpauseNode { node, .. }
+            | Step::RecreateNode { node, .. } => Some(node),
+            Step::Failover { from, .. } => Some(from),
+            Step::CreateNetwork { .. } | Step::CreateVolume { .. } => None,
+        }
+    }
+
     /// Steps that change a running group one node at a time (after the parallel ones).
     pub fn is_rolling(&self) -> bool {
         matches!(self, Step::Failover { .. } | Step::RecreateNode { .. })
@@ -164,18 +176,10 @@ pub fn plan(
     // Recreate the master last: by then the replicas and sentinels are current.
     rolling.sort_by_key(|s| {
         matches!(s, Step::Failover { .. } | Step::RecreateNode { .. })
-            && step_node(s) == master_name(layout, master)
+            && s.node() == master_name(layout, master)
     });
     steps.extend(rolling);
     Plan { master, steps }
-}
-
-fn step_node(step: &Step) -> Option<&str> {
-    match step {
-        Step::Failover { from, .. } => Some(from),
-        Step::RecreateNode { node, .. } => Some(node),
-        _ => None,
-    }
 }
 
 fn master_name(layout: &Layout, master: Ipv4Addr) -> Option<&str> {

@@ -17,7 +17,7 @@ use crate::plan::{self, Plan, Step};
 use crate::probe::Probe;
 use crate::report::Reporter;
 use crate::state;
-use crate::topology::{Layout, Loaded};
+use crate::topology::{Layout, Loaded, Role};
 
 pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
     let loaded = group::load(global)?;
@@ -118,6 +118,18 @@ async fn up(
     .await?;
 
     let timeout = Duration::from_secs(args.timeout);
+    // Sentinels started a moment apart find some peers not listening yet, and Sentinel
+    // retries a failed link only once per ping period (1 s). A short period while the
+    // group forms, put back once it is healthy, saves that second.
+    let started_sentinels = plan.steps.iter().any(|s| {
+        s.node()
+            .and_then(|n| layout.node(n))
+            .is_some_and(|n| n.role == Role::Sentinel)
+    });
+    let quicken = started_sentinels.then(|| {
+        let (probe, layout) = (probe.clone(), layout.clone());
+        tokio::spawn(async move { set_ping_period(&probe, &layout, FORMING_PING_PERIOD_MS).await })
+    });
     let health = group::wait_healthy(
         engine,
         &layout,
@@ -125,15 +137,23 @@ async fn up(
         &topology.sentinel.master_name,
         timeout,
         0,
-        |reports, _| {
+        |reports, health| {
+            // Each node's line says what it is still waiting for, or that it is ready.
             for r in reports {
-                if r.reported_role().is_some() {
-                    report.node(&r.node.name, "answering");
+                let problem = health.problems.iter().find(|p| p.node == r.node.name);
+                match problem {
+                    Some(p) => report.node(&r.node.name, format!("waiting: {}", p.reason)),
+                    None if r.reported_role().is_some() => report.node(&r.node.name, "ready"),
+                    None => {}
                 }
             }
         },
     )
     .await?;
+    if let Some(task) = quicken {
+        task.abort();
+        set_ping_period(&probe, &layout, SENTINEL_PING_PERIOD_MS).await;
+    }
     for node in &layout.nodes {
         report.node(
             &node.name,
@@ -171,16 +191,28 @@ async fn apply(
     {
         executor.run(step, plan.master).await?;
     }
+    let volumes = setup
+        .iter()
+        .filter(|s| matches!(s, Step::CreateVolume { .. }));
+    first_error(join_all(volumes.map(|s| executor.run(s, plan.master))).await)?;
+    first_error(join_all(nodes.iter().map(|s| executor.prepare(s, plan.master))).await)?;
+    // The master's process first: a replica that starts before its master can reach it
+    // retries only once a second (Redis's replication cron), which would cost up to 1 s.
+    let is_master = |s: &&&Step| {
+        s.node()
+            .and_then(|n| layout.node(n))
+            .is_some_and(|n| n.ip == plan.master)
+    };
+    first_error(join_all(nodes.iter().filter(is_master).map(|s| executor.start(s))).await)?;
     first_error(
         join_all(
-            setup
+            nodes
                 .iter()
-                .filter(|s| matches!(s, Step::CreateVolume { .. }))
-                .map(|s| executor.run(s, plan.master)),
+                .filter(|s| !is_master(s))
+                .map(|s| executor.start(s)),
         )
         .await,
     )?;
-    first_error(join_all(nodes.iter().map(|s| executor.run(s, plan.master))).await)?;
 
     let mut master = plan.master;
     let timeout = Duration::from_secs(args.timeout);
@@ -203,6 +235,33 @@ async fn apply(
         }
     }
     Ok(())
+}
+
+/// Sentinel's default ping period, and the one used while a group forms.
+const SENTINEL_PING_PERIOD_MS: u64 = 1000;
+const FORMING_PING_PERIOD_MS: u64 = 100;
+
+/// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers (best effort:
+/// a sentinel that never answers is reported by the health wait, not here).
+async fn set_ping_period(probe: &Probe, layout: &Layout, period_ms: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    join_all(layout.sentinels().map(|node| async move {
+        while std::time::Instant::now() < deadline {
+            if let Ok(mut con) = probe.connect(group::addr(node)).await {
+                let reply: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                    .arg("DEBUG")
+                    .arg("ping-period")
+                    .arg(period_ms)
+                    .query_async(&mut con)
+                    .await;
+                if reply.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }))
+    .await;
 }
 
 fn first_error(results: Vec<anyhow::Result<()>>) -> anyhow::Result<()> {

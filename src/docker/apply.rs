@@ -47,6 +47,13 @@ impl Executor<'_> {
 
     /// Run one step. `master` is who new nodes follow.
     pub async fn run(&self, step: &Step, master: Ipv4Addr) -> anyhow::Result<()> {
+        self.prepare(step, master).await?;
+        self.start(step).await
+    }
+
+    /// Everything a step does before a process starts: networks, volumes, containers with
+    /// their config inside. Preparing every node first lets `up` start them in an order.
+    pub async fn prepare(&self, step: &Step, master: Ipv4Addr) -> anyhow::Result<()> {
         match step {
             Step::CreateNetwork { name, subnet } => {
                 self.create_network(name, *subnet).await?;
@@ -72,9 +79,28 @@ impl Executor<'_> {
                 if *replace {
                     self.engine.remove_container(&node.name).await?;
                 }
-                self.create_node(node, master).await?;
+                self.create_container(node, master).await?;
             }
-            Step::StartNode { node, .. } => {
+            Step::RecreateNode { node, .. } => {
+                let node = self.node(node)?;
+                self.engine.remove_container(&node.name).await?;
+                self.report.node(&node.name, "removed (config changed)");
+                self.create_container(node, master).await?;
+            }
+            Step::StartNode { .. } | Step::UnpauseNode { .. } => {}
+            Step::Failover { .. } => {
+                anyhow::bail!("a failover step is run by `up` itself, not the executor")
+            }
+        }
+        Ok(())
+    }
+
+    /// Start (or unpause) the step's node, if it has one.
+    pub async fn start(&self, step: &Step) -> anyhow::Result<()> {
+        match step {
+            Step::CreateNode { node, .. }
+            | Step::RecreateNode { node, .. }
+            | Step::StartNode { node, .. } => {
                 self.engine.start_container(node).await?;
                 self.report.node(node, "started");
             }
@@ -82,15 +108,7 @@ impl Executor<'_> {
                 self.engine.unpause_container(node).await?;
                 self.report.node(node, "unpaused");
             }
-            Step::RecreateNode { node, .. } => {
-                let node = self.node(node)?;
-                self.engine.remove_container(&node.name).await?;
-                self.report.node(&node.name, "removed (config changed)");
-                self.create_node(node, master).await?;
-            }
-            Step::Failover { .. } => {
-                anyhow::bail!("a failover step is run by `up` itself, not the executor")
-            }
+            _ => {}
         }
         Ok(())
     }
@@ -118,8 +136,8 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Create the container, copy its config in (0600, owned by the redis user), start it.
-    pub async fn create_node(&self, node: &Node, master: Ipv4Addr) -> anyhow::Result<()> {
+    /// Create the container and copy its config in (0600, owned by the redis user).
+    async fn create_container(&self, node: &Node, master: Ipv4Addr) -> anyhow::Result<()> {
         let config = render::node_config(
             self.topology,
             self.layout,
@@ -137,8 +155,6 @@ impl Executor<'_> {
             .into_inner()
             .context("cannot build the config archive")?;
         self.engine.upload(&node.name, CONFIG_DIR, tar).await?;
-        self.engine.start_container(&node.name).await?;
-        self.report.node(&node.name, "started");
         Ok(())
     }
 
