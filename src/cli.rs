@@ -65,6 +65,44 @@ pub enum Command {
         after_help = "Example:\n  rcluster failover-test --fault kill --runs 3"
     )]
     FailoverTest(FailoverArgs),
+
+    /// redis-cli on the current master (or a named node), already authenticated.
+    #[command(
+        after_help = "Examples:\n  rcluster cli\n  rcluster cli replica-1 -- INFO replication\n  rcluster cli -- SET greeting hello"
+    )]
+    Cli(CliArgs),
+
+    /// Show the nodes' logs, prefixed with the node name.
+    #[command(after_help = "Example:\n  rcluster logs master sentinel-1 --tail 20 --follow")]
+    Logs(LogsArgs),
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  rcluster completions bash > /etc/bash_completion.d/rcluster"
+    )]
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Args)]
+pub struct CliArgs {
+    /// Node to talk to (`master`, `replica-1`, `sentinel-2` or the container name);
+    /// default: the current master, as the sentinels say.
+    pub node: Option<String>,
+    /// One command to run instead of an interactive session.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Nodes to show (`master`, `replica-1`, ... or container names); default: all.
+    pub nodes: Vec<String>,
+    /// Keep printing new lines until Ctrl-C. (No `-f`: that is the topology file.)
+    #[arg(long)]
+    pub follow: bool,
+    /// Only the last N lines of each node.
+    #[arg(long)]
+    pub tail: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -148,4 +186,13 @@ pub struct FailoverArgs {
     /// losing them: with fewer sentinels than the quorum, no failover can happen.
     #[arg(long, default_value_t = 0)]
     pub stop_sentinels: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

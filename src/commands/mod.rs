@@ -1,8 +1,11 @@
 //! One short script per subcommand: load -> validate -> observe -> plan -> apply -> wait -> report.
 
 pub mod check;
+pub mod cli;
+pub mod completions;
 pub mod down;
 pub mod failover_test;
+pub mod logs;
 pub mod render;
 pub mod status;
 pub mod up;
@@ -32,5 +35,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Down(args) => down::run(&global, &args).await,
         Command::Status(args) => status::run(&global, &args).await,
         Command::FailoverTest(args) => failover_test::run(&global, &args).await,
+        Command::Cli(args) => cli::run(&global, &args).await,
+        Command::Logs(args) => logs::run(&global, &args).await,
+        Command::Completions { shell } => completions::run(shell),
     }
 }

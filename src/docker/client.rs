@@ -260,6 +260,46 @@ impl Engine {
         })
     }
 
+    /// Run a command in a running container and collect its output and exit code. `env`
+    /// reaches only that process (not the container's config, not `docker inspect`).
+    pub async fn exec(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+    ) -> Result<(String, i64)> {
+        let config = bollard::models::ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            env: Some(env),
+            cmd: Some(cmd),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(container, config)
+            .await
+            .map_err(api("create exec in container", container))?;
+        let mut out = String::new();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(api("start exec in container", container))?
+        {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(api("read exec output in container", container))?;
+                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(api("inspect exec in container", container))?;
+        Ok((out, inspect.exit_code.unwrap_or(-1)))
+    }
+
     // ---- networks ----
 
     pub async fn list_networks(&self, labels: &[String]) -> Result<Vec<Network>> {

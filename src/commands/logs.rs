@@ -1,0 +1,82 @@
+//! `rcluster logs`: the nodes' logs, each line prefixed with its node, coloured per node on
+//! a terminal (unless NO_COLOR), like `docker compose logs`.
+
+use std::io::IsTerminal;
+
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+
+use super::Global;
+use crate::cli::LogsArgs;
+use crate::docker::Engine;
+use crate::docker::observe::observe;
+use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::group;
+use crate::topology::Node;
+
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
+    let loaded = group::load(global)?;
+    let engine = Engine::connect().await?;
+    let observed = observe(&engine, &loaded.topology.cluster.name).await?;
+    let layout = group::layout(&loaded.topology, &observed);
+    let nodes: Vec<&Node> = if args.nodes.is_empty() {
+        layout
+            .nodes
+            .iter()
+            .filter(|n| observed.container(&n.key).is_some())
+            .collect()
+    } else {
+        args.nodes
+            .iter()
+            .map(|name| {
+                layout.node(name).ok_or_else(|| {
+                    Exit::new(
+                        EXIT_USAGE,
+                        format!("no node `{name}` in group `{}`", layout.cluster),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let streams = nodes.iter().enumerate().map(|(i, node)| {
+        let prefix = if colour {
+            format!(
+                "\x1b[{}m{:<width$} |\x1b[0m ",
+                COLOURS[i % COLOURS.len()],
+                node.name
+            )
+        } else {
+            format!("{:<width$} | ", node.name)
+        };
+        engine
+            .logs_stream(&node.name, args.follow, args.tail)
+            .map(move |chunk| (prefix.clone(), chunk))
+            .boxed()
+    });
+    let mut merged = select_all(streams);
+    // A chunk may end mid-line; keep the rest for the next chunk of the same node.
+    let mut partial: std::collections::HashMap<String, String> = Default::default();
+    loop {
+        let item = tokio::select! {
+            item = merged.next() => item,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some((prefix, chunk)) = item else { break };
+        let buffer = partial.entry(prefix.clone()).or_default();
+        buffer.push_str(&chunk?);
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            print!("{prefix}{line}");
+        }
+    }
+    for (prefix, rest) in partial {
+        if !rest.is_empty() {
+            println!("{prefix}{rest}");
+        }
+    }
+    Ok(EXIT_OK)
+}
