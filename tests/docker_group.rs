@@ -103,14 +103,19 @@ fn sentinel_master(sentinel: &(String, u16), password: &str, master_name: &str) 
 fn write_through_sentinels(group: &Group, status: &Value, key: &str) {
     let password = group.password();
     let expected = master_address(status);
-    for sentinel in nodes_with_role(status, "sentinel") {
-        let master = sentinel_master(&sentinel, &password, "mymaster");
-        assert_eq!(
-            master, expected,
-            "sentinel {sentinel:?} names a master other than the one status reports"
-        );
-    }
     let sentinels = nodes_with_role(status, "sentinel");
+    assert_eq!(sentinels.len(), 3, "{status}");
+    // `status` already saw them agree; polling only absorbs a sentinel answering late.
+    common::poll(
+        &format!("every sentinel to name {expected:?}"),
+        Duration::from_secs(30),
+        || {
+            sentinels
+                .iter()
+                .all(|s| sentinel_master(s, &password, "mymaster") == expected)
+                .then_some(())
+        },
+    );
     let master = sentinel_master(&sentinels[0], &password, "mymaster");
     let mut con = connect(&master.0, master.1, &password).expect("connect to the master");
     let replication: String = redis::cmd("INFO")
