@@ -321,3 +321,61 @@ fn host_routes() -> Vec<topology::layout::Cidr> {
         })
         .collect()
 }
+
+/// Poll the watching sentinels until they all name one master other than `old` and that
+/// node says it is master. Returns the node and when, or what they said last and how many
+/// answered.
+pub async fn wait_for_new_master(
+    layout: &Layout,
+    sentinels: &[&Node],
+    probe: &Probe,
+    master_name: &str,
+    old: &Node,
+    start: Instant,
+    deadline: Duration,
+) -> Result<(Node, Instant), (String, usize)> {
+    let quick = probe
+        .clone()
+        .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
+    let mut last = (String::new(), sentinels.len());
+    while start.elapsed() < deadline {
+        let answers = join_all(
+            sentinels
+                .iter()
+                .map(|s| quick.master_addr(addr(s), master_name)),
+        )
+        .await;
+        let ips: Vec<Option<std::net::Ipv4Addr>> = answers
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .ok()
+                    .and_then(|m| m.as_ref())
+                    .and_then(|(ip, _)| ip.parse().ok())
+            })
+            .collect();
+        if let Some(Some(first)) = ips.first()
+            && ips.iter().all(|ip| *ip == Some(*first))
+            && *first != old.ip
+            && let Some(node) = layout.node_by_ip(*first)
+            && quick
+                .replication(addr(node))
+                .await
+                .is_ok_and(|r| r.is_master())
+        {
+            return Ok((node.clone(), Instant::now()));
+        }
+        last = (
+            format!(
+                "the sentinels answer {}",
+                ips.iter()
+                    .map(|ip| ip.map_or("nothing".to_string(), |ip| ip.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            answers.iter().filter(|a| a.is_ok()).count(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(last)
+}

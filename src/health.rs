@@ -235,6 +235,33 @@ pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> 
     }
 }
 
+/// Why no failover could happen right now, if it could not: Sentinel needs `quorum`
+/// sentinels to agree the master is down, then a majority of all sentinels to authorize
+/// the failover. `None` when enough sentinels answer for both.
+pub fn failover_blocker(reports: &[NodeReport], quorum: usize) -> Option<String> {
+    let sentinels: Vec<&NodeReport> = reports
+        .iter()
+        .filter(|r| r.node.role == Role::Sentinel)
+        .collect();
+    let total = sentinels.len();
+    let answering = sentinels
+        .iter()
+        .filter(|r| matches!(r.sentinel, Some(Ok(_))))
+        .count();
+    let majority = total / 2 + 1;
+    if answering < quorum {
+        Some(format!(
+            "a failover is impossible now: only {answering} of {total} sentinels answer and the quorum is {quorum}"
+        ))
+    } else if answering < majority {
+        Some(format!(
+            "a failover is impossible now: it needs a majority of the sentinels ({majority} of {total}) to authorize it and only {answering} answer"
+        ))
+    } else {
+        None
+    }
+}
+
 fn most_common(ips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
     let mut best: Option<(Ipv4Addr, usize)> = None;
     for ip in ips {
@@ -372,6 +399,27 @@ mod tests {
                 "demo-sentinel-1: sees the master as down (master,s_down)",
                 "demo-sentinel-1: sees 1 of 2 other sentinels",
             ]
+        );
+    }
+
+    #[test]
+    fn too_few_sentinels_block_a_failover() {
+        let l = layout();
+        let mut reports = healthy(&l, l.master());
+        assert_eq!(failover_blocker(&reports, 2), None);
+        for r in reports.iter_mut().skip(4) {
+            r.state = "exited".into();
+            r.sentinel = None;
+        }
+        assert_eq!(
+            failover_blocker(&reports, 2).as_deref(),
+            Some("a failover is impossible now: only 1 of 3 sentinels answer and the quorum is 2")
+        );
+        assert_eq!(
+            failover_blocker(&reports, 1).as_deref(),
+            Some(
+                "a failover is impossible now: it needs a majority of the sentinels (2 of 3) to authorize it and only 1 answer"
+            )
         );
     }
 

@@ -148,6 +148,15 @@ pub fn plan(
                 replace: true,
                 reason: "created but never started".to_string(),
             }),
+            // Not serving anything: replace it now, with the others, instead of waiting
+            // for a healthy group that cannot be healthy without it.
+            Some(c) if c.config_hash != want && c.state != "running" && c.state != "paused" => {
+                steps.push(Step::CreateNode {
+                    node: node_name,
+                    replace: true,
+                    reason: format!("config changed (container is {})", c.state),
+                })
+            }
             Some(c) if c.config_hash != want => {
                 if node.ip == master {
                     rolling.push(Step::Failover {
@@ -263,12 +272,16 @@ mod tests {
         observed.containers[2].state = "paused".into();
         observed.containers[3].state = "created".into();
         observed.containers.retain(|c| c.node != "sentinel-3");
-        let plan = plan(&l, &hashes(&l), &observed, l.master().ip);
+        let mut want = hashes(&l);
+        observed.containers[4].state = "exited".into();
+        want.insert("sentinel-2".into(), "changed".into());
+        let plan = plan(&l, &want, &observed, l.master().ip);
         insta::assert_snapshot!(plan.to_string(), @r"
         1. start `demo-replica-1`: container is exited
         2. unpause `demo-replica-2`: paused
         3. create and start `demo-sentinel-1`: created but never started
-        4. create and start `demo-sentinel-3`: missing
+        4. create and start `demo-sentinel-2`: config changed (container is exited)
+        5. create and start `demo-sentinel-3`: missing
         ");
     }
 

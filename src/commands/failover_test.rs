@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::models::{EndpointIpamConfig, EndpointSettings, NetworkConnectRequest};
-use futures_util::future::join_all;
 
 use super::Global;
 use crate::cli::{FailoverArgs, Fault};
@@ -170,7 +169,7 @@ async fn one_run(
         .sentinels()
         .filter(|n| !stopped.contains(n))
         .collect();
-    let agreed = wait_for_new_master(
+    let agreed = group::wait_for_new_master(
         &layout,
         &watching,
         probe,
@@ -379,64 +378,6 @@ async fn heal(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> an
         }
     }
     Ok(())
-}
-
-/// Poll the watching sentinels until they all name one master other than `old` and that
-/// node says it is master. Returns the node and when, or what they said last and how many
-/// answered.
-async fn wait_for_new_master(
-    layout: &Layout,
-    sentinels: &[&Node],
-    probe: &Probe,
-    master_name: &str,
-    old: &Node,
-    start: Instant,
-    deadline: Duration,
-) -> Result<(Node, Instant), (String, usize)> {
-    let quick = probe
-        .clone()
-        .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
-    let mut last = (String::new(), sentinels.len());
-    while start.elapsed() < deadline {
-        let answers = join_all(
-            sentinels
-                .iter()
-                .map(|s| quick.master_addr(group::addr(s), master_name)),
-        )
-        .await;
-        let ips: Vec<Option<std::net::Ipv4Addr>> = answers
-            .iter()
-            .map(|a| {
-                a.as_ref()
-                    .ok()
-                    .and_then(|m| m.as_ref())
-                    .and_then(|(ip, _)| ip.parse().ok())
-            })
-            .collect();
-        if let Some(Some(first)) = ips.first()
-            && ips.iter().all(|ip| *ip == Some(*first))
-            && *first != old.ip
-            && let Some(node) = layout.node_by_ip(*first)
-            && quick
-                .replication(group::addr(node))
-                .await
-                .is_ok_and(|r| r.is_master())
-        {
-            return Ok((node.clone(), Instant::now()));
-        }
-        last = (
-            format!(
-                "the sentinels answer {}",
-                ips.iter()
-                    .map(|ip| ip.map_or("nothing".to_string(), |ip| ip.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            answers.iter().filter(|a| a.is_ok()).count(),
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last)
 }
 
 fn explain_no_failover(

@@ -61,7 +61,14 @@ async fn snapshot(
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
         group::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
-    let health = health::evaluate(&layout, &reports, STATUS_MAX_LAG_BYTES);
+    let mut health = health::evaluate(&layout, &reports, STATUS_MAX_LAG_BYTES);
+    if let Some(why) = health::failover_blocker(&reports, usize::from(topology.sentinel.quorum)) {
+        health.problems.push(health::Problem {
+            node: cluster.clone(),
+            reason: why,
+        });
+        health.healthy = false;
+    }
     let code = if health.healthy { EXIT_OK } else { EXIT_FAILED };
     let origin = state::password_origin(loaded, cluster);
     let text = if global.json {

@@ -280,7 +280,6 @@ async fn failover(
     from: &str,
     timeout: Duration,
 ) -> anyhow::Result<std::net::Ipv4Addr> {
-    let old = layout.node(from).map(|n| n.ip);
     let sentinel = layout
         .sentinels()
         .next()
@@ -292,7 +291,18 @@ async fn failover(
         .query_async(&mut con)
         .await?;
     executor.report.node(from, "failing over before recreate");
-    let health = group::wait_healthy(
+    let old = layout
+        .node(from)
+        .ok_or_else(|| anyhow::anyhow!("node `{from}` is not in the layout"))?;
+    let sentinels: Vec<&crate::topology::Node> = layout.sentinels().collect();
+    let start = std::time::Instant::now();
+    let (new, _) =
+        group::wait_for_new_master(layout, &sentinels, probe, master_name, old, start, timeout)
+            .await
+            .map_err(|(why, _)| {
+                anyhow::anyhow!("the sentinels did not move the master away from `{from}`: {why}")
+            })?;
+    group::wait_healthy(
         executor.engine,
         layout,
         probe,
@@ -302,8 +312,7 @@ async fn failover(
         |_, _| {},
     )
     .await?;
-    let new = health.master.map(|m| m.ip).filter(|ip| Some(*ip) != old);
-    new.ok_or_else(|| anyhow::anyhow!("the sentinels did not move the master away from `{from}`"))
+    Ok(new.ip)
 }
 
 /// A published port already taken by another process: say so before creating anything.
