@@ -27,12 +27,6 @@ struct FileReport {
 }
 
 pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
-    match args.format {
-        RenderFormat::Conf => {}
-        RenderFormat::K8s => return Err(not_implemented("k8s")),
-        RenderFormat::Compose => return Err(not_implemented("compose")),
-    }
-
     let loaded = topology::load(&global.file, global.name.as_deref())?;
     if !global.quiet {
         eprint!(
@@ -40,6 +34,67 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
             topology::format_diagnostics(&global.file, &loaded.warnings)
         );
     }
+    match args.format {
+        RenderFormat::Conf => run_conf(global, args, &loaded),
+        RenderFormat::K8s => run_k8s(global, args, &loaded),
+        RenderFormat::Compose => run_compose(global, args, &loaded),
+    }
+}
+
+/// One Kubernetes manifest (multi-document YAML), on stdout or in `DIR/<name>.k8s.yaml`.
+fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
+    let yaml = render::k8s::render(topology, password)?;
+    let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));
+    let report = match &args.out {
+        Some(out) => {
+            let path = out.join(&relative);
+            // The Secret is in it.
+            write_private(&path, &yaml)?;
+            FileReport {
+                node: topology.cluster.name.clone(),
+                path,
+                content: None,
+            }
+        }
+        None if global.json => FileReport {
+            node: topology.cluster.name.clone(),
+            path: relative,
+            content: Some(yaml),
+        },
+        // Plain YAML, so that `rcluster render --format k8s | kubectl apply -f -` works.
+        None => {
+            return match write_stdout(&yaml) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(EXIT_OK),
+                result => result.context("cannot write to stdout").map(|()| EXIT_OK),
+            };
+        }
+    };
+    finish(global, &[report])
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+fn finish(global: &Global, reports: &[FileReport]) -> anyhow::Result<i32> {
+    match print(global, reports) {
+        // `rcluster render | head`: the reader has all it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        result => result.context("cannot write to stdout")?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_compose(_global: &Global, _args: &RenderArgs, _loaded: &Loaded) -> anyhow::Result<i32> {
+    Err(not_implemented("compose"))
+}
+
+/// redis.conf and sentinel.conf per node, as `up` starts them.
+fn run_conf(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
     // The derived subnet is the one `up` tries first; if another network already holds it,
     // `up` moves on to the next free one and the addresses differ from what is shown here.
@@ -48,7 +103,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
         .subnet
         .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
     let layout = Layout::new(topology, subnet);
-    let password = password_to_render(&loaded, args.show_secrets, global.quiet);
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
     let configs = render::render_all(topology, &layout, password)?;
 
     let mut reports = Vec::with_capacity(configs.len());
@@ -72,13 +127,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
         };
         reports.push(report);
     }
-
-    match print(global, &reports) {
-        // `rcluster render | head`: the reader has all it wanted.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.context("cannot write to stdout")?,
-    }
-    Ok(EXIT_OK)
+    finish(global, &reports)
 }
 
 fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
