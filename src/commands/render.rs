@@ -10,7 +10,8 @@ use anyhow::Context as _;
 
 use super::Global;
 use crate::cli::{RenderArgs, RenderFormat};
-use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::docker::image::{self, REDIS_UID};
+use crate::error::EXIT_OK;
 use crate::render;
 use crate::secret::MASK;
 use crate::topology::{self, Layout, Loaded, Subnet};
@@ -89,20 +90,56 @@ fn finish(global: &Global, reports: &[FileReport]) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn run_compose(_global: &Global, _args: &RenderArgs, _loaded: &Loaded) -> anyhow::Result<i32> {
-    Err(not_implemented("compose"))
+/// `docker-compose.yml` plus every node's config, as `up` would create the group.
+fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let layout = Layout::new(topology, subnet_to_render(topology));
+    let choice = image::choose(topology.redis.image.as_deref())?.choice();
+    let image = render::compose::Image {
+        reference: choice.reference,
+        user: choice.own.then(|| format!("{REDIS_UID}:{REDIS_UID}")),
+    };
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
+    let files = render::compose::render(topology, &layout, &image, password)?;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        let node = file.node.unwrap_or_else(|| topology.cluster.name.clone());
+        let report = match &args.out {
+            Some(out) => {
+                let path = out.join(&file.path);
+                // The node directories are mounted into the containers: redis (uid 999)
+                // must be able to write them, which the user arranges (`chown -R 999:999`).
+                write_private(&path, &file.content)?;
+                FileReport {
+                    node,
+                    path,
+                    content: None,
+                }
+            }
+            None => FileReport {
+                node,
+                path: PathBuf::from(file.path),
+                content: Some(file.content),
+            },
+        };
+        reports.push(report);
+    }
+    finish(global, &reports)
+}
+
+/// The derived subnet is the one `up` tries first; if another network already holds it,
+/// `up` moves on to the next free one and the addresses differ from what is shown here.
+fn subnet_to_render(topology: &topology::Topology) -> Subnet {
+    topology
+        .cluster
+        .subnet
+        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name))
 }
 
 /// redis.conf and sentinel.conf per node, as `up` starts them.
 fn run_conf(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
-    // The derived subnet is the one `up` tries first; if another network already holds it,
-    // `up` moves on to the next free one and the addresses differ from what is shown here.
-    let subnet = topology
-        .cluster
-        .subnet
-        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
-    let layout = Layout::new(topology, subnet);
+    let layout = Layout::new(topology, subnet_to_render(topology));
     let password = password_to_render(loaded, args.show_secrets, global.quiet);
     let configs = render::render_all(topology, &layout, password)?;
 
@@ -149,14 +186,6 @@ fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
         }
     }
     stdout.flush()
-}
-
-fn not_implemented(format: &str) -> anyhow::Error {
-    Exit::new(
-        EXIT_USAGE,
-        format!("`--format {format}` is not implemented yet; use `--format conf`"),
-    )
-    .into()
 }
 
 /// The password as it goes into the rendered files: the real one only with `--show-secrets`.
