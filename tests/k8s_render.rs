@@ -126,7 +126,9 @@ fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
         tmp.path(),
         "[cluster]\nname = \"demo\"\n\n[sentinel]\ncount = 5\nquorum = 3\n\n\
          [kubernetes]\nnamespace = \"cache\"\nanti_affinity = \"required\"\n\
-         storage_class = \"fast-ssd\"\nstorage_size = \"5Gi\"\n",
+         storage_class = \"fast-ssd\"\nstorage_size = \"5Gi\"\n\
+         resources = { requests = { cpu = \"100m\", memory = \"128Mi\" }, \
+         limits = { memory = \"256Mi\" } }\n",
     );
     let out = tmp.path().join("out");
     rcluster(
@@ -170,6 +172,9 @@ fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
         find("PodDisruptionBudget", "demo-sentinel")["spec"]["minAvailable"],
         3
     );
+    let container = &redis["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["resources"]["requests"]["cpu"], "100m");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
     let headless = find("Service", "demo-sentinel-headless");
     assert_eq!(headless["spec"]["clusterIP"], "None");
 }
@@ -203,4 +208,22 @@ fn password_appears_only_in_the_secret() {
     }
     // Without --show-secrets it is nowhere.
     assert!(!render_k8s(&topology, &[]).contains(password));
+}
+
+#[test]
+fn misspelled_resources_are_an_error_not_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[kubernetes]\nresources = { limts = { memory = \"1Gi\" } }\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args(["render", "--format", "k8s"])
+        .output()
+        .expect("run rcluster");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`kubernetes.resources`"), "{stderr}");
 }

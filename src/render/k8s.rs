@@ -150,13 +150,12 @@ pub fn objects(topology: &Topology, password: &str) -> anyhow::Result<Vec<Object
         cluster: &topology.cluster.name,
         namespace: &topology.kubernetes.namespace,
     };
-    let resources = match &topology.kubernetes.resources {
-        Some(value) => Some(
-            serde_json::from_value::<ResourceRequirements>(value.clone())
-                .context("`kubernetes.resources` is not a Kubernetes ResourceRequirements")?,
-        ),
-        None => None,
-    };
+    let resources = topology
+        .kubernetes
+        .resources
+        .as_ref()
+        .map(resource_requirements)
+        .transpose()?;
     Ok(vec![
         Object::Secret(Box::new(secret(&names, password))),
         Object::ConfigMap(Box::new(redis_config_map(&names)?)),
@@ -189,6 +188,38 @@ pub fn objects(topology: &Topology, password: &str) -> anyhow::Result<Vec<Object
             PdbLimit::MinAvailable(topology.sentinel.quorum),
         ))),
     ])
+}
+
+/// `kubernetes.resources` as typed requirements. The typed struct drops keys it does not
+/// know, so a typo (`limts`) would vanish silently: compare the round trip with the input.
+fn resource_requirements(value: &serde_json::Value) -> anyhow::Result<ResourceRequirements> {
+    let typed: ResourceRequirements = serde_json::from_value(value.clone()).context(
+        "`kubernetes.resources` is not a Kubernetes ResourceRequirements; write it like \
+         `{ requests = { cpu = \"100m\", memory = \"128Mi\" }, limits = { memory = \"256Mi\" } }`",
+    )?;
+    let round_trip = serde_json::to_value(&typed).context("cannot serialize resources")?;
+    if round_trip != numbers_as_strings(value) {
+        anyhow::bail!(
+            "`kubernetes.resources` has keys Kubernetes does not know: it reads as `{round_trip}`, \
+             not `{value}`; use `requests` and `limits`"
+        );
+    }
+    Ok(typed)
+}
+
+/// Quantities may be written as numbers (`cpu = 1`); Kubernetes reads them as strings.
+fn numbers_as_strings(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_strings(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_strings).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The objects as multi-document YAML, `---` between documents.
