@@ -227,3 +227,201 @@ fn misspelled_resources_are_an_error_not_dropped() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`kubernetes.resources`"), "{stderr}");
 }
+
+/// The start-up scripts and configs of the ConfigMaps, run with fake `redis-cli` (the
+/// sentinels' answer), `getent` and `redis-server` on the PATH.
+struct StartUp {
+    dir: tempfile::TempDir,
+}
+
+impl StartUp {
+    /// The password reaches the scripts only through the Secret's env, as on Kubernetes.
+    fn new() -> StartUp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topology = write_topology(dir.path(), "[cluster]\nname = \"demo\"\n");
+        let manifest = dir.path().join("demo.k8s.yaml");
+        std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+        let root = dir.path().to_str().expect("utf-8").to_owned();
+        for doc in documents(&manifest) {
+            if doc["kind"] != "ConfigMap" {
+                continue;
+            }
+            let component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
+                .as_str()
+                .expect("component label")
+                .to_owned();
+            let config = dir.path().join(&component).join("config");
+            std::fs::create_dir_all(&config).expect("mkdir");
+            std::fs::create_dir_all(dir.path().join(&component).join("run")).expect("mkdir");
+            for (key, value) in doc["data"].as_object().expect("data") {
+                let text = value
+                    .as_str()
+                    .expect("string")
+                    .replace("/config/", &format!("{root}/{component}/config/"))
+                    .replace("/etc/redis/", &format!("{root}/{component}/run/"));
+                std::fs::write(config.join(key), text).expect("write");
+            }
+        }
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        for (name, body) in [
+            // No answer = no sentinel reachable (the script runs it under `timeout`).
+            (
+                "redis-cli",
+                "[ -n \"$FAKE_SENTINEL_ANSWER\" ] || exit 1\nprintf '%s\\n6379\\n' \"$FAKE_SENTINEL_ANSWER\"",
+            ),
+            ("getent", "exit 0"),
+            ("redis-server", "echo \"started: $*\""),
+        ] {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write fake");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        StartUp { dir }
+    }
+
+    /// Run a component's start-up script as `pod`; returns the config it wrote.
+    fn run(&self, component: &str, pod: &str, password: &str, sentinel_answer: &str) -> String {
+        let root = self.dir.path();
+        let path = format!(
+            "{}:{}",
+            root.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .arg(root.join(component).join("config/start.sh"))
+            .env("PATH", path)
+            .env("POD_NAME", pod)
+            .env("REDIS_PASSWORD", password)
+            .env("FAKE_SENTINEL_ANSWER", sentinel_answer)
+            .output()
+            .expect("run start.sh");
+        assert!(
+            out.status.success(),
+            "start.sh of {pod} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("started: "));
+        let file = if component == "redis" {
+            "redis.conf"
+        } else {
+            "sentinel.conf"
+        };
+        std::fs::read_to_string(root.join(component).join("run").join(file)).expect("config")
+    }
+}
+
+const DNS: &str = ".demo-redis.default.svc.cluster.local";
+
+fn replicaof(conf: &str) -> Vec<&str> {
+    conf.lines()
+        .filter(|l| l.starts_with("replicaof "))
+        .collect()
+}
+
+#[test]
+fn redis_start_up_follows_the_sentinels_and_falls_back_to_ordinal_0() {
+    // Characters that are special to sed's replacement text and to redis.conf quoting.
+    let password = r"p\a&s|s";
+    let startup = StartUp::new();
+
+    // A fresh group: no sentinel answers; ordinal 0 is the master.
+    let master = startup.run("redis", "demo-redis-0", password, "");
+    assert_eq!(replicaof(&master), Vec::<&str>::new());
+    assert!(master.contains(r#"requirepass "p\\a&s|s""#), "{master}");
+    assert!(master.contains(r#"masterauth "p\\a&s|s""#), "{master}");
+    assert!(master.contains(&format!("replica-announce-ip demo-redis-0{DNS}")));
+    assert!(!master.contains("__RCLUSTER_"), "{master}");
+    let replica = startup.run("redis", "demo-redis-1", password, "");
+    assert_eq!(
+        replicaof(&replica),
+        [format!("replicaof demo-redis-0{DNS} 6379")]
+    );
+
+    // After a failover to ordinal 2, a restarted ordinal 0 must come back as its replica.
+    let old_master = startup.run(
+        "redis",
+        "demo-redis-0",
+        password,
+        &format!("demo-redis-2{DNS}"),
+    );
+    assert_eq!(
+        replicaof(&old_master),
+        [format!("replicaof demo-redis-2{DNS} 6379")]
+    );
+    // The current master restarting before the sentinels notice stays master.
+    let current = startup.run(
+        "redis",
+        "demo-redis-2",
+        password,
+        &format!("demo-redis-2{DNS}"),
+    );
+    assert_eq!(replicaof(&current), Vec::<&str>::new());
+    // An answer that is not one of the group's pods (an error, another group) is ignored.
+    let confused = startup.run(
+        "redis",
+        "demo-redis-1",
+        password,
+        "ERR No such master with that name",
+    );
+    assert_eq!(
+        replicaof(&confused),
+        [format!("replicaof demo-redis-0{DNS} 6379")]
+    );
+}
+
+#[test]
+fn sentinel_start_up_monitors_the_current_master_with_consistent_ids() {
+    let password = r"p\a&s|s";
+    let startup = StartUp::new();
+    let answer = format!("demo-redis-2{DNS}");
+    let one = startup.run("sentinel", "demo-sentinel-1", password, &answer);
+    let zero = startup.run("sentinel", "demo-sentinel-0", password, &answer);
+
+    assert!(
+        one.contains(&format!(
+            "sentinel monitor mymaster demo-redis-2{DNS} 6379 2"
+        )),
+        "{one}"
+    );
+    assert!(
+        one.contains(r#"sentinel auth-pass mymaster "p\\a&s|s""#),
+        "{one}"
+    );
+    assert!(one.contains("sentinel resolve-hostnames yes"));
+    assert!(one.contains("sentinel announce-hostnames yes"));
+    assert!(!one.contains("__RCLUSTER_"), "{one}");
+    let known_replicas: Vec<&str> = one
+        .lines()
+        .filter(|l| l.starts_with("sentinel known-replica"))
+        .collect();
+    assert_eq!(
+        known_replicas,
+        [
+            format!("sentinel known-replica mymaster demo-redis-0{DNS} 6379"),
+            format!("sentinel known-replica mymaster demo-redis-1{DNS} 6379"),
+        ]
+    );
+    // Each sentinel knows the others, not itself, by the id the other really has.
+    let myid = |conf: &str| {
+        conf.lines()
+            .find_map(|l| l.strip_prefix("sentinel myid "))
+            .expect("myid")
+            .to_owned()
+    };
+    let self_dns = "demo-sentinel-1.demo-sentinel-headless.default.svc.cluster.local";
+    assert!(!one.contains(&format!("known-sentinel mymaster {self_dns}")));
+    assert!(
+        zero.contains(&format!(
+            "sentinel known-sentinel mymaster {self_dns} 26379 {}",
+            myid(&one)
+        )),
+        "{zero}"
+    );
+    assert_ne!(myid(&one), myid(&zero));
+    // No sentinel knows a master yet: ordinal 0.
+    let fresh = startup.run("sentinel", "demo-sentinel-2", password, "");
+    assert!(fresh.contains(&format!(
+        "sentinel monitor mymaster demo-redis-0{DNS} 6379 2"
+    )));
+}
