@@ -195,16 +195,3 @@ fn name_override_renames_every_node() {
     assert!(text.contains("# ==> shop-master/redis.conf <=="));
     assert!(!text.contains("demo-"));
 }
-
-#[test]
-fn other_formats_are_not_implemented_yet() {
-    for format in ["k8s", "compose"] {
-        let output = rcluster(&repo_topology(), &["render", "--format", format]);
-        assert_eq!(output.status.code(), Some(2), "{format}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains(&format!("`--format {format}` is not implemented yet")),
-            "{stderr}"
-        );
-    }
-}

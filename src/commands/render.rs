@@ -10,7 +10,8 @@ use anyhow::Context as _;
 
 use super::Global;
 use crate::cli::{RenderArgs, RenderFormat};
-use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::docker::image::{self, REDIS_UID};
+use crate::error::EXIT_OK;
 use crate::render;
 use crate::secret::MASK;
 use crate::topology::{self, Layout, Loaded, Subnet};
@@ -27,12 +28,6 @@ struct FileReport {
 }
 
 pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
-    match args.format {
-        RenderFormat::Conf => {}
-        RenderFormat::K8s => return Err(not_implemented("k8s")),
-        RenderFormat::Compose => return Err(not_implemented("compose")),
-    }
-
     let loaded = topology::load(&global.file, global.name.as_deref())?;
     if !global.quiet {
         eprint!(
@@ -40,17 +35,113 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
             topology::format_diagnostics(&global.file, &loaded.warnings)
         );
     }
+    match args.format {
+        RenderFormat::Conf => run_conf(global, args, &loaded),
+        RenderFormat::K8s => run_k8s(global, args, &loaded),
+        RenderFormat::Compose => run_compose(global, args, &loaded),
+    }
+}
+
+/// One Kubernetes manifest (multi-document YAML), on stdout or in `DIR/<name>.k8s.yaml`.
+fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
-    // The derived subnet is the one `up` tries first; if another network already holds it,
-    // `up` moves on to the next free one and the addresses differ from what is shown here.
-    let subnet = topology
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
+    let yaml = render::k8s::render(topology, &password?)?;
+    let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));
+    let report = match &args.out {
+        Some(out) => {
+            let path = out.join(&relative);
+            // The Secret is in it.
+            write_private(&path, &yaml)?;
+            FileReport {
+                node: topology.cluster.name.clone(),
+                path,
+                content: None,
+            }
+        }
+        None if global.json => FileReport {
+            node: topology.cluster.name.clone(),
+            path: relative,
+            content: Some(yaml),
+        },
+        // Plain YAML, so that `rcluster render --format k8s | kubectl apply -f -` works.
+        None => {
+            return match write_stdout(&yaml) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(EXIT_OK),
+                result => result.context("cannot write to stdout").map(|()| EXIT_OK),
+            };
+        }
+    };
+    finish(global, &[report])
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+fn finish(global: &Global, reports: &[FileReport]) -> anyhow::Result<i32> {
+    match print(global, reports) {
+        // `rcluster render | head`: the reader has all it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        result => result.context("cannot write to stdout")?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// `docker-compose.yml` plus every node's config, as `up` would create the group.
+fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let layout = Layout::new(topology, subnet_to_render(topology));
+    let choice = image::choose(topology.redis.image.as_deref())?.choice();
+    let image = render::compose::Image {
+        reference: choice.reference,
+        user: choice.own.then(|| format!("{REDIS_UID}:{REDIS_UID}")),
+    };
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
+    let files = render::compose::render(topology, &layout, &image, &password?)?;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        let node = file.node.unwrap_or_else(|| topology.cluster.name.clone());
+        let report = match &args.out {
+            Some(out) => {
+                let path = out.join(&file.path);
+                // The node directories are mounted into the containers: redis (uid 999)
+                // must be able to write them, which the user arranges (`chown -R 999:999`).
+                write_private(&path, &file.content)?;
+                FileReport {
+                    node,
+                    path,
+                    content: None,
+                }
+            }
+            None => FileReport {
+                node,
+                path: PathBuf::from(file.path),
+                content: Some(file.content),
+            },
+        };
+        reports.push(report);
+    }
+    finish(global, &reports)
+}
+
+/// The derived subnet is the one `up` tries first; if another network already holds it,
+/// `up` moves on to the next free one and the addresses differ from what is shown here.
+fn subnet_to_render(topology: &topology::Topology) -> Subnet {
+    topology
         .cluster
         .subnet
-        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
-    let layout = Layout::new(topology, subnet);
-    let password = password_to_render(&loaded, args.show_secrets, global.quiet)?;
-    let password = password.as_str();
-    let configs = render::render_all(topology, &layout, password)?;
+        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name))
+}
+
+/// redis.conf and sentinel.conf per node, as `up` starts them.
+fn run_conf(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let layout = Layout::new(topology, subnet_to_render(topology));
+    let password = password_to_render(loaded, args.show_secrets, global.quiet);
+    let configs = render::render_all(topology, &layout, &password?)?;
 
     let mut reports = Vec::with_capacity(configs.len());
     for (node, text) in configs {
@@ -73,13 +164,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
         };
         reports.push(report);
     }
-
-    match print(global, &reports) {
-        // `rcluster render | head`: the reader has all it wanted.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.context("cannot write to stdout")?,
-    }
-    Ok(EXIT_OK)
+    finish(global, &reports)
 }
 
 fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
@@ -101,14 +186,6 @@ fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
         }
     }
     stdout.flush()
-}
-
-fn not_implemented(format: &str) -> anyhow::Error {
-    Exit::new(
-        EXIT_USAGE,
-        format!("`--format {format}` is not implemented yet; use `--format conf`"),
-    )
-    .into()
 }
 
 /// The password as it goes into the rendered files: the real one only with `--show-secrets`

@@ -7,6 +7,8 @@
 //! Templates render with strict undefined behaviour, so a typo in a template is an error
 //! that names the template and line, never an empty value in a config file.
 
+pub mod compose;
+pub mod k8s;
 #[cfg(test)]
 pub(crate) mod tests;
 
