@@ -14,65 +14,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rcluster::render::{self, Endpoint, RedisConf, SentinelConf};
-use rcluster::topology::{
-    AntiAffinity, AppendFsync, AuthSource, Cluster, KubernetesSpec, Layout, MasterSpec, Node,
-    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Subnet, Topology,
-};
+use rcluster::topology::{AppendFsync, Layout, Node, Subnet, Topology};
 
 const PASSWORD: &str = "it-Pa55word-42";
 const SUBNET: Subnet = Subnet([172, 28, 5]);
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The topology an empty `topology.toml` checks to, named `demo`.
+/// The default topology (an empty file checks to it), with a literal password, through
+/// the real parser: what a user's file becomes is what these tests start.
 fn default_topology() -> Topology {
-    Topology {
-        source: PathBuf::from("<string>"),
-        cluster: Cluster {
-            name: "demo".into(),
-            bind: "127.0.0.1".parse().expect("literal IP"),
-            subnet: None,
-        },
-        auth: AuthSource::Literal,
-        master: MasterSpec { port: 6379 },
-        replicas: ReplicasSpec {
-            count: 2,
-            port: 6380,
-        },
-        sentinel: SentinelSpec {
-            count: 3,
-            port: 26379,
-            master_name: "mymaster".into(),
-            quorum: 2,
-            down_after_ms: 5000,
-            failover_timeout_ms: 60000,
-            parallel_syncs: 1,
-        },
-        persistence: Persistence {
-            rdb: true,
-            save: vec!["900 1".into(), "300 10".into(), "60 10000".into()],
-            stop_writes_on_bgsave_error: true,
-            rdbcompression: true,
-            dbfilename: "dump.rdb".into(),
-            aof: true,
-            appendfilename: "appendonly.aof".into(),
-            appendfsync: AppendFsync::Everysec,
-            no_appendfsync_on_rewrite: false,
-            auto_aof_rewrite_min_size: "64mb".into(),
-            auto_aof_rewrite_percentage: 100,
-        },
-        redis: RedisSpec {
-            image: None,
-            extra: BTreeMap::new(),
-        },
-        kubernetes: KubernetesSpec {
-            namespace: "default".into(),
-            storage_class: None,
-            storage_size: "1Gi".into(),
-            anti_affinity: AntiAffinity::Preferred,
-            image: "redis:7.2".into(),
-            resources: None,
-        },
-    }
+    parse_topology(&format!("[auth]\npassword = \"{PASSWORD}\"\n"))
+}
+
+fn parse_topology(text: &str) -> Topology {
+    rcluster::topology::parse(Path::new("<string>"), text, None, &|_| None, &|path| {
+        Err(std::io::Error::other(format!("no file {}", path.display())))
+    })
+    .expect("a valid topology")
+    .topology
 }
 
 /// A redis-server child that is killed when the test ends, passed or failed.

@@ -217,16 +217,7 @@ async fn apply(
     let mut master = plan.master;
     let timeout = Duration::from_secs(args.timeout);
     for step in rolling {
-        group::wait_healthy(
-            executor.engine,
-            layout,
-            probe,
-            master_name,
-            timeout,
-            0,
-            |_, _| {},
-        )
-        .await?;
+        settle(executor, layout, probe, master_name, timeout).await?;
         match step {
             Step::Failover { from, .. } => {
                 master = failover(executor, probe, layout, master_name, from, timeout).await?;
@@ -271,6 +262,27 @@ fn first_error(results: Vec<anyhow::Result<()>>) -> anyhow::Result<()> {
         .map(|_| ())
 }
 
+/// Wait, silently, until the group is healthy again between rolling steps.
+async fn settle(
+    executor: &Executor<'_>,
+    layout: &Layout,
+    probe: &Probe,
+    master_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    group::wait_healthy(
+        executor.engine,
+        layout,
+        probe,
+        master_name,
+        timeout,
+        0,
+        |_, _| {},
+    )
+    .await?;
+    Ok(())
+}
+
 /// Ask a sentinel to fail over and wait until every sentinel names a new master.
 async fn failover(
     executor: &Executor<'_>,
@@ -302,16 +314,7 @@ async fn failover(
             .map_err(|(why, _)| {
                 anyhow::anyhow!("the sentinels did not move the master away from `{from}`: {why}")
             })?;
-    group::wait_healthy(
-        executor.engine,
-        layout,
-        probe,
-        master_name,
-        timeout,
-        0,
-        |_, _| {},
-    )
-    .await?;
+    settle(executor, layout, probe, master_name, timeout).await?;
     Ok(new.ip)
 }
 

@@ -78,12 +78,7 @@ impl Probe {
         master_name: &str,
     ) -> anyhow::Result<SentinelView> {
         let mut con = self.connect(addr).await?;
-        let master: Option<(String, String)> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(master_name)
-            .query_async(&mut con)
-            .await
-            .with_context(|| format!("SENTINEL get-master-addr-by-name on {addr}"))?;
+        let master = get_master_addr(&mut con, addr, master_name).await?;
         let flat: Vec<String> = redis::cmd("SENTINEL")
             .arg("MASTER")
             .arg(master_name)
@@ -107,7 +102,7 @@ impl Probe {
             .map(|f| f.split(',').map(str::to_string).collect())
             .unwrap_or_default();
         Ok(SentinelView {
-            master: master.and_then(|(ip, port)| Some((ip, port.parse().ok()?))),
+            master,
             master_flags,
             replicas: replicas
                 .iter()
@@ -127,12 +122,21 @@ impl Probe {
         master_name: &str,
     ) -> anyhow::Result<Option<(String, u16)>> {
         let mut con = self.connect(addr).await?;
-        let master: Option<(String, String)> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(master_name)
-            .query_async(&mut con)
-            .await
-            .with_context(|| format!("SENTINEL get-master-addr-by-name on {addr}"))?;
-        Ok(master.and_then(|(ip, port)| Some((ip, port.parse().ok()?))))
+        get_master_addr(&mut con, addr, master_name).await
     }
+}
+
+/// `SENTINEL get-master-addr-by-name` on an open connection to the sentinel at `addr`.
+async fn get_master_addr(
+    con: &mut MultiplexedConnection,
+    addr: SocketAddr,
+    master_name: &str,
+) -> anyhow::Result<Option<(String, u16)>> {
+    let master: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(master_name)
+        .query_async(con)
+        .await
+        .with_context(|| format!("SENTINEL get-master-addr-by-name on {addr}"))?;
+    Ok(master.and_then(|(ip, port)| Some((ip, port.parse().ok()?))))
 }
