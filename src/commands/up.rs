@@ -214,8 +214,18 @@ async fn apply(
         .await,
     )?;
 
-    let mut master = plan.master;
     let timeout = Duration::from_secs(args.timeout);
+    // A restarted or unpaused data node keeps the role it had: an old master would serve
+    // as a second master until Sentinel notices it (up to 10 s). Point it at the current
+    // master at once, as Sentinel itself would.
+    let revived = nodes
+        .iter()
+        .filter(|s| matches!(s, Step::StartNode { .. } | Step::UnpauseNode { .. }))
+        .filter_map(|s| s.node().and_then(|n| layout.node(n)))
+        .filter(|n| n.role.is_data() && n.ip != plan.master);
+    first_error(join_all(revived.map(|n| follow_master(probe, n, plan.master, timeout))).await)?;
+
+    let mut master = plan.master;
     for step in rolling {
         settle(executor, layout, probe, master_name, timeout).await?;
         match step {
@@ -260,6 +270,37 @@ fn first_error(results: Vec<anyhow::Result<()>>) -> anyhow::Result<()> {
         .into_iter()
         .collect::<anyhow::Result<Vec<()>>>()
         .map(|_| ())
+}
+
+/// Make `node` a replica of `master` if it says it is a master itself, and persist that in
+/// its config (`CONFIG REWRITE`) so that a restart keeps it.
+async fn follow_master(
+    probe: &Probe,
+    node: &crate::topology::Node,
+    master: std::net::Ipv4Addr,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let replication = loop {
+        match probe.replication(group::addr(node)).await {
+            Ok(r) => break r,
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    if replication.is_master() {
+        let mut con = probe.connect(group::addr(node)).await?;
+        let _: () = redis::cmd("REPLICAOF")
+            .arg(master.to_string())
+            .arg(crate::topology::layout::REDIS_PORT)
+            .query_async(&mut con)
+            .await?;
+        let _: () = redis::cmd("CONFIG")
+            .arg("REWRITE")
+            .query_async(&mut con)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Wait, silently, until the group is healthy again between rolling steps.
