@@ -23,10 +23,16 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         .containers
         .iter()
         .partition(|c| c.node.starts_with("sentinel"));
-    for batch in [sentinels, data] {
-        let results = join_all(batch.iter().map(|c| engine.remove_container(&c.id))).await;
+    let results = join_all(sentinels.iter().map(|c| engine.remove_container(&c.id))).await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    // Data nodes that keep their volumes get a clean shutdown first: redis then writes
+    // its last RDB snapshot, which a kill would lose when AOF is off.
+    if !args.volumes {
+        let results = join_all(data.iter().map(|c| engine.stop_container(&c.id, 10))).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
     }
+    let results = join_all(data.iter().map(|c| engine.remove_container(&c.id))).await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     for network in &observed.networks {
         engine.remove_network(&network.id).await?;
     }
