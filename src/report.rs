@@ -132,3 +132,17 @@ impl Reporter {
             .push(event);
     }
 }
+
+/// Colour on stdout only when it is a terminal and `NO_COLOR` is unset.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `text` in the ANSI colour `code` when [`colour`] allows, else as it is.
+pub fn paint(code: &str, text: &str) -> String {
+    if colour() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}

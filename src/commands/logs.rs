@@ -1,8 +1,6 @@
 //! `rcluster logs`: the nodes' logs, each line prefixed with its node, coloured per node on
 //! a terminal (unless NO_COLOR), like `docker compose logs`.
 
-use std::io::IsTerminal;
-
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
 
@@ -40,7 +38,7 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
             })
             .collect::<Result<_, _>>()?
     };
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = crate::report::colour();
     let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     let streams = nodes.iter().enumerate().map(|(i, node)| {
         let prefix = if colour {

@@ -10,6 +10,7 @@ use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::group;
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
 use crate::probe::Probe;
+use crate::report::paint;
 use crate::state;
 use crate::topology::{Layout, Loaded, Role};
 
@@ -150,9 +151,12 @@ fn published(r: &NodeReport, bind: std::net::IpAddr) -> String {
 
 fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net::IpAddr) -> String {
     let verdict = if health.healthy {
-        "healthy".to_string()
+        paint("32", "healthy")
     } else {
-        format!("DEGRADED ({} problem(s))", health.problems.len())
+        paint(
+            "31",
+            &format!("DEGRADED ({} problem(s))", health.problems.len()),
+        )
     };
     let mut out = format!("group `{cluster}`: {verdict}\n");
     let mo = master_offset(reports, health);
@@ -196,7 +200,12 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
         None => out.push_str("master: none\n"),
     }
     for p in &health.problems {
-        out.push_str(&format!("problem: {}: {}\n", p.node, p.reason));
+        out.push_str(&format!(
+            "{} {}: {}\n",
+            paint("31", "problem:"),
+            p.node,
+            p.reason
+        ));
     }
     out
 }
