@@ -27,12 +27,22 @@ fn rcluster(args: &[&str]) -> std::process::Output {
 #[test]
 fn every_help_text_has_a_summary_and_an_example() {
     for command in COMMANDS {
-        let args: Vec<&str> = [command, "--help"].into_iter().filter(|a| !a.is_empty()).collect();
+        let args: Vec<&str> = [command, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
         let output = rcluster(&args);
         assert!(output.status.success(), "{args:?}");
         let text = String::from_utf8(output.stdout).expect("utf-8 help");
-        assert!(text.contains("Example"), "`{command} --help` has no example:\n{text}");
-        let name = if command.is_empty() { "rcluster" } else { command };
+        assert!(
+            text.contains("Example"),
+            "`{command} --help` has no example:\n{text}"
+        );
+        let name = if command.is_empty() {
+            "rcluster"
+        } else {
+            command
+        };
         insta::assert_snapshot!(format!("help-{name}"), text);
     }
 }
@@ -47,7 +57,10 @@ fn bash_accepts_the_completion_script() {
     // Source it and ask for the function it defines: a syntax error fails the source.
     let check = Command::new("bash")
         .arg("-c")
-        .arg(format!("source '{}' && complete -p rcluster", script.display()))
+        .arg(format!(
+            "source '{}' && complete -p rcluster",
+            script.display()
+        ))
         .output()
         .expect("run bash");
     assert!(
@@ -63,7 +76,10 @@ fn zsh_and_fish_scripts_are_generated() {
     for shell in ["zsh", "fish"] {
         let output = rcluster(&["completions", shell]);
         assert!(output.status.success(), "{shell}");
-        assert!(String::from_utf8_lossy(&output.stdout).contains("failover-test"), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("failover-test"),
+            "{shell}"
+        );
     }
 }
 

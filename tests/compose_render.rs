@@ -1,6 +1,8 @@
 //! `rcluster render --format compose`, run as the real binary: docker-compose accepts the
 //! file, and the group it describes comes up healthy on the real engine.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -181,12 +183,11 @@ fn sentinel_view(container: &str, password: &str, master_name: &str) -> Option<(
 
 #[test]
 fn compose_group_comes_up_with_master_and_two_replicas() {
-    let image = format!("rcluster/redis:{}", host_redis_version());
-    let present = run("docker", &["image", "inspect", &image]);
-    assert!(
-        present.status.success(),
-        "image `{image}` is missing: run `rcluster up` once to build it"
-    );
+    // One group at a time on the engine, like every Docker-backed test; and the image
+    // `up` builds (a fresh machine has none yet).
+    let _lock = common::docker_lock();
+    common::ensure_image();
+    let image = common::image();
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -298,13 +299,3 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
     drop(guard);
 }
 
-/// `7.0.15` from `Redis server v=7.0.15 sha=...`.
-fn host_redis_version() -> String {
-    let out = run("redis-server", &["--version"]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("v="))
-        .unwrap_or_else(|| panic!("cannot read the redis version from `{stdout}`"))
-        .to_string()
-}

@@ -470,7 +470,7 @@ fn up_refuses_a_foreign_container_with_a_group_name() {
     let group = Group::new("foreign", "fast.toml");
     let foreign = group.container("master");
     group.adopt_foreign_container(&foreign);
-    let id = docker_ok(&["create", "--name", &foreign, common::IMAGE])
+    let id = docker_ok(&["create", "--name", &foreign, &common::image()])
         .trim()
         .to_string();
 

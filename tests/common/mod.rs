@@ -17,8 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The image rcluster builds from the host's redis-server.
-pub const IMAGE: &str = "rcluster/redis:7.0.15";
+/// rcluster's own image for this host's redis-server: the one `up` builds.
+pub fn image() -> String {
+    rcluster::docker::image::choose(None)
+        .expect("the host's redis-server")
+        .choice()
+        .reference
+}
+
 /// The project label every rcluster resource carries.
 pub const PROJECT_LABEL: &str = "io.rcluster.project";
 /// No single rcluster invocation in these tests may take longer than this.
@@ -397,13 +403,13 @@ impl Drop for Group {
 /// Make sure rcluster's image exists (the conflict test needs it before any `up` ran):
 /// building it is rcluster's job, so let a throwaway group's `up` do it.
 pub fn ensure_image() {
-    if docker(&["image", "inspect", IMAGE]).code == 0 {
+    if docker(&["image", "inspect", &image()]).code == 0 {
         return;
     }
     let provision = Group::new("image", "fast.toml");
     provision.up();
     drop(provision);
-    docker_ok(&["image", "inspect", IMAGE]);
+    docker_ok(&["image", "inspect", &image()]);
 }
 
 /// `docker inspect` of one container, as JSON.
