@@ -136,7 +136,9 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Create the container and copy its config in (0600, owned by the redis user).
+    /// Create the container and copy its config in (0600, owned by the redis user, in a
+    /// 0700 directory: Redis's `CONFIG REWRITE`, which Sentinel triggers on every failover,
+    /// replaces the file with one of mode `0644 & ~umask`, so the directory keeps it private).
     async fn create_container(&self, node: &Node, master: Ipv4Addr) -> anyhow::Result<()> {
         let config = render::node_config(
             self.topology,
@@ -148,13 +150,26 @@ impl Executor<'_> {
         let body = self.container_body(node);
         self.engine.create_container(&node.name, body).await?;
         self.report.node(&node.name, "created");
-        let file = render::config_file_name(node);
+        let (parent, dir) = CONFIG_DIR
+            .rsplit_once('/')
+            .context("the config directory is an absolute path")?;
+        let file = format!("{dir}/{}", render::config_file_name(node));
         let mut tar = tar::Builder::new(Vec::new());
-        add_owned(&mut tar, file, config.as_bytes(), 0o600, REDIS_UID)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o700);
+        header.set_uid(REDIS_UID);
+        header.set_gid(REDIS_UID);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Directory);
+        tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
+            .context("cannot build the config archive")?;
+        add_owned(&mut tar, &file, config.as_bytes(), 0o600, REDIS_UID)?;
         let tar = tar
             .into_inner()
             .context("cannot build the config archive")?;
-        self.engine.upload(&node.name, CONFIG_DIR, tar).await?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        self.engine.upload(&node.name, parent, tar).await?;
         Ok(())
     }
 
