@@ -191,6 +191,32 @@ fn problems_name(status: &Value, container: &str) -> bool {
         .any(|p| p["node"] == container || p["reason"].as_str().unwrap_or("").contains(container))
 }
 
+/// `(path, mode, uid)` of `/etc/redis` and everything in it, in a container.
+fn config_files(container: &str) -> Vec<(String, u32, u64)> {
+    let archive = Command::new("docker")
+        .args(["cp", &format!("{container}:/etc/redis"), "-"])
+        .output()
+        .expect("run docker cp");
+    assert!(
+        archive.status.success(),
+        "docker cp from {container}: {}",
+        String::from_utf8_lossy(&archive.stderr)
+    );
+    let mut files = Vec::new();
+    let mut tar = tar::Archive::new(archive.stdout.as_slice());
+    for entry in tar.entries().expect("docker cp prints a tar archive") {
+        let entry = entry.expect("tar entry");
+        let path = entry.path().expect("tar path").display().to_string();
+        let header = entry.header();
+        files.push((
+            path,
+            header.mode().expect("mode") & 0o7777,
+            header.uid().expect("uid"),
+        ));
+    }
+    files
+}
+
 // ---- 1. a bad topology ----
 
 #[test]
@@ -722,6 +748,40 @@ fn secrets_never_shown_by_engine_or_rcluster() {
     let test = group.rcluster(&["--json", "failover-test", "--fault", "kill"]);
     assert_eq!(test.code, 0, "{}", test.describe());
     group.wait_healthy(HEALTHY_DEADLINE);
+    // The failover made Sentinel rewrite every config file (sentinel.conf on the sentinels,
+    // `CONFIG REWRITE` after `REPLICAOF` on the data nodes), and Redis gives the rewritten
+    // file mode `0644 & ~umask`: the 0700 directory owned by the redis user keeps it private.
+    for node in [
+        "master",
+        "replica-1",
+        "replica-2",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ] {
+        let container = group.container(node);
+        let files = config_files(&container);
+        assert!(files.len() >= 2, "{container}:/etc/redis: {files:?}");
+        for (path, mode, uid) in files {
+            let is_dir = path.trim_end_matches('/') == "redis";
+            assert_eq!(
+                uid, 999,
+                "after a failover {container}:{path} is owned by {uid}"
+            );
+            if is_dir {
+                assert_eq!(
+                    mode, 0o700,
+                    "after a failover {container}:/etc/redis has mode {mode:o}"
+                );
+            } else {
+                assert_eq!(
+                    mode & 0o022,
+                    0,
+                    "after a failover {container}:{path} has mode {mode:o}"
+                );
+            }
+        }
+    }
     let logs = group.rcluster_ok(&["logs", "--tail", "500"]);
     assert!(
         logs.stdout.contains(&group.container("sentinel-1")),
