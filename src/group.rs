@@ -110,8 +110,10 @@ pub async fn current_master(
     let answers = join_all(sentinels.map(|n| quick.master_addr(addr(n), master_name))).await;
     let mut counts: HashMap<Ipv4Addr, usize> = HashMap::new();
     for (ip, _) in answers.into_iter().flatten().flatten() {
+        // Any address in the group's subnet: the master may be a node the topology no
+        // longer has (a scale-down), which `up` must recognise to refuse removing it.
         if let Ok(ip) = ip.parse::<Ipv4Addr>()
-            && layout.node_by_ip(ip).is_some()
+            && layout.subnet.contains(ip)
         {
             *counts.entry(ip).or_default() += 1;
         }

@@ -43,6 +43,11 @@ pub enum Step {
         node: String,
         reason: String,
     },
+    /// Remove a node the topology no longer has (scaled down); its data volume stays.
+    RemoveNode {
+        node: String,
+        reason: String,
+    },
 }
 
 impl Step {
@@ -52,7 +57,8 @@ impl Step {
             Step::CreateNode { node, .. }
             | Step::StartNode { node, .. }
             | Step::UnpauseNode { node, .. }
-            | Step::RecreateNode { node, .. } => Some(node),
+            | Step::RecreateNode { node, .. }
+            | Step::RemoveNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
             Step::CreateNetwork { .. } | Step::CreateVolume { .. } => None,
         }
@@ -60,7 +66,10 @@ impl Step {
 
     /// Steps that change a running group one node at a time (after the parallel ones).
     pub fn is_rolling(&self) -> bool {
-        matches!(self, Step::Failover { .. } | Step::RecreateNode { .. })
+        matches!(
+            self,
+            Step::Failover { .. } | Step::RecreateNode { .. } | Step::RemoveNode { .. }
+        )
     }
 }
 
@@ -76,6 +85,7 @@ impl fmt::Display for Step {
             Step::UnpauseNode { node, reason } => write!(f, "unpause `{node}`: {reason}"),
             Step::Failover { from, reason } => write!(f, "fail over away from `{from}`: {reason}"),
             Step::RecreateNode { node, reason } => write!(f, "recreate `{node}`: {reason}"),
+            Step::RemoveNode { node, reason } => write!(f, "remove `{node}`: {reason}"),
         }
     }
 }
@@ -180,6 +190,20 @@ pub fn plan(
                     reason: format!("container is {state}"),
                 }),
             },
+        }
+    }
+    // Nodes the topology no longer has (it was scaled down).
+    for c in &observed.containers {
+        if layout.node(&c.node).is_none() {
+            let kept = if c.node.starts_with("sentinel") {
+                ""
+            } else {
+                " (its data volume is kept)"
+            };
+            rolling.push(Step::RemoveNode {
+                node: c.name.clone(),
+                reason: format!("not in the topology any more{kept}"),
+            });
         }
     }
     // Recreate the master last: by then the replicas and sentinels are current.
@@ -302,5 +326,19 @@ mod tests {
         4. recreate `demo-replica-1`: config changed
         ");
         assert!(plan.steps.iter().all(Step::is_rolling));
+    }
+
+    #[test]
+    fn nodes_scaled_away_are_removed_last() {
+        let mut bigger = default_topology();
+        bigger.replicas.count = 3;
+        bigger.sentinel.count = 4;
+        let big = Layout::new(&bigger, Subnet([172, 28, 7]));
+        let l = layout();
+        let plan = plan(&l, &hashes(&l), &healthy_group(&big), l.master().ip);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        1. remove `demo-replica-3`: not in the topology any more (its data volume is kept)
+        2. remove `demo-sentinel-4`: not in the topology any more
+        ");
     }
 }

@@ -47,13 +47,22 @@ async fn snapshot(
     let observed = observe(engine, cluster).await?;
     let layout = group::layout(topology, &observed);
     if observed.containers.is_empty() {
+        // Volumes kept by `down` are worth mentioning: `up` brings their data back.
+        let kept = if observed.volumes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its data volumes are kept: {}",
+                observed.volumes.join(", ")
+            )
+        };
         let text = if global.json {
             format!(
                 "{}\n",
-                serde_json::json!({"name": cluster, "healthy": false, "exists": false, "master": null, "nodes": [], "problems": [{"node": cluster, "reason": "the group does not exist"}]})
+                serde_json::json!({"name": cluster, "healthy": false, "exists": false, "master": null, "nodes": [], "volumes": observed.volumes, "problems": [{"node": cluster, "reason": "the group does not exist"}]})
             )
         } else {
-            format!("group `{cluster}` does not exist (run `rcluster up`)\n")
+            format!("group `{cluster}` does not exist (run `rcluster up`){kept}\n")
         };
         return Ok((EXIT_FAILED, text));
     }

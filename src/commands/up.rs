@@ -1,6 +1,8 @@
 //! `rcluster up`: load -> observe -> plan -> apply -> wait healthy -> report.
 
 use std::net::TcpListener;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -83,6 +85,7 @@ async fn up(
         _ => layout.master().ip,
     };
     let plan = plan::plan(&layout, &hashes, &observed, master);
+    refuse_removing_the_master(&plan, &observed, &layout, master)?;
 
     if args.dry_run {
         print!("{plan}");
@@ -160,7 +163,7 @@ async fn up(
             if node.role.is_data() {
                 "synced"
             } else {
-                "watching"
+                "watched"
             },
         );
     }
@@ -226,7 +229,10 @@ async fn apply(
     first_error(join_all(revived.map(|n| follow_master(probe, n, plan.master, timeout))).await)?;
 
     let mut master = plan.master;
-    for step in rolling {
+    for step in rolling
+        .iter()
+        .filter(|s| !matches!(s, Step::RemoveNode { .. }))
+    {
         settle(executor, layout, probe, master_name, timeout).await?;
         match step {
             Step::Failover { from, .. } => {
@@ -234,6 +240,30 @@ async fn apply(
             }
             _ => executor.run(step, master).await?,
         }
+    }
+    let removals: Vec<&&Step> = rolling
+        .iter()
+        .filter(|s| matches!(s, Step::RemoveNode { .. }))
+        .collect();
+    if !removals.is_empty() {
+        first_error(join_all(removals.iter().map(|s| executor.run(s, master))).await)?;
+        forget_removed(probe, layout, master_name).await?;
+    }
+    Ok(())
+}
+
+/// `SENTINEL RESET` on every sentinel, so that nodes removed from the group leave their
+/// tables (they would be listed as down forever); the sentinels then learn the current
+/// replicas from the master and each other from their hello messages within seconds.
+async fn forget_removed(probe: &Probe, layout: &Layout, master_name: &str) -> anyhow::Result<()> {
+    for sentinel in layout.sentinels() {
+        let mut con = probe.connect(group::addr(sentinel)).await?;
+        let _: i64 = redis::cmd("SENTINEL")
+            .arg("RESET")
+            .arg(master_name)
+            .query_async(&mut con)
+            .await
+            .with_context(|| format!("SENTINEL RESET on `{}`", sentinel.name))?;
     }
     Ok(())
 }
@@ -357,6 +387,38 @@ async fn failover(
             })?;
     settle(executor, layout, probe, master_name, timeout).await?;
     Ok(new.ip)
+}
+
+/// A scale-down must not remove the current master: that is a failover, which the user
+/// should ask for (and watch) explicitly.
+fn refuse_removing_the_master(
+    plan: &Plan,
+    observed: &crate::docker::observe::Observed,
+    layout: &Layout,
+    master: std::net::Ipv4Addr,
+) -> anyhow::Result<()> {
+    for step in &plan.steps {
+        if let Step::RemoveNode { node, .. } = step
+            && observed
+                .containers
+                .iter()
+                .any(|c| c.name == *node && c.ip == Some(master))
+        {
+            let sentinel = layout
+                .sentinels()
+                .next()
+                .map_or("sentinel-1".to_string(), |s| s.key.clone());
+            return Err(Exit::new(
+                EXIT_USAGE,
+                format!(
+                    "nothing was changed: `{node}` is the current master and the topology no longer has it; \
+                     move mastership first (`rcluster cli {sentinel} -- SENTINEL FAILOVER <master_name>`), then run `up` again"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A published port already taken by another process: say so before creating anything.

@@ -87,6 +87,12 @@ impl Executor<'_> {
                 self.report.node(&node.name, "removed (config changed)");
                 self.create_container(node, master).await?;
             }
+            Step::RemoveNode { node, .. } => {
+                // A clean shutdown first: its volume stays, with the last snapshot in it.
+                self.engine.stop_container(node, 10).await?;
+                self.engine.remove_container(node).await?;
+                self.report.node(node, "removed (not in the topology)");
+            }
             Step::StartNode { .. } | Step::UnpauseNode { .. } => {}
             Step::Failover { .. } => {
                 anyhow::bail!("a failover step is run by `up` itself, not the executor")
