@@ -298,4 +298,3 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
     );
     drop(guard);
 }
-
