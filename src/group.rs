@@ -268,16 +268,15 @@ pub fn password(loaded: &Loaded) -> anyhow::Result<Secret> {
 /// The group's subnet: its network's if it exists; the topology's if set (and free);
 /// else the first free one from the name-derived candidate on, avoiding every engine
 /// network and every host route.
-pub async fn choose_subnet(
-    engine: &Engine,
+pub fn choose_subnet(
     topology: &Topology,
     observed: &Observed,
+    networks: &[bollard::models::Network],
 ) -> anyhow::Result<Subnet> {
     if let Some(subnet) = observed.subnet() {
         return Ok(subnet);
     }
-    let mut used: Vec<topology::layout::Cidr> = crate::docker::observe::used_subnets(engine)
-        .await?
+    let mut used: Vec<topology::layout::Cidr> = crate::docker::observe::used_subnets(networks)
         .iter()
         .filter_map(|s| topology::layout::parse_cidr(s))
         .collect();

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use bollard::models::{ContainerSummary, Network};
+use futures_util::future::join_all;
 
 use super::{DockerError, Engine};
 use crate::labels;
@@ -119,49 +120,57 @@ fn network(n: &Network) -> ObservedNetwork {
 }
 
 /// Subnets every network on the engine uses (ours or not), to choose a free one.
-pub async fn used_subnets(engine: &Engine) -> Result<Vec<String>, DockerError> {
-    let networks = engine.list_all_networks().await?;
-    Ok(networks
+pub fn used_subnets(networks: &[Network]) -> Vec<String> {
+    networks
         .iter()
         .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
         .flatten()
         .filter_map(|c| c.subnet.clone())
-        .collect())
+        .collect()
 }
 
 /// Names of resources with our names that are not ours. rcluster never touches these;
-/// `up` refuses to start until the user renames one side.
+/// `up` refuses to start until the user renames one side. `networks` is every network on
+/// the engine (listed once by the caller, which also needs them to choose a subnet).
 pub async fn foreign_conflicts(
     engine: &Engine,
     layout: &Layout,
     observed: &Observed,
+    networks: &[Network],
 ) -> Result<Vec<String>, DockerError> {
+    let containers = layout
+        .nodes
+        .iter()
+        .filter(|n| observed.container(&n.key).is_none())
+        .map(|n| async move {
+            let found = engine.inspect_container(&n.name).await?;
+            Ok::<_, DockerError>(found.map(|c| {
+                let owner = c
+                    .config
+                    .as_ref()
+                    .and_then(|cfg| cfg.labels.as_ref())
+                    .and_then(|l| l.get(labels::PROJECT).cloned());
+                foreign("container", &n.name, owner)
+            }))
+        });
+    let volumes = layout
+        .nodes
+        .iter()
+        .filter_map(|n| n.volume())
+        .filter(|v| !observed.volumes.contains(v))
+        .map(|volume| async move {
+            let found = engine.inspect_volume(&volume).await?;
+            Ok::<_, DockerError>(
+                found.map(|v| foreign("volume", &volume, v.labels.get(labels::PROJECT).cloned())),
+            )
+        });
+    let (containers, volumes) = tokio::join!(join_all(containers), join_all(volumes));
     let mut conflicts = Vec::new();
-    for node in &layout.nodes {
-        if observed.container(&node.key).is_none()
-            && let Some(c) = engine.inspect_container(&node.name).await?
-        {
-            let owner = c
-                .config
-                .as_ref()
-                .and_then(|cfg| cfg.labels.as_ref())
-                .and_then(|l| l.get(labels::PROJECT).cloned());
-            conflicts.push(foreign("container", &node.name, owner));
-        }
-        if let Some(volume) = node.volume()
-            && !observed.volumes.contains(&volume)
-            && let Some(v) = engine.inspect_volume(&volume).await?
-        {
-            conflicts.push(foreign(
-                "volume",
-                &volume,
-                v.labels.get(labels::PROJECT).cloned(),
-            ));
-        }
+    for found in containers.into_iter().chain(volumes) {
+        conflicts.extend(found?);
     }
     if observed.networks.is_empty() {
-        let all = engine.list_all_networks().await?;
-        for n in all
+        for n in networks
             .iter()
             .filter(|n| n.name.as_deref() == Some(&layout.network()))
         {
