@@ -60,6 +60,19 @@ impl Reporter {
         self.start.elapsed().as_secs_f64()
     }
 
+    /// The nodes this run is about, in the order their lines should appear on a terminal
+    /// (otherwise a line appears when its node's first event does, in arrival order).
+    pub fn expect_nodes<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) {
+        if let Display::Bars { multi, bars } = &self.display {
+            let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+            for node in nodes {
+                bars.entry(node.to_string())
+                    .or_insert_with(|| new_bar(multi, node))
+                    .set_message("pending");
+            }
+        }
+    }
+
     /// Something happened to one node (`created`, `started`, `synced`, `watched`, ...).
     pub fn node(&self, node: &str, message: impl Into<String>) {
         let message = message.into();
@@ -74,16 +87,9 @@ impl Reporter {
         match &self.display {
             Display::Bars { multi, bars } => {
                 let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
-                let bar = bars.entry(node.to_string()).or_insert_with(|| {
-                    let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix:<22} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.set_prefix(node.to_string());
-                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
-                    bar
-                });
+                let bar = bars
+                    .entry(node.to_string())
+                    .or_insert_with(|| new_bar(multi, node));
                 bar.set_message(message);
             }
             Display::Lines => eprintln!("{:>6.2}s {node:<22} {message}", self.elapsed()),
@@ -131,6 +137,17 @@ impl Reporter {
             .unwrap_or_else(|e| e.into_inner())
             .push(event);
     }
+}
+
+fn new_bar(multi: &MultiProgress, node: &str) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:<22} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(node.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
 }
 
 /// Colour on stdout only when it is a terminal and `NO_COLOR` is unset.

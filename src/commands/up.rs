@@ -91,6 +91,7 @@ async fn up(
         _ => layout.master().ip,
     };
     let plan = plan::plan(&layout, &hashes, &observed, master);
+    report.expect_nodes(layout.nodes.iter().map(|n| n.name.as_str()));
     refuse_removing_the_master(&plan, &observed, &layout, master)?;
 
     if args.dry_run {
