@@ -30,6 +30,14 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Read from a topology file like a string, so that the parsed (raw) form never holds
+/// the password in a type that prints it.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

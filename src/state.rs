@@ -5,12 +5,13 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::secret::Secret;
 use crate::topology::Loaded;
+use crate::topology::validate::password_problem;
 
 pub fn state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RCLUSTER_STATE_DIR") {
@@ -20,6 +21,16 @@ pub fn state_dir() -> PathBuf {
         .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("/tmp"))
         .join("rcluster")
+}
+
+/// A group's directory in the state directory. The name is checked here too, because a
+/// name that is not one plain path component (`..`, `/`, empty) would point elsewhere.
+fn group_dir(cluster: &str) -> anyhow::Result<PathBuf> {
+    let mut parts = Path::new(cluster).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(_)), None) => Ok(state_dir().join(cluster)),
+        _ => anyhow::bail!("`{cluster}` is not a group name"),
+    }
 }
 
 /// Where a group's generated password lives.
@@ -44,14 +55,24 @@ pub fn password(loaded: &Loaded, cluster: &str) -> anyhow::Result<Option<Secret>
     if let Some(p) = &loaded.password {
         return Ok(Some(p.clone()));
     }
-    let path = password_path(cluster);
-    match fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(Secret::new(text.trim_end().to_string()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    let path = group_dir(cluster)?.join("password");
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            Err(e).with_context(|| format!("cannot read the password file `{}`", path.display()))
+            return Err(e)
+                .with_context(|| format!("cannot read the password file `{}`", path.display()));
         }
+    };
+    let password = text.trim_end();
+    // An empty file would configure `requirepass ""`: no authentication at all.
+    if let Some(problem) = password_problem(password) {
+        anyhow::bail!(
+            "the stored password in `{}` {problem}; delete the file, then `rcluster down` and `rcluster up` make a new one",
+            path.display()
+        );
     }
+    Ok(Some(Secret::new(password.to_string())))
 }
 
 /// The group's password, generating and storing one (mode 0600) on first use.
@@ -59,31 +80,41 @@ pub fn password_or_generate(loaded: &Loaded, cluster: &str) -> anyhow::Result<Se
     if let Some(p) = password(loaded, cluster)? {
         return Ok(p);
     }
-    let path = password_path(cluster);
-    let dir = path.parent().context("password path has no parent")?;
+    let dir = group_dir(cluster)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
+        .create(&dir)
         .with_context(|| format!("cannot create the state directory `{}`", dir.display()))?;
     let secret = generate();
-    // create_new: two concurrent `up`s must not overwrite each other's password.
-    match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            f.write_all(format!("{}\n", secret.expose()).as_bytes())
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-            Ok(secret)
-        }
+    // Written whole to a private temporary file, then linked into place: nobody ever
+    // reads a half-written password, and when two `up`s race the first link wins and the
+    // other one uses its password.
+    let path = dir.join("password");
+    let tmp = dir.join(format!(".password.{}", std::process::id()));
+    write_private(&tmp, &format!("{}\n", secret.expose()))?;
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(secret),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => password(loaded, cluster)?
             .with_context(|| format!("`{}` vanished while being read", path.display())),
         Err(e) => Err(e).with_context(|| format!("cannot create `{}`", path.display())),
     }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 /// 32 random bytes as 64 hex characters: 256 bits, and no character that needs quoting
@@ -95,7 +126,7 @@ fn generate() -> Secret {
 
 /// Forget the generated password (after `down --volumes`: the data it protected is gone).
 pub fn forget(cluster: &str) -> anyhow::Result<()> {
-    let dir = state_dir().join(cluster);
+    let dir = group_dir(cluster)?;
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -105,6 +136,14 @@ pub fn forget(cluster: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_plain_names_get_a_state_directory() {
+        for bad in ["", "..", "/", "a/b", "/etc", "."] {
+            assert!(super::group_dir(bad).is_err(), "{bad:?}");
+        }
+        assert!(super::group_dir("demo").is_ok());
+    }
+
     #[test]
     fn generated_passwords_are_long_and_distinct() {
         let a = super::generate();

@@ -15,6 +15,11 @@ use crate::state;
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     let cluster = cluster_name(global)?;
+    // The name becomes a label filter and a directory name under the state directory:
+    // it must be a real group name, whatever file or flag it came from.
+    if let Some(problem) = crate::topology::validate::name_problem(&cluster) {
+        return Err(Exit::new(EXIT_USAGE, format!("the group name `{cluster}` {problem}")).into());
+    }
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &cluster).await?;
 

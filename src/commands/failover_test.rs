@@ -15,9 +15,8 @@ use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_keys};
-use crate::failover::{self, RunReport, SentinelEvent, Timings, Writes, ms};
+use crate::failover::{self, RunReport, Timings, Writes, ms};
 use crate::group;
-use crate::health;
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
@@ -84,76 +83,29 @@ async fn one_run(
 ) -> anyhow::Result<RunReport> {
     let topo = &loaded.topology;
     let master_name = &topo.sentinel.master_name;
-    let observed = observe(engine, &topo.cluster.name).await?;
-    let layout = group::layout(topo, &observed);
-
     // 1. Healthy first, or touch nothing.
-    let before = health::evaluate(
-        &layout,
-        &group::probe_all(&layout, &observed, probe, master_name).await,
-        0,
-    );
-    let old = match (&before.healthy, &before.master) {
-        (true, Some(m)) => m.clone(),
-        _ => {
-            // A group that is still settling (offsets converging) gets a short grace period.
-            let settled = group::wait_healthy(
-                engine,
-                &layout,
-                probe,
-                master_name,
-                Duration::from_secs(10),
-                0,
-                |_, _| {},
-            )
-            .await
-            .map_err(|e| {
-                Exit::new(
-                    EXIT_FAILED,
-                    format!("the group is not healthy, so no fault was injected: {e:#}"),
-                )
-            })?;
-            settled.master.context("healthy group without a master")?
-        }
-    };
-
-    // Sentinels the user asked us to take away first (the last ones).
-    let all_sentinels: Vec<&Node> = layout.sentinels().collect();
-    let keep = all_sentinels.len() - args.stop_sentinels as usize;
-    let stopped: Vec<&Node> = all_sentinels[keep..].to_vec();
-    for s in &stopped {
-        engine.stop_container(&s.name, 1).await?;
-    }
-
-    // 2. Listen to every remaining sentinel.
-    let sentinels: Vec<(String, SocketAddr)> = layout
+    let (layout, old) = healthy_master(engine, topo, probe).await?;
+    let stopped = stop_sentinels(engine, &layout, args.stop_sentinels).await?;
+    let watching: Vec<&Node> = layout
         .sentinels()
         .filter(|n| !stopped.contains(n))
+        .collect();
+
+    // 2. Listen to every watching sentinel. 3. Writers, through the sentinels.
+    let sentinels: Vec<(String, SocketAddr)> = watching
+        .iter()
         .map(|n| (n.name.clone(), group::addr(n)))
         .collect();
     let listener = Listener::start(probe, &sentinels).await?;
-
-    // 3. Writers, through the sentinels like an application.
     let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
-    let writers = Writers::start(
-        probe,
-        sentinels.iter().map(|(_, a)| *a).collect(),
-        master_name,
-        &prefix,
-        args.writers,
-    );
-    // Let the writers reach the master before the fault, so the outage is measured from a
-    // working client rather than from one still starting.
-    let warm = Instant::now();
-    while writers.last_acked_by().is_none() && warm.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let addrs = sentinels.iter().map(|(_, a)| *a).collect();
+    let writers = Writers::start(probe, addrs, master_name, &prefix, args.writers);
+    // Measure the outage from a working client, not from one still starting.
+    wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
 
-    // 4. The fault.
+    // 4. The fault. 5. Until every watching sentinel names the same new master.
     let fault_at = Instant::now();
     inject(engine, &layout, &old, args.fault).await?;
-
-    // 5. Until every sentinel names the same new master, each reachable sentinel answering.
     let mut report = RunReport {
         run,
         fault: format!("{:?}", args.fault).to_lowercase(),
@@ -165,10 +117,6 @@ async fn one_run(
         writes: Writes::default(),
         events: vec![],
     };
-    let watching: Vec<&Node> = layout
-        .sentinels()
-        .filter(|n| !stopped.contains(n))
-        .collect();
     let agreed = group::wait_for_new_master(
         &layout,
         &watching,
@@ -179,100 +127,57 @@ async fn one_run(
         deadline,
     )
     .await;
-    let mut reachable_at_deadline = watching.len();
-    let new_master = match agreed {
+    let (new_master, reachable_at_deadline) = match agreed {
         Ok((node, at)) => {
             report.timings_ms.all_agree = Some(ms(at - fault_at));
-            Some(node)
+            report.new_master = Some(node.name.clone());
+            (Some(node), watching.len())
         }
         Err((why, answering)) => {
-            reachable_at_deadline = answering;
             report.failure = Some(format!(
                 "no new master agreed by all sentinels within {} s: {why}",
                 deadline.as_secs()
             ));
-            None
+            (None, answering)
         }
     };
-
-    // Let the writers reach the new master, so the first acknowledged write on it is seen.
-    if let Some(new) = &new_master {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until && writers.last_acked_by() != Some(group::addr(new)) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    let new_addr = new_master.as_ref().map(group::addr);
+    if let Some(addr) = new_addr {
+        wait_until(Duration::from_secs(5), || {
+            writers.last_acked_by() == Some(addr)
+        })
+        .await;
     }
 
     // 6. Stop the writers; read every acknowledged key back from the new master.
     let log = writers.stop().await;
-    let acked_keys: Vec<String> = log.acked.iter().map(|a| a.key.clone()).collect();
-    let first_write = new_master.as_ref().and_then(|new| {
-        log.acked
-            .iter()
-            .filter(|a| a.at >= fault_at && a.master == group::addr(new))
-            .map(|a| a.at)
-            .min()
-    });
+    let (writes, first_write) = failover::account_writes(&log, fault_at, new_addr);
+    report.writes = writes;
     report.timings_ms.first_write = first_write.map(|t| ms(t - fault_at));
-    let outage_end = first_write.unwrap_or_else(Instant::now);
-    report.writes = Writes {
-        acked: log.acked.len() as u64,
-        lost: 0,
-        failed: log.failures.len() as u64,
-        during_outage: log
-            .failures
-            .iter()
-            .filter(|t| **t >= fault_at && **t <= outage_end)
-            .count() as u64,
-    };
+    let acked_keys: Vec<String> = log.acked.iter().map(|a| a.key.clone()).collect();
     if let Some(new) = &new_master {
-        report.new_master = Some(new.name.clone());
-        match count_missing(probe, group::addr(new), &acked_keys).await {
-            Ok(missing) => {
-                report.writes.lost = missing;
-                if missing > 0 {
-                    report.failure = Some(format!(
-                        "{missing} of {} acknowledged write(s) are missing from the new master `{}`",
-                        acked_keys.len(),
-                        new.name
-                    ));
-                }
-            }
-            Err(e) => {
-                report.failure = Some(format!(
-                    "cannot read the acknowledged keys back from `{}`: {e:#}",
-                    new.name
-                ))
-            }
-        }
+        check_nothing_lost(&mut report, probe, new, &acked_keys).await;
     }
 
-    // 7. Heal, and wait for the old master to rejoin as a replica and catch up.
+    // 7. Heal, and wait for the old master to rejoin as a caught-up replica.
     let healed_at = Instant::now();
     heal(engine, &layout, &old, args.fault).await?;
     for s in &stopped {
         engine.start_container(&s.name).await?;
     }
-    let rejoin = group::wait_healthy(
-        engine,
-        &layout,
-        probe,
-        master_name,
-        deadline.max(Duration::from_secs(30)),
-        0,
-        |_, _| {},
-    )
-    .await;
+    let settle = deadline.max(Duration::from_secs(30));
+    let rejoin =
+        group::wait_healthy(engine, &layout, probe, master_name, settle, 0, |_, _| {}).await;
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
         }
         Ok(_) if new_master.is_none() => {}
         Ok(h) => {
-            report.failure.get_or_insert(format!(
-                "after healing, the master is `{}` again",
-                h.master.map_or("none".into(), |m| m.name)
-            ));
+            let now = h.master.map_or("none".into(), |m| m.name);
+            report
+                .failure
+                .get_or_insert(format!("after healing, the master is `{now}` again"));
         }
         Err(e) => {
             report.failure.get_or_insert(format!(
@@ -281,66 +186,91 @@ async fn one_run(
             ));
         }
     }
-    if let Some(new) = &new_master {
-        let _ = delete_keys(probe, group::addr(new), &acked_keys).await;
+    if let Some(addr) = new_addr {
+        // The test's keys go; the user's data set is left as it was.
+        let _ = delete_keys(probe, addr, &acked_keys).await;
     }
 
-    // Timings from the sentinels' own events.
+    // The sentinels' own account of it.
     let events = listener.stop();
-    let old_prefix = format!("master {master_name} {} ", old.ip);
-    let first = |channel: &str| {
-        first_event(&events, channel, &old_prefix, fault_at).map(|t| ms(t - fault_at))
-    };
-    report.timings_ms.sdown = first("+sdown");
-    report.timings_ms.odown = first("+odown");
-    report.timings_ms.switch_master = events
-        .iter()
-        .filter(|e| e.at >= fault_at && e.channel == "+switch-master")
-        .map(|e| ms(e.at - fault_at))
-        .min();
-    if report
-        .failure
-        .as_deref()
-        .is_some_and(|f| f.starts_with("no new master"))
-    {
-        let why = explain_no_failover(
-            &layout,
-            reachable_at_deadline,
-            topo.sentinel.quorum as usize,
-            &events,
-            fault_at,
-        );
+    let (sdown, odown, switch) =
+        failover::sentinel_milestones(&events, fault_at, master_name, old.ip);
+    report.timings_ms.sdown = sdown;
+    report.timings_ms.odown = odown;
+    report.timings_ms.switch_master = switch;
+    if new_master.is_none() {
+        let quorum = usize::from(topo.sentinel.quorum);
+        let why = explain_no_failover(&layout, reachable_at_deadline, quorum, &events, fault_at);
         report.failure = report.failure.map(|f| format!("{f}; {why}"));
     }
-    report.events = events
-        .iter()
-        .filter(|e| !matches!(e.channel.as_str(), "__sentinel__:hello"))
-        .map(|e| SentinelEvent {
-            at_ms: if e.at >= fault_at {
-                ms(e.at - fault_at) as i64
-            } else {
-                -(ms(fault_at - e.at) as i64)
-            },
-            sentinel: e.sentinel.clone(),
-            event: e.channel.clone(),
-            payload: e.payload.clone(),
-        })
-        .collect();
+    report.events = failover::report_events(&events, fault_at);
     report.passed = report.failure.is_none();
     Ok(report)
 }
 
-fn first_event(
-    events: &[Received],
-    channel: &str,
-    prefix: &str,
-    since: Instant,
-) -> Option<Instant> {
-    events
+/// The group's layout and master, once it is healthy (a group still settling gets a
+/// short grace period); an unhealthy group is an error before anything is touched.
+async fn healthy_master(
+    engine: &Engine,
+    topo: &crate::topology::Topology,
+    probe: &Probe,
+) -> anyhow::Result<(Layout, Node)> {
+    let master_name = &topo.sentinel.master_name;
+    let observed = observe(engine, &topo.cluster.name).await?;
+    let layout = group::layout(topo, &observed);
+    let grace = Duration::from_secs(10);
+    let health = group::wait_healthy(engine, &layout, probe, master_name, grace, 0, |_, _| {})
+        .await
+        .map_err(|e| {
+            Exit::new(
+                EXIT_FAILED,
+                format!("the group is not healthy, so no fault was injected: {e:#}"),
+            )
+        })?;
+    let master = health.master.context("a healthy group without a master")?;
+    Ok((layout, master))
+}
+
+/// Stop the last `count` sentinels (`--stop-sentinels`), to rehearse losing them.
+async fn stop_sentinels(engine: &Engine, layout: &Layout, count: u8) -> anyhow::Result<Vec<Node>> {
+    let all: Vec<&Node> = layout.sentinels().collect();
+    let stopped: Vec<Node> = all[all.len() - usize::from(count)..]
         .iter()
-        .filter(|e| e.at >= since && e.channel == channel && e.payload.starts_with(prefix))
-        .map(|e| e.at)
-        .min()
+        .map(|n| (*n).clone())
+        .collect();
+    for s in &stopped {
+        engine.stop_container(&s.name, 1).await?;
+    }
+    Ok(stopped)
+}
+
+/// Poll `done` every 10 ms for at most `limit`.
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
+    let until = Instant::now() + limit;
+    while !done() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every acknowledged key must be on the new master.
+async fn check_nothing_lost(report: &mut RunReport, probe: &Probe, new: &Node, keys: &[String]) {
+    match count_missing(probe, group::addr(new), keys).await {
+        Ok(0) => {}
+        Ok(missing) => {
+            report.writes.lost = missing;
+            report.failure = Some(format!(
+                "{missing} of {} acknowledged write(s) are missing from the new master `{}`",
+                keys.len(),
+                new.name
+            ));
+        }
+        Err(e) => {
+            report.failure = Some(format!(
+                "cannot read the acknowledged keys back from `{}`: {e:#}",
+                new.name
+            ))
+        }
+    }
 }
 
 async fn inject(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> anyhow::Result<()> {

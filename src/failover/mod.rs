@@ -5,7 +5,7 @@
 pub mod events;
 pub mod writers;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -168,6 +168,81 @@ pub fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// Milliseconds of `at` relative to `origin`, negative when before it.
+pub fn signed_ms(at: Instant, origin: Instant) -> i64 {
+    if at >= origin {
+        ms(at - origin) as i64
+    } else {
+        -(ms(origin - at) as i64)
+    }
+}
+
+/// What the writers' log says about a run: counts, and when the new master (if any)
+/// acknowledged its first write after the fault: the outage a client sees.
+pub fn account_writes(
+    log: &writers::WriterLog,
+    fault_at: Instant,
+    new_master: Option<std::net::SocketAddr>,
+) -> (Writes, Option<Instant>) {
+    let first_write = new_master.and_then(|addr| {
+        log.acked
+            .iter()
+            .filter(|a| a.at >= fault_at && a.master == addr)
+            .map(|a| a.at)
+            .min()
+    });
+    let outage_end = first_write.unwrap_or_else(Instant::now);
+    let writes = Writes {
+        acked: log.acked.len() as u64,
+        lost: 0,
+        failed: log.failures.len() as u64,
+        during_outage: log
+            .failures
+            .iter()
+            .filter(|t| **t >= fault_at && **t <= outage_end)
+            .count() as u64,
+    };
+    (writes, first_write)
+}
+
+/// The sentinels' milestones about the old master, from their events: first `+sdown`,
+/// `+odown` and `+switch-master` after the fault, in ms since it.
+pub fn sentinel_milestones(
+    events: &[events::Received],
+    fault_at: Instant,
+    master_name: &str,
+    old_ip: std::net::Ipv4Addr,
+) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let about_old = format!("master {master_name} {old_ip} ");
+    let first = |channel: &str, prefix: &str| {
+        events
+            .iter()
+            .filter(|e| e.at >= fault_at && e.channel == channel && e.payload.starts_with(prefix))
+            .map(|e| ms(e.at - fault_at))
+            .min()
+    };
+    let switch = format!("{master_name} {old_ip} ");
+    (
+        first("+sdown", &about_old),
+        first("+odown", &about_old),
+        first("+switch-master", &switch),
+    )
+}
+
+/// The events worth keeping in a report (not the hello chatter), times relative to the fault.
+pub fn report_events(events: &[events::Received], fault_at: Instant) -> Vec<SentinelEvent> {
+    events
+        .iter()
+        .filter(|e| e.channel != "__sentinel__:hello")
+        .map(|e| SentinelEvent {
+            at_ms: signed_ms(e.at, fault_at),
+            sentinel: e.sentinel.clone(),
+            event: e.channel.clone(),
+            payload: e.payload.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +290,99 @@ mod tests {
         assert_eq!((agree.n, agree.median), (2, 2500.0));
         assert_eq!((s.acked, s.lost), (22, 1));
         assert!(s.sdown.is_none());
+    }
+
+    fn received(at: Instant, channel: &str, payload: &str) -> events::Received {
+        events::Received {
+            at,
+            sentinel: "demo-sentinel-1".into(),
+            channel: channel.into(),
+            payload: payload.into(),
+        }
+    }
+
+    #[test]
+    fn milestones_are_about_the_old_master_and_after_the_fault() {
+        let fault = Instant::now();
+        let old: std::net::Ipv4Addr = "172.28.1.10".parse().unwrap();
+        let at = |ms: u64| fault + Duration::from_millis(ms);
+        let events = vec![
+            received(
+                fault - Duration::from_millis(5),
+                "+sdown",
+                "master mymaster 172.28.1.10 6379",
+            ),
+            received(
+                at(900),
+                "+sdown",
+                "slave 172.28.1.11:6379 172.28.1.11 6379 @ mymaster 172.28.1.10 6379",
+            ),
+            received(at(1100), "+sdown", "master mymaster 172.28.1.10 6379"),
+            received(at(1050), "+sdown", "master mymaster 172.28.1.100 6379"),
+            received(
+                at(1180),
+                "+odown",
+                "master mymaster 172.28.1.10 6379 #quorum 2/2",
+            ),
+            received(
+                at(2250),
+                "+switch-master",
+                "mymaster 172.28.1.10 6379 172.28.1.12 6379",
+            ),
+            received(at(2240), "__sentinel__:hello", "x"),
+        ];
+        assert_eq!(
+            sentinel_milestones(&events, fault, "mymaster", old),
+            (Some(1100), Some(1180), Some(2250))
+        );
+        let kept = report_events(&events, fault);
+        assert_eq!(kept.len(), 6);
+        assert_eq!(kept[0].at_ms, -5);
+    }
+
+    #[test]
+    fn writes_are_counted_and_the_outage_ends_at_the_first_ack_on_the_new_master() {
+        let fault = Instant::now();
+        let at = |ms: u64| fault + Duration::from_millis(ms);
+        let (old, new): (std::net::SocketAddr, std::net::SocketAddr) = (
+            "172.28.1.10:6379".parse().unwrap(),
+            "172.28.1.12:6379".parse().unwrap(),
+        );
+        let ack = |ms: u64, master| writers::Ack {
+            key: format!("k{ms}"),
+            at: at(ms),
+            master,
+        };
+        let log = writers::WriterLog {
+            acked: vec![
+                writers::Ack {
+                    key: "before".into(),
+                    at: fault - Duration::from_millis(10),
+                    master: old,
+                },
+                ack(2300, new),
+                ack(2400, new),
+            ],
+            failures: vec![
+                fault - Duration::from_millis(1),
+                at(100),
+                at(2000),
+                at(2500),
+            ],
+        };
+        let (writes, first) = account_writes(&log, fault, Some(new));
+        assert_eq!(first, Some(at(2300)));
+        assert_eq!(
+            writes,
+            Writes {
+                acked: 3,
+                lost: 0,
+                failed: 4,
+                during_outage: 2
+            }
+        );
+        let (_, none) = account_writes(&log, fault, None);
+        assert_eq!(none, None);
     }
 
     #[test]

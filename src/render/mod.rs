@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior};
 
+use crate::secret::MASK;
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
 use crate::topology::{Layout, Node, Persistence, Topology};
 
@@ -58,8 +59,8 @@ pub struct Directive {
     pub value: String,
 }
 
-/// Everything `redis.conf.j2` reads.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Everything `redis.conf.j2` reads. (No derived `Debug`: it holds the password.)
+#[derive(Clone, serde::Serialize)]
 pub struct RedisConf<'a> {
     /// For the header comment only.
     pub node_name: String,
@@ -121,7 +122,7 @@ pub struct KnownSentinel {
 }
 
 /// Everything `sentinel.conf.j2` reads.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct SentinelConf<'a> {
     /// For the header comment only.
     pub node_name: String,
@@ -266,10 +267,11 @@ fn render_template(
     env.add_template(name, source)
         .with_context(|| format!("cannot parse template `{name}`"))?;
     let template = env.get_template(name)?;
-    // `{:#}` adds minijinja's excerpt of the template around the failing line.
+    // Plain `{e}` (template and line), never `{e:#}`: minijinja's alternate form lists
+    // the values of the variables the template referenced, the password among them.
     template
         .render(Serde(context))
-        .map_err(|e| anyhow::anyhow!("cannot render template `{name}`: {e:#}"))
+        .map_err(|e| anyhow::anyhow!("cannot render template `{name}`: {e}"))
 }
 
 /// A Redis config argument in double quotes. Redis unescapes `\\`, `\"`, `\n`, `\xHH`,
@@ -292,4 +294,16 @@ fn quote(value: &str) -> String {
 /// Redis's booleans.
 fn yesno(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
+}
+
+impl std::fmt::Debug for RedisConf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisConf({}, password: {MASK})", self.node_name)
+    }
+}
+
+impl std::fmt::Debug for SentinelConf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SentinelConf({}, password: {MASK})", self.node_name)
+    }
 }

@@ -33,7 +33,7 @@ pub fn resolve(
     match source {
         AuthSource::Generated => Ok(None),
         // Its shape was checked by validation.
-        AuthSource::Literal => Ok(doc.topology.auth.password.clone().map(Secret::new)),
+        AuthSource::Literal => Ok(doc.topology.auth.password.clone()),
         AuthSource::Env(var) => {
             let key = "auth.password_env";
             let value = env(var).ok_or_else(|| {

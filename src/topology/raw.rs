@@ -38,7 +38,7 @@ pub struct RawCluster {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAuth {
-    pub password: Option<String>,
+    pub password: Option<crate::secret::Secret>,
     pub password_env: Option<String>,
     pub password_file: Option<String>,
 }

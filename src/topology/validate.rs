@@ -305,7 +305,7 @@ impl Checker<'_> {
             return AuthSource::Generated;
         }
         if let Some(password) = &raw.password {
-            if let Some(problem) = password_problem(password) {
+            if let Some(problem) = password_problem(password.expose()) {
                 self.error("auth.password", format!("`auth.password` {problem}"));
             }
             self.warn(
