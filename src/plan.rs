@@ -48,6 +48,12 @@ pub enum Step {
         node: String,
         reason: String,
     },
+    /// Put a running container back on the group network at its fixed address (it was
+    /// disconnected: a partition).
+    ReconnectNode {
+        node: String,
+        reason: String,
+    },
 }
 
 impl Step {
@@ -58,7 +64,8 @@ impl Step {
             | Step::StartNode { node, .. }
             | Step::UnpauseNode { node, .. }
             | Step::RecreateNode { node, .. }
-            | Step::RemoveNode { node, .. } => Some(node),
+            | Step::RemoveNode { node, .. }
+            | Step::ReconnectNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
             Step::CreateNetwork { .. } | Step::CreateVolume { .. } => None,
         }
@@ -86,6 +93,9 @@ impl fmt::Display for Step {
             Step::Failover { from, reason } => write!(f, "fail over away from `{from}`: {reason}"),
             Step::RecreateNode { node, reason } => write!(f, "recreate `{node}`: {reason}"),
             Step::RemoveNode { node, reason } => write!(f, "remove `{node}`: {reason}"),
+            Step::ReconnectNode { node, reason } => {
+                write!(f, "reconnect `{node}` to the group network: {reason}")
+            }
         }
     }
 }
@@ -180,6 +190,10 @@ pub fn plan(
                 });
             }
             Some(c) => match c.state.as_str() {
+                "running" if c.ip.is_none() => steps.push(Step::ReconnectNode {
+                    node: node_name,
+                    reason: "it runs but is not on the network".to_string(),
+                }),
                 "running" => {}
                 "paused" => steps.push(Step::UnpauseNode {
                     node: node_name,
@@ -296,16 +310,18 @@ mod tests {
         observed.containers[2].state = "paused".into();
         observed.containers[3].state = "created".into();
         observed.containers.retain(|c| c.node != "sentinel-3");
+        observed.containers[0].ip = None;
         let mut want = hashes(&l);
         observed.containers[4].state = "exited".into();
         want.insert("sentinel-2".into(), "changed".into());
         let plan = plan(&l, &want, &observed, l.master().ip);
         insta::assert_snapshot!(plan.to_string(), @r"
-        1. start `demo-replica-1`: container is exited
-        2. unpause `demo-replica-2`: paused
-        3. create and start `demo-sentinel-1`: created but never started
-        4. create and start `demo-sentinel-2`: config changed (container is exited)
-        5. create and start `demo-sentinel-3`: missing
+        1. reconnect `demo-master` to the group network: it runs but is not on the network
+        2. start `demo-replica-1`: container is exited
+        3. unpause `demo-replica-2`: paused
+        4. create and start `demo-sentinel-1`: created but never started
+        5. create and start `demo-sentinel-2`: config changed (container is exited)
+        6. create and start `demo-sentinel-3`: missing
         ");
     }
 

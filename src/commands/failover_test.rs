@@ -6,13 +6,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bollard::models::{EndpointIpamConfig, EndpointSettings, NetworkConnectRequest};
 
 use super::Global;
 use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_keys};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
@@ -44,18 +43,35 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
             (topo.sentinel.failover_timeout_ms + topo.sentinel.down_after_ms) / 1000 + 10,
         ));
 
+    // What a run has broken and not yet mended: healed on every way out of a run,
+    // including an error half-way and Ctrl-C, so the group is never left broken.
+    let pending = Pending::default();
     let mut runs = Vec::new();
-    for run in 1..=args.runs {
-        let report = one_run(run, args, &loaded, &engine, &probe, deadline).await?;
-        if !global.json && !global.quiet {
-            print!("{}", timeline(&report));
+    let work = async {
+        for run in 1..=args.runs {
+            let report = one_run(run, args, &loaded, &engine, &probe, deadline, &pending).await?;
+            if !global.json && !global.quiet {
+                print!("{}", timeline(&report));
+            }
+            let stop = !report.passed;
+            runs.push(report);
+            if stop {
+                break;
+            }
         }
-        let stop = !report.passed;
-        runs.push(report);
-        if stop {
-            break;
+        anyhow::Ok(())
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => Err(Exit::new(EXIT_INTERRUPTED, "interrupted").into()),
+    };
+    if let Some(broken) = pending.take() {
+        let healed = broken.mend(&engine).await;
+        if !global.quiet {
+            eprintln!("{healed}");
         }
     }
+    outcome?;
     let summary = failover::summarize(&runs);
     let passed = runs.len() == args.runs as usize && runs.iter().all(|r| r.passed);
     if global.json {
@@ -80,12 +96,22 @@ async fn one_run(
     engine: &Engine,
     probe: &Probe,
     deadline: Duration,
+    pending: &Pending,
 ) -> anyhow::Result<RunReport> {
     let topo = &loaded.topology;
     let master_name = &topo.sentinel.master_name;
     // 1. Healthy first, or touch nothing.
     let (layout, old) = healthy_master(engine, topo, probe).await?;
-    let stopped = stop_sentinels(engine, &layout, args.stop_sentinels).await?;
+    let stopped = stop_last(&layout, args.stop_sentinels);
+    pending.set(Broken {
+        network: layout.network(),
+        node: old.clone(),
+        fault: None,
+        stopped: stopped.clone(),
+    });
+    for s in &stopped {
+        engine.stop_container(&s.name, 1).await?;
+    }
     let watching: Vec<&Node> = layout
         .sentinels()
         .filter(|n| !stopped.contains(n))
@@ -105,6 +131,7 @@ async fn one_run(
 
     // 4. The fault. 5. Until every watching sentinel names the same new master.
     let fault_at = Instant::now();
+    pending.fault(args.fault);
     inject(engine, &layout, &old, args.fault).await?;
     let mut report = RunReport {
         run,
@@ -161,9 +188,8 @@ async fn one_run(
 
     // 7. Heal, and wait for the old master to rejoin as a caught-up replica.
     let healed_at = Instant::now();
-    heal(engine, &layout, &old, args.fault).await?;
-    for s in &stopped {
-        engine.start_container(&s.name).await?;
+    if let Some(broken) = pending.take() {
+        broken.heal(engine).await?;
     }
     let settle = deadline.max(Duration::from_secs(30));
     let rejoin =
@@ -231,17 +257,13 @@ async fn healthy_master(
     Ok((layout, master))
 }
 
-/// Stop the last `count` sentinels (`--stop-sentinels`), to rehearse losing them.
-async fn stop_sentinels(engine: &Engine, layout: &Layout, count: u8) -> anyhow::Result<Vec<Node>> {
+/// The last `count` sentinels: the ones `--stop-sentinels` takes away.
+fn stop_last(layout: &Layout, count: u8) -> Vec<Node> {
     let all: Vec<&Node> = layout.sentinels().collect();
-    let stopped: Vec<Node> = all[all.len() - usize::from(count)..]
+    all[all.len() - usize::from(count)..]
         .iter()
         .map(|n| (*n).clone())
-        .collect();
-    for s in &stopped {
-        engine.stop_container(&s.name, 1).await?;
-    }
-    Ok(stopped)
+        .collect()
 }
 
 /// Poll `done` every 10 ms for at most `limit`.
@@ -287,27 +309,72 @@ async fn inject(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> 
     Ok(())
 }
 
-async fn heal(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> anyhow::Result<()> {
-    match fault {
-        Fault::Kill | Fault::Stop => engine.start_container(&node.name).await?,
-        Fault::Pause => engine.unpause_container(&node.name).await?,
-        Fault::Partition => {
-            // Back on the network at its own fixed address, as the sentinels know it.
-            let request = NetworkConnectRequest {
-                container: node.name.clone(),
-                endpoint_config: Some(EndpointSettings {
-                    ipam_config: Some(EndpointIpamConfig {
-                        ipv4_address: Some(node.ip.to_string()),
-                        ..Default::default()
-                    }),
-                    aliases: Some(vec![node.key.clone()]),
-                    ..Default::default()
-                }),
-            };
-            engine.connect_network(&layout.network(), request).await?;
+/// What a run broke: the old master's fault and the sentinels it stopped.
+#[derive(Debug, Clone)]
+struct Broken {
+    network: String,
+    node: Node,
+    fault: Option<Fault>,
+    stopped: Vec<Node>,
+}
+
+impl Broken {
+    /// Undo the fault and start the stopped sentinels.
+    async fn heal(&self, engine: &Engine) -> anyhow::Result<()> {
+        match self.fault {
+            Some(Fault::Kill | Fault::Stop) => engine.start_container(&self.node.name).await?,
+            Some(Fault::Pause) => engine.unpause_container(&self.node.name).await?,
+            Some(Fault::Partition) => {
+                // Back on the network at its own fixed address, as the sentinels know it.
+                let request = crate::docker::apply::endpoint_request(&self.node);
+                engine.connect_network(&self.network, request).await?;
+            }
+            None => {}
+        }
+        for s in &self.stopped {
+            engine.start_container(&s.name).await?;
+        }
+        Ok(())
+    }
+
+    /// Heal after a run was cut short, saying what was done or what is left to do.
+    async fn mend(&self, engine: &Engine) -> String {
+        match self.heal(engine).await {
+            Ok(()) => format!(
+                "healed what the interrupted run broke (`{}`{}); `rcluster up` checks the group",
+                self.node.name,
+                if self.stopped.is_empty() {
+                    ""
+                } else {
+                    " and the stopped sentinels"
+                }
+            ),
+            Err(e) => format!(
+                "could not heal `{}` after the interrupted run ({e:#}); run `rcluster up` to repair the group",
+                self.node.name
+            ),
         }
     }
-    Ok(())
+}
+
+/// The run's unmended damage, shared with the Ctrl-C handler.
+#[derive(Default)]
+struct Pending(std::sync::Mutex<Option<Broken>>);
+
+impl Pending {
+    fn set(&self, broken: Broken) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(broken);
+    }
+
+    fn fault(&self, fault: Fault) {
+        if let Some(b) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            b.fault = Some(fault);
+        }
+    }
+
+    fn take(&self) -> Option<Broken> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 fn explain_no_failover(

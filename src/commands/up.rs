@@ -211,12 +211,17 @@ async fn apply(
     first_error(join_all(others.map(|s| executor.start(s))).await)?;
 
     let timeout = Duration::from_secs(args.timeout);
-    // A restarted or unpaused data node keeps the role it had: an old master would serve
+    // A restarted, unpaused or reconnected data node keeps the role it had: an old master would serve
     // as a second master until Sentinel notices it (up to 10 s). Point it at the current
     // master at once, as Sentinel itself would.
     let revived = nodes
         .iter()
-        .filter(|s| matches!(s, Step::StartNode { .. } | Step::UnpauseNode { .. }))
+        .filter(|s| {
+            matches!(
+                s,
+                Step::StartNode { .. } | Step::UnpauseNode { .. } | Step::ReconnectNode { .. }
+            )
+        })
         .filter_map(|s| s.node().and_then(|n| layout.node(n)))
         .filter(|n| n.role.is_data() && n.ip != plan.master);
     first_error(join_all(revived.map(|n| follow_master(probe, n, plan.master, timeout))).await)?;

@@ -93,7 +93,7 @@ impl Executor<'_> {
                 self.engine.remove_container(node).await?;
                 self.report.node(node, "removed (not in the topology)");
             }
-            Step::StartNode { .. } | Step::UnpauseNode { .. } => {}
+            Step::StartNode { .. } | Step::UnpauseNode { .. } | Step::ReconnectNode { .. } => {}
             Step::Failover { .. } => {
                 anyhow::bail!("a failover step is run by `up` itself, not the executor")
             }
@@ -113,6 +113,13 @@ impl Executor<'_> {
             Step::UnpauseNode { node, .. } => {
                 self.engine.unpause_container(node).await?;
                 self.report.node(node, "unpaused");
+            }
+            Step::ReconnectNode { node, .. } => {
+                let node = self.node(node)?;
+                self.engine
+                    .connect_network(&self.layout.network(), endpoint_request(node))
+                    .await?;
+                self.report.node(&node.name, "reconnected");
             }
             _ => {}
         }
@@ -246,19 +253,29 @@ impl Executor<'_> {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network,
-                    EndpointSettings {
-                        ipam_config: Some(EndpointIpamConfig {
-                            ipv4_address: Some(node.ip.to_string()),
-                            ..Default::default()
-                        }),
-                        aliases: Some(vec![node.key.clone()]),
-                        ..Default::default()
-                    },
-                )])),
+                endpoints_config: Some(HashMap::from([(network, endpoint(node))])),
             }),
             ..Default::default()
         }
+    }
+}
+
+/// Attach `node`'s container to the group network at its fixed address.
+pub fn endpoint_request(node: &Node) -> bollard::models::NetworkConnectRequest {
+    bollard::models::NetworkConnectRequest {
+        container: node.name.clone(),
+        endpoint_config: Some(endpoint(node)),
+    }
+}
+
+/// The node's endpoint on the group network: its fixed address and its key as an alias.
+fn endpoint(node: &Node) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(node.ip.to_string()),
+            ..Default::default()
+        }),
+        aliases: Some(vec![node.key.clone()]),
+        ..Default::default()
     }
 }
