@@ -118,8 +118,13 @@ pub async fn current_master(
             *counts.entry(ip).or_default() += 1;
         }
     }
-    if let Some((ip, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
-        return ip;
+    // A clear winner only: on a tie the sentinels do not know, and the nodes decide.
+    let mut ranked: Vec<(Ipv4Addr, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1));
+    match ranked.as_slice() {
+        [(ip, _)] => return *ip,
+        [(ip, first), (_, second), ..] if first > second => return *ip,
+        _ => {}
     }
     let data = layout.data_nodes().filter(|n| {
         observed

@@ -1,6 +1,7 @@
 //! `rcluster cli`: redis-cli on the current master or a named node, authenticated without
 //! the password on any command line: `REDISCLI_AUTH` in the environment of one process only.
 
+use std::io::Write;
 use std::process::Command;
 
 use super::Global;
@@ -78,7 +79,20 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         });
     }
 
-    // One command: run redis-cli inside the node's container.
+    // One command: run redis-cli inside the node's container (the labelled one), its
+    // output streamed as it comes (MONITOR, SUBSCRIBE run until Ctrl-C).
+    let container = observed
+        .container(&node.key)
+        .filter(|c| c.state == "running")
+        .ok_or_else(|| {
+            Exit::new(
+                EXIT_FAILED,
+                format!(
+                    "node `{}` is not running (see `rcluster status`)",
+                    node.name
+                ),
+            )
+        })?;
     let mut cmd = vec![
         "redis-cli".to_string(),
         "-p".to_string(),
@@ -86,7 +100,11 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     ];
     cmd.extend(args.args.iter().cloned());
     let env = vec![format!("REDISCLI_AUTH={}", password.expose())];
-    let (output, code) = engine.exec(&node.name, cmd, env).await?;
-    print!("{output}");
+    let code = engine
+        .exec(&container.id, cmd, env, |bytes| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+        })
+        .await?;
     Ok(if code == 0 { EXIT_OK } else { EXIT_FAILED })
 }

@@ -9,7 +9,7 @@ use super::Global;
 use crate::cli::DownArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::labels;
 use crate::state;
 
@@ -38,8 +38,15 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     }
     let results = join_all(data.iter().map(|c| engine.remove_container(&c.id))).await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    // A network still used by containers rcluster did not create (a client the user
+    // attached) is left alone; the rest of `down` still happens, and the message says
+    // what to do.
+    let mut in_use = Vec::new();
     for network in &observed.networks {
-        engine.remove_network(&network.id).await?;
+        if let Err(e) = engine.remove_network(&network.id).await {
+            let cause = std::error::Error::source(&e).map_or(e.to_string(), |c| c.to_string());
+            in_use.push(format!("`{}` ({cause})", network.name));
+        }
     }
     let (removed_volumes, kept_volumes) = if args.volumes {
         let results = join_all(observed.volumes.iter().map(|v| engine.remove_volume(v))).await;
@@ -51,6 +58,18 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         (vec![], observed.volumes.clone())
     };
 
+    if !in_use.is_empty() {
+        return Err(Exit::new(
+            EXIT_FAILED,
+            format!(
+                "removed the group's containers{}, but not network {}: containers rcluster did not create are attached; \
+                 `docker network disconnect` them, then run `rcluster down` again",
+                if args.volumes { " and volumes" } else { "" },
+                in_use.join(", ")
+            ),
+        )
+        .into());
+    }
     let containers: Vec<&str> = observed
         .containers
         .iter()

@@ -13,9 +13,11 @@ use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::failover::events::{Listener, Received};
-use crate::failover::writers::{Writers, count_missing, delete_keys};
+use crate::failover::writers::{Writers, count_missing, delete_prefix};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
 use crate::group;
+// An application may be writing during the test: replicas a few bytes behind are healthy.
+use crate::health::STATUS_MAX_LAG_BYTES;
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
@@ -192,8 +194,20 @@ async fn one_run(
         broken.heal(engine).await?;
     }
     let settle = deadline.max(Duration::from_secs(30));
-    let rejoin =
-        group::wait_healthy(engine, &layout, probe, master_name, settle, 0, |_, _| {}).await;
+    let rejoin = group::wait_healthy(
+        engine,
+        &layout,
+        probe,
+        master_name,
+        settle,
+        STATUS_MAX_LAG_BYTES,
+        |_, _| {},
+    )
+    .await;
+    // The test's keys go, wherever the master is now; the user's data set stays as it was.
+    if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
+        let _ = delete_prefix(probe, group::addr(master), &prefix).await;
+    }
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
@@ -211,10 +225,6 @@ async fn one_run(
                 old.name
             ));
         }
-    }
-    if let Some(addr) = new_addr {
-        // The test's keys go; the user's data set is left as it was.
-        let _ = delete_keys(probe, addr, &acked_keys).await;
     }
 
     // The sentinels' own account of it.
@@ -245,14 +255,22 @@ async fn healthy_master(
     let observed = observe(engine, &topo.cluster.name).await?;
     let layout = group::layout(topo, &observed);
     let grace = Duration::from_secs(10);
-    let health = group::wait_healthy(engine, &layout, probe, master_name, grace, 0, |_, _| {})
-        .await
-        .map_err(|e| {
-            Exit::new(
-                EXIT_FAILED,
-                format!("the group is not healthy, so no fault was injected: {e:#}"),
-            )
-        })?;
+    let health = group::wait_healthy(
+        engine,
+        &layout,
+        probe,
+        master_name,
+        grace,
+        STATUS_MAX_LAG_BYTES,
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| {
+        Exit::new(
+            EXIT_FAILED,
+            format!("the group is not healthy, so no fault was injected: {e:#}"),
+        )
+    })?;
     let master = health.master.context("a healthy group without a master")?;
     Ok((layout, master))
 }

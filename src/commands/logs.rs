@@ -8,7 +8,7 @@ use super::Global;
 use crate::cli::LogsArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::group;
 use crate::topology::Node;
 
@@ -19,28 +19,36 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &loaded.topology.cluster.name).await?;
     let layout = group::layout(&loaded.topology, &observed);
-    let nodes: Vec<&Node> = if args.nodes.is_empty() {
+    // Each node's container as the labels found it: never one that merely has its name.
+    let nodes: Vec<(&Node, String)> = if args.nodes.is_empty() {
         layout
             .nodes
             .iter()
-            .filter(|n| observed.container(&n.key).is_some())
+            .filter_map(|n| observed.container(&n.key).map(|c| (n, c.id.clone())))
             .collect()
     } else {
         args.nodes
             .iter()
             .map(|name| {
-                layout.node(name).ok_or_else(|| {
+                let node = layout.node(name).ok_or_else(|| {
                     Exit::new(
                         EXIT_USAGE,
                         format!("no node `{name}` in group `{}`", layout.cluster),
                     )
-                })
+                })?;
+                let container = observed.container(&node.key).ok_or_else(|| {
+                    Exit::new(
+                        EXIT_FAILED,
+                        format!("node `{}` has no container (run `rcluster up`)", node.name),
+                    )
+                })?;
+                Ok::<_, Exit>((node, container.id.clone()))
             })
             .collect::<Result<_, _>>()?
     };
     let colour = crate::report::colour();
-    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
-    let streams = nodes.iter().enumerate().map(|(i, node)| {
+    let width = nodes.iter().map(|(n, _)| n.name.len()).max().unwrap_or(0);
+    let streams = nodes.iter().enumerate().map(|(i, (node, id))| {
         let prefix = if colour {
             format!(
                 "\x1b[{}m{:<width$} |\x1b[0m ",
@@ -51,7 +59,7 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
             format!("{:<width$} | ", node.name)
         };
         engine
-            .logs_stream(&node.name, args.follow, args.tail)
+            .logs_stream(id, args.follow, args.tail)
             .map(move |chunk| (prefix.clone(), chunk))
             .boxed()
     });

@@ -45,6 +45,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
 /// One Kubernetes manifest (multi-document YAML), on stdout or in `DIR/<name>.k8s.yaml`.
 fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
+    warn_if_deployable_with_mask(global, args, "k8s");
     let password = password_to_render(loaded, args.show_secrets, global.quiet);
     let yaml = render::k8s::render(topology, &password?)?;
     let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));
@@ -93,6 +94,7 @@ fn finish(global: &Global, reports: &[FileReport]) -> anyhow::Result<i32> {
 /// `docker-compose.yml` plus every node's config, as `up` would create the group.
 fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
+    warn_if_deployable_with_mask(global, args, "compose");
     let layout = Layout::new(topology, subnet_to_render(topology));
     let choice = image::choose(topology.redis.image.as_deref())?.choice();
     let image = render::compose::Image {
@@ -186,6 +188,18 @@ fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
         }
     }
     stdout.flush()
+}
+
+/// Manifests and compose files are meant to be deployed, and Redis takes `********` as a
+/// password like any other: without `--show-secrets` a deployed group would have a
+/// password everyone knows.
+fn warn_if_deployable_with_mask(global: &Global, args: &RenderArgs, format: &str) {
+    if !args.show_secrets && !global.quiet {
+        eprintln!(
+            "warning: these files hold the placeholder `{MASK}` as the password, which Redis would accept as it is; \
+             render with `--format {format} --show-secrets` to deploy them"
+        );
+    }
 }
 
 /// The password as it goes into the rendered files: the real one only with `--show-secrets`

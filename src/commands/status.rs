@@ -19,8 +19,13 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     if args.watch {
         loop {
-            let text = snapshot(global, args, &loaded, &engine).await?.1;
-            // Clear the screen and redraw, like `watch`.
+            // A failed probe is shown, not fatal: the engine or the group may come back
+            // (that is what one watches for).
+            let text = match snapshot(global, args, &loaded, &engine).await {
+                Ok((_, text)) => text,
+                Err(e) => format!("{}\n", crate::error::render(&e)),
+            };
+            // Clear the screen and redraw, like `watch`; Ctrl-C is the normal way out.
             print!("\x1b[2J\x1b[H{text}");
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -59,7 +64,19 @@ async fn snapshot(
         let text = if global.json {
             format!(
                 "{}\n",
-                serde_json::json!({"name": cluster, "healthy": false, "exists": false, "master": null, "nodes": [], "volumes": observed.volumes, "problems": [{"node": cluster, "reason": "the group does not exist"}]})
+                serde_json::json!({
+                    "name": cluster,
+                    "healthy": false,
+                    "exists": false,
+                    "master": null,
+                    "sentinels_agree": false,
+                    "subnet": layout.subnet.to_string(),
+                    "counts": {"master": 0, "replica": 0, "sentinel": 0},
+                    "nodes": [],
+                    "volumes": observed.volumes,
+                    "problems": [{"node": cluster, "reason": "the group does not exist"}],
+                    "password_source": state::password_origin(loaded, cluster),
+                })
             )
         } else {
             format!("group `{cluster}` does not exist (run `rcluster up`){kept}\n")
@@ -272,6 +289,7 @@ fn json(
     serde_json::json!({
         "name": cluster,
         "healthy": health.healthy,
+        "exists": true,
         "master": health.master.as_ref().map(|m| serde_json::json!({"node": m.name, "host": m.ip.to_string(), "port": m.port})),
         "sentinels_agree": health.sentinels_agree,
         "subnet": layout.subnet.to_string(),

@@ -78,6 +78,9 @@ async fn up(
     let source = image::choose(topology.redis.image.as_deref())?;
     let hashes = group::config_hashes(topology, &layout, &source.choice())?;
     let existing_password = state::password(loaded, cluster)?;
+    if let Some(p) = &existing_password {
+        refuse_a_changed_password(&layout, &observed, &Probe::new(p.clone()), loaded).await?;
+    }
     let master = match &existing_password {
         Some(p) if !observed.containers.is_empty() => {
             group::current_master(
@@ -138,7 +141,10 @@ async fn up(
     });
     let quicken = started_sentinels.then(|| {
         let (probe, layout) = (probe.clone(), layout.clone());
-        tokio::spawn(async move { set_ping_period(&probe, &layout, FORMING_PING_PERIOD_MS).await })
+        tokio::spawn(async move {
+            let patience = Duration::from_secs(10);
+            set_ping_period(&probe, &layout, FORMING_PING_PERIOD_MS, patience).await
+        })
     });
     let health = group::wait_healthy(
         engine,
@@ -159,11 +165,16 @@ async fn up(
             }
         },
     )
-    .await?;
+    .await;
+    // Put Sentinel's ping period back whatever happened: a failed `up` must not leave the
+    // sentinels pinging ten times faster than in production.
     if let Some(task) = quicken {
         task.abort();
-        set_ping_period(&probe, &layout, SENTINEL_PING_PERIOD_MS).await;
+        let _ = task.await;
+        let patience = Duration::from_secs(if health.is_ok() { 10 } else { 2 });
+        set_ping_period(&probe, &layout, SENTINEL_PING_PERIOD_MS, patience).await;
     }
+    let health = health?;
     for node in &layout.nodes {
         report.node(
             &node.name,
@@ -272,8 +283,8 @@ const FORMING_PING_PERIOD_MS: u64 = 100;
 
 /// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers (best effort:
 /// a sentinel that never answers is reported by the health wait, not here).
-async fn set_ping_period(probe: &Probe, layout: &Layout, period_ms: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+async fn set_ping_period(probe: &Probe, layout: &Layout, period_ms: u64, patience: Duration) {
+    let deadline = std::time::Instant::now() + patience;
     join_all(layout.sentinels().map(|node| async move {
         while std::time::Instant::now() < deadline {
             if let Ok(mut con) = probe.connect(group::addr(node)).await {
@@ -385,6 +396,49 @@ async fn failover(
             })?;
     settle(executor, layout, probe, master_name, timeout).await?;
     Ok(new.ip)
+}
+
+/// The password is not part of the config hash (a hash of it in a label would let anyone
+/// who can inspect a container test guesses offline), so a changed password would show
+/// only as nodes that reject every probe. Say so plainly instead.
+async fn refuse_a_changed_password(
+    layout: &Layout,
+    observed: &crate::docker::observe::Observed,
+    probe: &Probe,
+    loaded: &Loaded,
+) -> anyhow::Result<()> {
+    let running = layout.data_nodes().find(|n| {
+        observed
+            .container(&n.key)
+            .is_some_and(|c| c.state == "running")
+    });
+    let Some(node) = running else { return Ok(()) };
+    let Err(e) = probe.replication(group::addr(node)).await else {
+        return Ok(());
+    };
+    let text = format!("{e:#}");
+    if [
+        "WRONGPASS",
+        "invalid username-password",
+        "AuthenticationFailed",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+    {
+        let cluster = &loaded.topology.cluster.name;
+        return Err(Exit::new(
+            EXIT_USAGE,
+            format!(
+                "nothing was changed: `{}` rejects the password from {}; it changed since the group was created. \
+                 Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
+                 (the data volumes are kept)",
+                node.name,
+                state::password_origin(loaded, cluster)
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A scale-down must not remove the current master: that is a failover, which the user

@@ -40,6 +40,9 @@ pub enum DockerError {
     /// Something with our name exists but is not ours: we never touch it.
     #[error("{0}")]
     Conflict(String),
+    /// The engine could not build or pull an image.
+    #[error("{0}")]
+    Image(String),
 }
 
 impl DockerError {
@@ -48,11 +51,16 @@ impl DockerError {
             DockerError::Unreachable { .. } => EXIT_ENGINE,
             DockerError::Conflict(_) => EXIT_USAGE,
             DockerError::Api { source, .. } => match source {
+                // The engine answered: 403 is "not permitted", anything else is about the
+                // request (a conflict, a missing object), which the command reports.
                 BollardError::DockerResponseServerError {
                     status_code: 403, ..
                 } => EXIT_ENGINE,
-                _ => EXIT_FAILED,
+                BollardError::DockerResponseServerError { .. } => EXIT_FAILED,
+                // The engine did not answer properly: the connection broke, timed out, ...
+                _ => EXIT_ENGINE,
             },
+            DockerError::Image(_) => EXIT_ENGINE,
         }
     }
 
@@ -260,14 +268,16 @@ impl Engine {
         })
     }
 
-    /// Run a command in a running container and collect its output and exit code. `env`
-    /// reaches only that process (not the container's config, not `docker inspect`).
+    /// Run a command in a running container, handing its output (stdout and stderr) to
+    /// `on_output` as it comes; returns its exit code. `env` reaches only that process
+    /// (not the container's config, not `docker inspect`).
     pub async fn exec(
         &self,
         container: &str,
         cmd: Vec<String>,
         env: Vec<String>,
-    ) -> Result<(String, i64)> {
+        mut on_output: impl FnMut(&[u8]),
+    ) -> Result<i64> {
         let config = bollard::models::ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -280,7 +290,6 @@ impl Engine {
             .create_exec(container, config)
             .await
             .map_err(api("create exec in container", container))?;
-        let mut out = String::new();
         if let bollard::exec::StartExecResults::Attached { mut output, .. } = self
             .docker
             .start_exec(&created.id, None)
@@ -289,7 +298,7 @@ impl Engine {
         {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(api("read exec output in container", container))?;
-                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                on_output(&chunk.into_bytes());
             }
         }
         let inspect = self
@@ -297,7 +306,7 @@ impl Engine {
             .inspect_exec(&created.id)
             .await
             .map_err(api("inspect exec in container", container))?;
-        Ok((out, inspect.exit_code.unwrap_or(-1)))
+        Ok(inspect.exit_code.unwrap_or(-1))
     }
 
     // ---- networks ----
@@ -438,7 +447,7 @@ impl Engine {
                 log.push_str(&line);
             }
             if let Some(detail) = info.error_detail {
-                return Err(DockerError::Conflict(format!(
+                return Err(DockerError::Image(format!(
                     "failed to build image `{tag}`: {}\n{log}",
                     detail.message.unwrap_or_default()
                 )));
@@ -458,7 +467,7 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(api("pull image", reference))?;
             if let Some(detail) = info.error_detail {
-                return Err(DockerError::Conflict(format!(
+                return Err(DockerError::Image(format!(
                     "failed to pull image `{reference}`: {}",
                     detail.message.unwrap_or_default()
                 )));

@@ -111,8 +111,8 @@ impl Writer {
                         continue;
                     }
                     None => {
-                        log.failures.push(Instant::now());
-                        // Back off a little: every sentinel just said no.
+                        // Not a write attempt, so not counted as one. Back off a little:
+                        // every sentinel just said no, or named a master that is not one.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
@@ -196,14 +196,30 @@ pub async fn count_missing(
     Ok(missing)
 }
 
-/// Remove the test's keys so the user's data set is left as it was.
-pub async fn delete_keys(probe: &Probe, addr: SocketAddr, keys: &[String]) -> anyhow::Result<()> {
+/// Remove every key under the test's prefix (acknowledged or not) so the user's data set
+/// is left as it was.
+pub async fn delete_prefix(probe: &Probe, addr: SocketAddr, prefix: &str) -> anyhow::Result<()> {
     let mut con = probe.connect(addr).await?;
-    for chunk in keys.chunks(1000) {
-        let _: i64 = redis::cmd("UNLINK")
-            .arg(chunk)
+    let pattern = format!("{prefix}:*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
             .query_async(&mut con)
             .await?;
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut con)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
-    Ok(())
 }
