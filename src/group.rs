@@ -120,7 +120,7 @@ pub async fn current_master(
     }
     // A clear winner only: on a tie the sentinels do not know, and the nodes decide.
     let mut ranked: Vec<(Ipv4Addr, usize)> = counts.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1));
+    ranked.sort_by_key(|(_, votes)| std::cmp::Reverse(*votes));
     match ranked.as_slice() {
         [(ip, _)] => return *ip,
         [(ip, first), (_, second), ..] if first > second => return *ip,
