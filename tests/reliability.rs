@@ -572,10 +572,6 @@ fn fault_matrix_status_tells_the_truth_and_up_heals() {
             .as_str()
             .expect("master node")
             .to_string();
-        let master_ip = node_entry(&before, &master)["host"]
-            .as_str()
-            .expect("master host")
-            .to_string();
         let replica = containers_with_role(&before, "replica")
             .into_iter()
             .next()
@@ -664,11 +660,8 @@ fn fault_matrix_status_tells_the_truth_and_up_heals() {
             _ => assert_eq!(faulted["master"]["node"], master.as_str(), "{faulted}"),
         }
 
-        // Heal: `up` restarts and unpauses; a partition is undone by hand at the node's
-        // fixed address (which `up` does not do).
-        if fault == Fault::PartitionMaster {
-            docker_ok(&["network", "connect", "--ip", &master_ip, &network, &master]);
-        }
+        // Heal: `up` alone restarts, unpauses, and puts a partitioned node back on the
+        // network at its fixed address.
         let healed = group.up();
         assert_eq!(healed["healthy"], true, "{fault:?}: {healed}");
         let after = group.wait_healthy(HEALTHY_DEADLINE);
