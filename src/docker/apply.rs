@@ -145,8 +145,20 @@ impl Executor<'_> {
             )),
             ..Default::default()
         };
-        self.engine.create_network(request).await?;
-        Ok(())
+        match self.engine.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // An interrupted `up` may have had the engine create it after this `up`
+                // looked (its subnet then overlaps ours): that network is ours to use.
+                let filter = [labels::project_filter(&self.layout.cluster)];
+                let ours = self.engine.list_networks(&filter).await?;
+                if ours.iter().any(|n| n.name.as_deref() == Some(name)) {
+                    Ok(())
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
     }
 
     /// Create the container and copy its config in (0600, owned by the redis user, in a
@@ -161,7 +173,25 @@ impl Executor<'_> {
             self.password.expose(),
         )?;
         let body = self.container_body(node);
-        self.engine.create_container(&node.name, body).await?;
+        match self.engine.create_container(&node.name, body.clone()).await {
+            Ok(_) => {}
+            // An interrupted `up` may have left a create request that the engine finished
+            // after this `up` looked. Ours (by label) and never started: replace it.
+            // Anyone else's: refuse, as before anything was created.
+            Err(e) if e.is_conflict() => {
+                let existing = self.engine.inspect_container(&node.name).await?;
+                let ours = existing
+                    .as_ref()
+                    .and_then(|c| c.config.as_ref()?.labels.as_ref()?.get(labels::PROJECT))
+                    .is_some_and(|project| *project == self.layout.cluster);
+                if !ours {
+                    return Err(e.into());
+                }
+                self.engine.remove_container(&node.name).await?;
+                self.engine.create_container(&node.name, body).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.report.node(&node.name, "created");
         let (parent, dir) = CONFIG_DIR
             .rsplit_once('/')

@@ -78,6 +78,20 @@ impl DockerError {
         )
     }
 
+    /// The engine said the name is taken.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Api {
+                source: BollardError::DockerResponseServerError {
+                    status_code: 409,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
     /// The engine said the operation is already done (e.g. container already stopped).
     pub fn is_not_modified(&self) -> bool {
         matches!(
