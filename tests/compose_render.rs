@@ -11,22 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// uid/gid redis runs as in rcluster's image: the mounted node directories must be its.
 const REDIS_UID: u32 = 999;
 
-fn rcluster(topology: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
-        .arg("-f")
-        .arg(topology)
-        .args(args)
-        .output()
-        .expect("run rcluster");
-    assert!(
-        output.status.success(),
-        "rcluster {args:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
@@ -44,7 +28,7 @@ fn text(output: &Output) -> String {
 
 /// Render the compose files of `topology` into `out`.
 fn render_compose(topology: &Path, out: &Path) -> PathBuf {
-    rcluster(
+    common::rcluster_with(
         topology,
         &[
             "render",

@@ -7,33 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{Group, connect, docker, docker_lock, docker_ok, inspect, lines};
 use serde_json::Value;
 
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(90);
-
-/// Container name -> full ID, for everything labelled with the group's project.
-fn container_ids(group: &Group) -> BTreeMap<String, String> {
-    let filter = format!("label={}={}", common::PROJECT_LABEL, group.name);
-    lines(&docker_ok(&[
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        &filter,
-        "--format",
-        "{{.Names}} {{.ID}}",
-    ]))
-    .into_iter()
-    .filter_map(|line| {
-        let (name, id) = line.split_once(' ')?;
-        Some((name.to_string(), id.to_string()))
-    })
-    .collect()
-}
 
 /// `(host, port)` of every node in a `status --json` report that reports `role`.
 fn nodes_with_role(status: &Value, role: &str) -> Vec<(String, u16)> {
@@ -210,12 +189,12 @@ fn up_status_idempotent_up_persistence_and_down() {
     }
 
     // `up` again: nothing to do, the very same containers.
-    let ids = container_ids(&group);
+    let ids = group.container_ids();
     assert_eq!(ids.len(), 6, "{ids:?}");
     let again = group.up();
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(
-        container_ids(&group),
+        group.container_ids(),
         ids,
         "the second `up` replaced containers"
     );

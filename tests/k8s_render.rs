@@ -1,9 +1,11 @@
 //! `rcluster render --format k8s`, run as the real binary; every object is checked against
 //! the Kubernetes 1.33 OpenAPI schema by `kubernetes-validate` (strict: unknown fields fail).
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The Kubernetes version the manifests must validate against.
 const KUBERNETES_VERSION: &str = "1.33.0";
@@ -25,26 +27,10 @@ fn repo_topology() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topology.toml")
 }
 
-fn rcluster(topology: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
-        .arg("-f")
-        .arg(topology)
-        .args(args)
-        .output()
-        .expect("run rcluster");
-    assert!(
-        output.status.success(),
-        "rcluster {args:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn render_k8s(topology: &Path, extra: &[&str]) -> String {
     let mut args = vec!["render", "--format", "k8s"];
     args.extend_from_slice(extra);
-    String::from_utf8(rcluster(topology, &args).stdout).expect("utf-8 output")
+    String::from_utf8(common::rcluster_with(topology, &args).stdout).expect("utf-8 output")
 }
 
 fn write_topology(dir: &Path, text: &str) -> PathBuf {
@@ -131,7 +117,7 @@ fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
          limits = { memory = \"256Mi\" } }\n",
     );
     let out = tmp.path().join("out");
-    rcluster(
+    common::rcluster_with(
         &topology,
         &[
             "render",

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -139,26 +138,6 @@ fn get_on_master(status: &Value, password: &str, key: &str) -> Option<String> {
         .arg(key)
         .query(&mut con)
         .unwrap_or_else(|e| panic!("GET `{key}` on {host}:{port}: {e}"))
-}
-
-/// Container name -> full ID, for everything labelled with the group's project.
-fn container_ids(group: &Group) -> BTreeMap<String, String> {
-    let filter = format!("label={}={}", common::PROJECT_LABEL, group.name);
-    lines(&docker_ok(&[
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        &filter,
-        "--format",
-        "{{.Names}} {{.ID}}",
-    ]))
-    .into_iter()
-    .filter_map(|line| {
-        let (name, id) = line.split_once(' ')?;
-        Some((name.to_string(), id.to_string()))
-    })
-    .collect()
 }
 
 /// Poll `status --json` until `check` accepts a report; the report.
@@ -703,7 +682,7 @@ fn side_by_side_groups_are_independent() {
         first_status["subnet"], second_status["subnet"],
         "two groups on one subnet"
     );
-    let second_ids = container_ids(&second);
+    let second_ids = second.container_ids();
     assert_eq!(second_ids.len(), 6, "{second_ids:?}");
     let second_volumes = second.labelled().volumes;
 
@@ -713,7 +692,7 @@ fn side_by_side_groups_are_independent() {
     second.rcluster_ok(&["status"]);
     second.wait_healthy(HEALTHY_DEADLINE);
     assert_eq!(
-        container_ids(&second),
+        second.container_ids(),
         second_ids,
         "removing one group touched the other's containers"
     );

@@ -301,6 +301,27 @@ impl Group {
         }
     }
 
+    /// Container name -> full ID, for everything labelled with the group's project.
+    pub fn container_ids(&self) -> std::collections::BTreeMap<String, String> {
+        let filter = format!("label={PROJECT_LABEL}={}", self.name);
+        let listing = docker_ok(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ]);
+        lines(&listing)
+            .into_iter()
+            .filter_map(|line| {
+                let (name, id) = line.split_once(' ')?;
+                Some((name.to_string(), id.to_string()))
+            })
+            .collect()
+    }
+
     pub fn container(&self, node: &str) -> String {
         format!("{}-{node}", self.name)
     }
@@ -430,4 +451,21 @@ pub fn connect(host: &str, port: u16, password: &str) -> redis::RedisResult<redi
     con.set_read_timeout(Some(Duration::from_secs(5)))?;
     con.set_write_timeout(Some(Duration::from_secs(5)))?;
     Ok(con)
+}
+
+/// `rcluster -f TOPOLOGY ARGS...`, required to succeed (for tests that start no group).
+pub fn rcluster_with(topology: &Path, args: &[&str]) -> std::process::Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(topology)
+        .args(args)
+        .output()
+        .expect("run rcluster");
+    assert!(
+        output.status.success(),
+        "rcluster {args:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
