@@ -1,12 +1,17 @@
 //! `rcluster up`: load -> observe -> plan -> apply -> wait healthy -> report.
 
-use std::net::TcpListener;
+mod converge;
+mod preflight;
 
-use anyhow::Context;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use self::converge::{
+    FORMING_PING_PERIOD_MS, SENTINEL_PING_PERIOD_MS, failover, follow_master, forget_removed,
+    set_ping_period, settle,
+};
+use self::preflight::{check_ports_free, refuse_a_changed_password, refuse_removing_the_master};
 use super::Global;
 use crate::cli::UpArgs;
 use crate::docker::apply::Executor;
@@ -190,9 +195,8 @@ async fn up(
     Ok(EXIT_OK)
 }
 
-/// Network and volumes first, then every node at once (replicas retry their master, and
-/// seeded sentinel configs need nobody else to be up), then the rolling steps one by one,
-/// each after the group is healthy again.
+/// Network and volumes first, then every container, the master's process first, then the
+/// rolling steps one by one, each after the group is healthy again, and the removals.
 async fn apply(
     executor: &Executor<'_>,
     plan: &Plan,
@@ -261,242 +265,11 @@ async fn apply(
     Ok(())
 }
 
-/// `SENTINEL RESET` on every sentinel, so that nodes removed from the group leave their
-/// tables (they would be listed as down forever); the sentinels then learn the current
-/// replicas from the master and each other from their hello messages within seconds.
-async fn forget_removed(probe: &Probe, layout: &Layout, master_name: &str) -> anyhow::Result<()> {
-    for sentinel in layout.sentinels() {
-        let mut con = probe.connect(group::addr(sentinel)).await?;
-        let _: i64 = redis::cmd("SENTINEL")
-            .arg("RESET")
-            .arg(master_name)
-            .query_async(&mut con)
-            .await
-            .with_context(|| format!("SENTINEL RESET on `{}`", sentinel.name))?;
-    }
-    Ok(())
-}
-
-/// Sentinel's default ping period, and the one used while a group forms.
-const SENTINEL_PING_PERIOD_MS: u64 = 1000;
-const FORMING_PING_PERIOD_MS: u64 = 100;
-
-/// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers (best effort:
-/// a sentinel that never answers is reported by the health wait, not here).
-async fn set_ping_period(probe: &Probe, layout: &Layout, period_ms: u64, patience: Duration) {
-    let deadline = std::time::Instant::now() + patience;
-    join_all(layout.sentinels().map(|node| async move {
-        while std::time::Instant::now() < deadline {
-            if let Ok(mut con) = probe.connect(group::addr(node)).await {
-                let reply: redis::RedisResult<()> = redis::cmd("SENTINEL")
-                    .arg("DEBUG")
-                    .arg("ping-period")
-                    .arg(period_ms)
-                    .query_async(&mut con)
-                    .await;
-                if reply.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }))
-    .await;
-}
-
 fn first_error(results: Vec<anyhow::Result<()>>) -> anyhow::Result<()> {
     results
         .into_iter()
         .collect::<anyhow::Result<Vec<()>>>()
         .map(|_| ())
-}
-
-/// Make `node` a replica of `master` if it says it is a master itself, and persist that in
-/// its config (`CONFIG REWRITE`) so that a restart keeps it.
-async fn follow_master(
-    probe: &Probe,
-    node: &crate::topology::Node,
-    master: std::net::Ipv4Addr,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + timeout;
-    let replication = loop {
-        match probe.replication(group::addr(node)).await {
-            Ok(r) => break r,
-            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    if replication.is_master() {
-        let mut con = probe.connect(group::addr(node)).await?;
-        let _: () = redis::cmd("REPLICAOF")
-            .arg(master.to_string())
-            .arg(crate::topology::layout::REDIS_PORT)
-            .query_async(&mut con)
-            .await?;
-        let _: () = redis::cmd("CONFIG")
-            .arg("REWRITE")
-            .query_async(&mut con)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Wait, silently, until the group is healthy again between rolling steps.
-async fn settle(
-    executor: &Executor<'_>,
-    layout: &Layout,
-    probe: &Probe,
-    master_name: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    group::wait_healthy(
-        executor.engine,
-        layout,
-        probe,
-        master_name,
-        timeout,
-        0,
-        |_, _| {},
-    )
-    .await?;
-    Ok(())
-}
-
-/// Ask a sentinel to fail over and wait until every sentinel names a new master.
-async fn failover(
-    executor: &Executor<'_>,
-    probe: &Probe,
-    layout: &Layout,
-    master_name: &str,
-    from: &str,
-    timeout: Duration,
-) -> anyhow::Result<std::net::Ipv4Addr> {
-    let sentinel = layout
-        .sentinels()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no sentinel to ask for a failover"))?;
-    let mut con = probe.connect(group::addr(sentinel)).await?;
-    let _: () = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg(master_name)
-        .query_async(&mut con)
-        .await?;
-    executor.report.node(from, "failing over before recreate");
-    let old = layout
-        .node(from)
-        .ok_or_else(|| anyhow::anyhow!("node `{from}` is not in the layout"))?;
-    let sentinels: Vec<&crate::topology::Node> = layout.sentinels().collect();
-    let start = std::time::Instant::now();
-    let (new, _) =
-        group::wait_for_new_master(layout, &sentinels, probe, master_name, old, start, timeout)
-            .await
-            .map_err(|(why, _)| {
-                anyhow::anyhow!("the sentinels did not move the master away from `{from}`: {why}")
-            })?;
-    settle(executor, layout, probe, master_name, timeout).await?;
-    Ok(new.ip)
-}
-
-/// The password is not part of the config hash (a hash of it in a label would let anyone
-/// who can inspect a container test guesses offline), so a changed password would show
-/// only as nodes that reject every probe. Say so plainly instead.
-async fn refuse_a_changed_password(
-    layout: &Layout,
-    observed: &crate::docker::observe::Observed,
-    probe: &Probe,
-    loaded: &Loaded,
-) -> anyhow::Result<()> {
-    let running = layout.data_nodes().find(|n| {
-        observed
-            .container(&n.key)
-            .is_some_and(|c| c.state == "running")
-    });
-    let Some(node) = running else { return Ok(()) };
-    let Err(e) = probe.replication(group::addr(node)).await else {
-        return Ok(());
-    };
-    let text = format!("{e:#}");
-    if [
-        "WRONGPASS",
-        "invalid username-password",
-        "AuthenticationFailed",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-    {
-        let cluster = &loaded.topology.cluster.name;
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
-                "nothing was changed: `{}` rejects the password from {}; it changed since the group was created. \
-                 Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
-                 (the data volumes are kept)",
-                node.name,
-                state::password_origin(loaded, cluster)
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// A scale-down must not remove the current master: that is a failover, which the user
-/// should ask for (and watch) explicitly.
-fn refuse_removing_the_master(
-    plan: &Plan,
-    observed: &crate::docker::observe::Observed,
-    layout: &Layout,
-    master: std::net::Ipv4Addr,
-) -> anyhow::Result<()> {
-    for step in &plan.steps {
-        if let Step::RemoveNode { node, .. } = step
-            && observed
-                .containers
-                .iter()
-                .any(|c| c.name == *node && c.ip == Some(master))
-        {
-            let sentinel = layout
-                .sentinels()
-                .next()
-                .map_or("sentinel-1".to_string(), |s| s.key.clone());
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!(
-                    "nothing was changed: `{node}` is the current master and the topology no longer has it; \
-                     move mastership first (`rcluster cli {sentinel} -- SENTINEL FAILOVER <master_name>`), then run `up` again"
-                ),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// A published port already taken by another process: say so before creating anything.
-fn check_ports_free(layout: &Layout, plan: &Plan, bind: std::net::IpAddr) -> anyhow::Result<()> {
-    let mut taken = Vec::new();
-    for step in &plan.steps {
-        if let Step::CreateNode { node, .. } | Step::RecreateNode { node, .. } = step
-            && let Some(n) = layout.node(node)
-            && n.host_port != 0
-            && !matches!(step, Step::RecreateNode { .. })
-            && TcpListener::bind((bind, n.host_port)).is_err()
-        {
-            taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));
-        }
-    }
-    if taken.is_empty() {
-        return Ok(());
-    }
-    Err(Exit::new(
-        EXIT_USAGE,
-        format!(
-            "nothing was changed: host port {} already in use by another process; change the ports in the topology (0 lets the engine pick)",
-            taken.join(", ")
-        ),
-    )
-    .into())
 }
 
 fn print_result(global: &Global, cluster: &str, plan: &Plan, health: &Health, report: &Reporter) {
