@@ -73,21 +73,24 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
             eprintln!("{healed}");
         }
     }
-    outcome?;
     let summary = failover::summarize(&runs);
-    let passed = runs.len() == args.runs as usize && runs.iter().all(|r| r.passed);
+    let passed =
+        outcome.is_ok() && runs.len() == args.runs as usize && runs.iter().all(|r| r.passed);
     if global.json {
+        // Even when a run could not finish, scripts get the runs that did and the reason.
         let value = serde_json::json!({
             "name": topo.cluster.name,
             "passed": passed,
             "fault": args.fault,
             "runs": runs,
             "summary": summary,
+            "error": outcome.as_ref().err().map(|e| format!("{e:#}")),
         });
         println!("{value}");
-    } else if !global.quiet || !passed {
+    } else if outcome.is_ok() && (!global.quiet || !passed) {
         println!("{}", verdict(passed, &summary, args.runs));
     }
+    outcome?;
     Ok(if passed { EXIT_OK } else { EXIT_FAILED })
 }
 
