@@ -139,6 +139,6 @@ fn cluster_name(global: &Global) -> anyhow::Result<String> {
         .get("cluster")
         .and_then(|c| c.get("name"))
         .and_then(|n| n.as_str())
-        .unwrap_or("demo")
+        .unwrap_or(crate::topology::validate::DEFAULT_NAME)
         .to_string())
 }

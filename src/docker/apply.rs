@@ -15,17 +15,10 @@ use super::image::{ImageChoice, REDIS_UID, add_owned};
 use super::observe::labels_for;
 use crate::labels;
 use crate::plan::Step;
-use crate::render;
+use crate::render::{self, CONFIG_DIR, DATA_DIR};
 use crate::report::Reporter;
 use crate::secret::Secret;
 use crate::topology::{Layout, Node, Role, Subnet, Topology};
-
-/// Directory in the container that holds the node's config file (owned by the redis user:
-/// Sentinel and `CONFIG REWRITE` replace the file by rename, so the directory must be
-/// writable, and a bind-mounted file would break that).
-pub const CONFIG_DIR: &str = "/etc/redis";
-/// Mount point of a data node's volume; the rendered `dir`.
-pub const DATA_DIR: &str = "/data";
 
 /// Everything the executor needs; built once by `up`.
 pub struct Executor<'a> {

@@ -9,13 +9,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use super::{DATA_DIR, config_file_name, node_config};
+// Each node's whole directory is mounted at CONFIG_DIR (not its single file: see there),
+// so it must be writable by the uid redis runs as (999).
+use super::{CONFIG_DIR, DATA_DIR, config_file_name, node_config};
 use crate::topology::{Layout, Node, Role, Topology};
 
-/// Where each node's directory is mounted. Sentinel (and `CONFIG REWRITE` after a failover)
-/// replaces its config file by rename, which fails on a bind-mounted single file: mount the
-/// node's directory, which must be writable by the uid redis runs as (999).
-pub const CONFIG_DIR: &str = "/etc/redis";
 /// Name of the compose file in the output directory.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
 

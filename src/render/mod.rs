@@ -33,8 +33,12 @@ pub const SENTINEL_TEMPLATE: (&str, &str) = (
     include_str!("../../templates/sentinel.conf.j2"),
 );
 
-/// Where the data volume is mounted in a data node's container.
+/// Where the data volume is mounted in a data node's container: the rendered `dir`.
 pub const DATA_DIR: &str = "/data";
+/// Directory in the container that holds the node's config file. Sentinel (and
+/// `CONFIG REWRITE` after a failover) replaces the file by rename, so the directory must be
+/// writable by the redis user, and a bind-mounted single file would break that.
+pub const CONFIG_DIR: &str = "/etc/redis";
 
 /// An address another node reaches a node at: an IP on Docker, a DNS name on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
