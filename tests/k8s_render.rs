@@ -10,8 +10,7 @@ use std::process::Command;
 /// The Kubernetes version the manifests must validate against.
 const KUBERNETES_VERSION: &str = "1.33.0";
 /// Objects every rendering holds, as `kubernetes-validate` names them.
-const OBJECTS: [&str; 10] = [
-    "secret/demo-auth",
+const OBJECTS: [&str; 9] = [
     "configmap/demo-redis-config",
     "configmap/demo-sentinel-config",
     "service/demo-redis",
@@ -22,6 +21,8 @@ const OBJECTS: [&str; 10] = [
     "poddisruptionbudget/demo-redis",
     "poddisruptionbudget/demo-sentinel",
 ];
+/// With `--show-secrets` (and no `existing_secret`), the Secret too.
+const SECRET: &str = "secret/demo-auth";
 
 fn repo_topology() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topology.toml")
@@ -40,7 +41,7 @@ fn write_topology(dir: &Path, text: &str) -> PathBuf {
 }
 
 /// Validate a manifest file with `kubernetes-validate --strict`; panics with its report.
-fn assert_valid(manifest: &Path) {
+fn assert_valid(manifest: &Path, with_secret: bool) {
     let probe = Command::new("python3")
         .args(["-m", "kubernetes_validate", "--version"])
         .output();
@@ -66,8 +67,14 @@ fn assert_valid(manifest: &Path) {
         out.status.success(),
         "manifests do not validate against Kubernetes {KUBERNETES_VERSION}:\n{report}"
     );
+    assert_eq!(
+        report.contains(SECRET),
+        with_secret,
+        "the Secret is rendered exactly when asked for:\n{report}"
+    );
     // A file the validator skipped (no kind, unknown version) would also exit 0.
-    for object in OBJECTS {
+    let secret = with_secret.then_some(SECRET);
+    for object in OBJECTS.iter().copied().chain(secret) {
         assert!(
             report.contains(&format!(
                 "passed for resource {object} against version 1.33"
@@ -101,20 +108,43 @@ fn default_topology_validates_and_matches_snapshot() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let manifest = tmp.path().join("demo.k8s.yaml");
     std::fs::write(&manifest, &yaml).expect("write manifest");
-    assert_valid(&manifest);
+    assert_valid(&manifest, false);
     insta::assert_snapshot!("default_k8s", yaml);
 }
 
+/// Every object of a manifest file, found by kind and name.
+struct Manifest(Vec<serde_json::Value>);
+
+impl Manifest {
+    fn read(path: &Path) -> Manifest {
+        Manifest(documents(path))
+    }
+    fn find(&self, kind: &str, name: &str) -> serde_json::Value {
+        self.0
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} `{name}`"))
+            .clone()
+    }
+    fn has(&self, kind: &str) -> bool {
+        self.0.iter().any(|d| d["kind"] == kind)
+    }
+}
+
 #[test]
-fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
+fn variant_validates_with_every_kubernetes_key() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let topology = write_topology(
         tmp.path(),
-        "[cluster]\nname = \"demo\"\n\n[sentinel]\ncount = 5\nquorum = 3\n\n\
+        "[cluster]\nname = \"demo\"\n\n[auth]\npassword = \"variant-pw\"\n\n\
+         [sentinel]\ncount = 5\nquorum = 3\n\n\
+         [redis]\nextra = { maxmemory = \"128mb\" }\n\n\
          [kubernetes]\nnamespace = \"cache\"\nanti_affinity = \"required\"\n\
-         storage_class = \"fast-ssd\"\nstorage_size = \"5Gi\"\n\
+         storage_class = \"fast-ssd\"\nstorage_size = \"5Gi\"\nsentinel_storage_size = \"64Mi\"\n\
+         cluster_domain = \"corp.example\"\nzone_spread = \"required\"\nplatform_uid = true\n\
          resources = { requests = { cpu = \"100m\", memory = \"128Mi\" }, \
-         limits = { memory = \"256Mi\" } }\n",
+         limits = { memory = \"256Mi\" } }\n\
+         sentinel_resources = { requests = { cpu = \"10m\", memory = \"16Mi\" } }\n",
     );
     let out = tmp.path().join("out");
     common::rcluster_with(
@@ -123,6 +153,7 @@ fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
             "render",
             "--format",
             "k8s",
+            "--show-secrets",
             "--out",
             out.to_str().expect("utf-8"),
         ],
@@ -133,36 +164,231 @@ fn variant_validates_required_anti_affinity_storage_class_five_sentinels() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "the manifest holds the Secret");
-    assert_valid(&manifest);
+    assert_valid(&manifest, true);
 
-    let docs = documents(&manifest);
-    let find = |kind: &str, name: &str| {
-        docs.iter()
-            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("no {kind} `{name}`"))
-            .clone()
-    };
-    let sentinels = find("StatefulSet", "demo-sentinel");
+    let m = Manifest::read(&manifest);
+    let sentinels = m.find("StatefulSet", "demo-sentinel");
     assert_eq!(sentinels["spec"]["replicas"], 5);
     assert_eq!(sentinels["metadata"]["namespace"], "cache");
-    let affinity = &sentinels["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
+    let pod = &sentinels["spec"]["template"]["spec"];
     assert_eq!(
-        affinity["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
         "kubernetes.io/hostname"
     );
-    let redis = find("StatefulSet", "demo-redis");
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread["whenUnsatisfiable"], "DoNotSchedule");
+    // The platform picks the uid (OpenShift); the pod still refuses root.
+    assert!(pod["securityContext"].get("runAsUser").is_none());
+    assert!(pod["securityContext"].get("fsGroup").is_none());
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        sentinels["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "64Mi"
+    );
+    assert_eq!(
+        pod["containers"][0]["resources"]["requests"]["cpu"], "10m",
+        "sentinel_resources wins over resources"
+    );
+    let redis = m.find("StatefulSet", "demo-redis");
     let claim = &redis["spec"]["volumeClaimTemplates"][0]["spec"];
     assert_eq!(claim["storageClassName"], "fast-ssd");
     assert_eq!(claim["resources"]["requests"]["storage"], "5Gi");
+    // 5 sentinels, quorum 3: two may go (3 left: a majority and the quorum).
     assert_eq!(
-        find("PodDisruptionBudget", "demo-sentinel")["spec"]["minAvailable"],
-        3
+        m.find("PodDisruptionBudget", "demo-sentinel")["spec"]["maxUnavailable"],
+        2
+    );
+    assert_eq!(
+        m.find("PodDisruptionBudget", "demo-redis")["spec"]["maxUnavailable"],
+        1
     );
     let container = &redis["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["resources"]["requests"]["cpu"], "100m");
     assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
-    let headless = find("Service", "demo-sentinel-headless");
+    let headless = m.find("Service", "demo-sentinel-headless");
     assert_eq!(headless["spec"]["clusterIP"], "None");
+    let scripts = m.find("ConfigMap", "demo-redis-config");
+    assert!(
+        scripts["data"]["lib.sh"]
+            .as_str()
+            .expect("lib.sh")
+            .contains("demo-redis-$1.demo-redis.cache.svc.corp.example"),
+        "pod names use the cluster domain"
+    );
+}
+
+#[test]
+fn pods_meet_pod_security_restricted_and_never_carry_the_password() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[auth]\npassword = \"restricted-pw\"\n",
+    );
+    let manifest = tmp.path().join("demo.k8s.yaml");
+    std::fs::write(&manifest, render_k8s(&topology, &["--show-secrets"])).expect("write");
+    let m = Manifest::read(&manifest);
+    for name in ["demo-redis", "demo-sentinel"] {
+        let pod = m.find("StatefulSet", name)["spec"]["template"]["spec"].clone();
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["runAsUser"], 999);
+        let container = &pod["containers"][0];
+        let security = &container["securityContext"];
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(security["capabilities"]["drop"][0], "ALL", "{name}");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{name}");
+        // Only the pod's name: the scripts read the password from the Secret's file.
+        let env: Vec<&str> = container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .map(|e| e["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(env, ["POD_NAME"], "{name}");
+        let secret = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "secret")
+            .expect("secret volume")
+            .clone();
+        assert_eq!(secret["secret"]["secretName"], "demo-auth");
+        assert_eq!(secret["secret"]["defaultMode"], 0o440);
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            assert_eq!(
+                container[probe]["exec"]["command"][1], "/config/probe.sh",
+                "{name} {probe}"
+            );
+        }
+        assert!(
+            pod["securityContext"].get("fsGroup").is_some(),
+            "volumes group-owned by the pod"
+        );
+    }
+    let redis = m.find("StatefulSet", "demo-redis")["spec"]["template"].clone();
+    assert_eq!(
+        redis["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1],
+        "/config/prestop.sh"
+    );
+    assert!(
+        redis["spec"]["terminationGracePeriodSeconds"]
+            .as_i64()
+            .expect("grace")
+            >= 30
+    );
+}
+
+#[test]
+fn a_changed_config_or_password_changes_the_pod_templates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let annotations = |text: &str, name: &str| {
+        let topology = write_topology(tmp.path(), text);
+        let manifest = tmp.path().join("m.yaml");
+        std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write");
+        Manifest::read(&manifest).find("StatefulSet", name)["spec"]["template"]["metadata"]
+            ["annotations"]
+            .clone()
+    };
+    let base = "[cluster]\nname = \"demo\"\n\n[auth]\npassword = \"one\"\n";
+    let redis = annotations(base, "demo-redis");
+    let sentinel = annotations(base, "demo-sentinel");
+    assert!(redis["rcluster.io/config-checksum"].is_string());
+    assert!(redis["rcluster.io/secret-checksum"].is_string());
+    assert!(!redis.to_string().contains("\"one\""));
+
+    let quorum = format!("{base}\n[sentinel]\ndown_after_ms = 2000\n");
+    assert_ne!(annotations(&quorum, "demo-sentinel"), sentinel);
+    let maxmemory = format!("{base}\n[redis]\nextra = {{ maxmemory = \"64mb\" }}\n");
+    assert_ne!(annotations(&maxmemory, "demo-redis"), redis);
+    let password = base.replace("\"one\"", "\"two\"");
+    let changed = annotations(&password, "demo-redis");
+    assert_eq!(
+        changed["rcluster.io/config-checksum"],
+        redis["rcluster.io/config-checksum"]
+    );
+    assert_ne!(
+        changed["rcluster.io/secret-checksum"],
+        redis["rcluster.io/secret-checksum"]
+    );
+}
+
+#[test]
+fn an_existing_secret_is_referenced_and_never_rendered() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[auth]\npassword = \"mine\"\n\n\
+         [kubernetes]\nexisting_secret = \"team-redis\"\nexisting_secret_key = \"redis-password\"\n",
+    );
+    let output = common::rcluster_with(&topology, &["render", "--format", "k8s", "--show-secrets"]);
+    let yaml = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        !yaml.contains("mine"),
+        "the password is the user's Secret's business"
+    );
+    let manifest = tmp.path().join("m.yaml");
+    std::fs::write(&manifest, &yaml).expect("write");
+    let m = Manifest::read(&manifest);
+    assert!(!m.has("Secret"));
+    let pod = m.find("StatefulSet", "demo-redis")["spec"]["template"].clone();
+    let secret = pod["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "secret")
+        .expect("secret volume")["secret"]
+        .clone();
+    assert_eq!(secret["secretName"], "team-redis");
+    assert_eq!(secret["items"][0]["key"], "redis-password");
+    assert_eq!(secret["items"][0]["path"], "password");
+    assert!(
+        pod["metadata"]["annotations"]
+            .get("rcluster.io/secret-checksum")
+            .is_none()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`team-redis`"), "{stderr}");
+}
+
+#[test]
+fn no_placeholder_password_is_ever_deployable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(tmp.path(), "[cluster]\nname = \"nopw\"\n");
+    let state = tempfile::tempdir().expect("state dir");
+    // With no password anywhere, --show-secrets refuses instead of rendering `********`.
+    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args(["render", "--format", "k8s", "--show-secrets"])
+        .env("RCLUSTER_STATE_DIR", state.path())
+        .output()
+        .expect("run rcluster");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "nothing is rendered");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no password yet"), "{stderr}");
+    // Without it, there is no Secret at all, and stderr says how to create it.
+    let output = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args(["render", "--format", "k8s"])
+        .env("RCLUSTER_STATE_DIR", state.path())
+        .output()
+        .expect("run rcluster");
+    assert!(output.status.success());
+    let yaml = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(!yaml.contains("kind: Secret"), "{yaml}");
+    assert!(!yaml.contains("********"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("kubectl -n default create secret generic nopw-auth"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -178,7 +404,7 @@ fn password_appears_only_in_the_secret() {
     std::fs::write(&manifest, &yaml).expect("write manifest");
 
     let docs = documents(&manifest);
-    assert_eq!(docs.len(), OBJECTS.len());
+    assert_eq!(docs.len(), OBJECTS.len() + 1);
     for doc in &docs {
         let text = doc.to_string();
         if doc["kind"] == "Secret" {
@@ -214,20 +440,23 @@ fn misspelled_resources_are_an_error_not_dropped() {
     assert!(stderr.contains("`kubernetes.resources`"), "{stderr}");
 }
 
-/// The start-up scripts and configs of the ConfigMaps, run with fake `redis-cli` (the
-/// sentinels' answer), `getent` and `redis-server` on the PATH.
-struct StartUp {
+/// The scripts and configs of the ConfigMaps, run by the real `sh` with a fake `redis-cli`
+/// that answers from files: `<root>/group/<host>/<COMMAND>` holds what that node replies
+/// (`ROLE`, `SENTINEL` for get-master-addr-by-name); a host with no directory is not there.
+/// These are the decisions the pods make; `tests/k8s_pods.rs` runs them in real pods.
+struct Scripts {
     dir: tempfile::TempDir,
 }
 
-impl StartUp {
-    /// The password reaches the scripts only through the Secret's env, as on Kubernetes.
-    fn new() -> StartUp {
+impl Scripts {
+    fn new(password: &str) -> Scripts {
         let dir = tempfile::tempdir().expect("tempdir");
         let topology = write_topology(dir.path(), "[cluster]\nname = \"demo\"\n");
         let manifest = dir.path().join("demo.k8s.yaml");
         std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
         let root = dir.path().to_str().expect("utf-8").to_owned();
+        std::fs::create_dir_all(dir.path().join("secret")).expect("mkdir");
+        std::fs::write(dir.path().join("secret/password"), password).expect("write secret");
         for doc in documents(&manifest) {
             if doc["kind"] != "ConfigMap" {
                 continue;
@@ -238,37 +467,83 @@ impl StartUp {
                 .to_owned();
             let config = dir.path().join(&component).join("config");
             std::fs::create_dir_all(&config).expect("mkdir");
-            std::fs::create_dir_all(dir.path().join(&component).join("run")).expect("mkdir");
+            std::fs::create_dir_all(dir.path().join(&component).join("data")).expect("mkdir");
             for (key, value) in doc["data"].as_object().expect("data") {
                 let text = value
                     .as_str()
                     .expect("string")
                     .replace("/config/", &format!("{root}/{component}/config/"))
-                    .replace("/etc/redis/", &format!("{root}/{component}/run/"));
+                    .replace("/run/secrets/rcluster/", &format!("{root}/secret/"))
+                    .replace("/data/", &format!("{root}/{component}/data/"));
                 std::fs::write(config.join(key), text).expect("write");
             }
         }
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).expect("mkdir");
+        let fake_cli = format!(
+            r#"while [ $# -gt 0 ]; do
+  case "$1" in
+    -h) host=$2; shift 2 ;;
+    -p) shift 2 ;;
+    --no-auth-warning) shift ;;
+    *) break ;;
+  esac
+done
+[ "$REDISCLI_AUTH" = "$(cat {root}/secret/password)" ] || {{ echo "WRONGPASS"; exit 0; }}
+[ -d "{root}/group/$host" ] || exit 1
+echo "$host $*" >> {root}/asked
+[ -f "{root}/group/$host/$1" ] && cat "{root}/group/$host/$1"
+exit 0"#
+        );
         for (name, body) in [
-            // No answer = no sentinel reachable (the script runs it under `timeout`).
-            (
-                "redis-cli",
-                "[ -n \"$FAKE_SENTINEL_ANSWER\" ] || exit 1\nprintf '%s\\n6379\\n' \"$FAKE_SENTINEL_ANSWER\"",
-            ),
-            ("getent", "exit 0"),
+            ("redis-cli", fake_cli.as_str()),
             ("redis-server", "echo \"started: $*\""),
         ] {
             let path = bin.join(name);
             std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write fake");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
-        StartUp { dir }
+        Scripts { dir }
     }
 
-    /// Run a component's start-up script as `pod`; returns the config it wrote.
-    fn run(&self, component: &str, pod: &str, password: &str, sentinel_answer: &str) -> String {
+    /// `host` is up and answers `command` with `reply` (lines).
+    fn answers(&self, host: &str, command: &str, reply: &[&str]) {
+        let dir = self.dir.path().join("group").join(host);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(command), format!("{}\n", reply.join("\n"))).expect("write");
+    }
+
+    fn node_down(&self, host: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.path().join("group").join(host));
+    }
+
+    /// The config file on `pod`'s own volume (what its last start wrote, and Sentinel
+    /// rewrites). The scripts see one data directory; `start` swaps each pod's file in.
+    fn volume(&self, pod: &str) -> PathBuf {
+        let file = if pod.contains("sentinel") {
+            "sentinel.conf"
+        } else {
+            "redis.conf"
+        };
+        let dir = self.dir.path().join("volumes").join(pod);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir.join(file)
+    }
+
+    /// Run a component's start-up script as `pod`; returns the config it wrote and its log.
+    fn start(&self, component: &str, pod: &str) -> (String, String) {
         let root = self.dir.path();
+        let volume = self.volume(pod);
+        let mounted = root
+            .join(component)
+            .join("data")
+            .join(volume.file_name().expect("file name"));
+        match std::fs::read(&volume) {
+            Ok(saved) => std::fs::write(&mounted, saved).expect("write"),
+            Err(_) => {
+                let _ = std::fs::remove_file(&mounted);
+            }
+        }
         let path = format!(
             "{}:{}",
             root.join("bin").display(),
@@ -276,28 +551,35 @@ impl StartUp {
         );
         let out = Command::new("sh")
             .arg(root.join(component).join("config/start.sh"))
+            .env_clear()
             .env("PATH", path)
             .env("POD_NAME", pod)
-            .env("REDIS_PASSWORD", password)
-            .env("FAKE_SENTINEL_ANSWER", sentinel_answer)
+            // Where the script would wait for the group to settle, decide at once.
+            .env("RCLUSTER_DECIDE_TIMEOUT_S", "0")
             .output()
             .expect("run start.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
-            "start.sh of {pod} failed:\n{}",
+            "start.sh of {pod} failed:\n{stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("started: "));
-        let file = if component == "redis" {
-            "redis.conf"
-        } else {
-            "sentinel.conf"
-        };
-        std::fs::read_to_string(root.join(component).join("run").join(file)).expect("config")
+        assert!(stdout.contains("started: "), "{stdout}");
+        let conf = std::fs::read_to_string(&mounted).expect("config");
+        std::fs::write(&volume, &conf).expect("write");
+        (conf, stdout)
     }
 }
 
 const DNS: &str = ".demo-redis.default.svc.cluster.local";
+
+fn redis_pod(ordinal: u8) -> String {
+    format!("demo-redis-{ordinal}{DNS}")
+}
+
+fn sentinel_pod(ordinal: u8) -> String {
+    format!("demo-sentinel-{ordinal}.demo-sentinel-headless.default.svc.cluster.local")
+}
 
 fn replicaof(conf: &str) -> Vec<&str> {
     conf.lines()
@@ -305,71 +587,136 @@ fn replicaof(conf: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn redis_start_up_follows_the_sentinels_and_falls_back_to_ordinal_0() {
-    // Characters that are special to sed's replacement text and to redis.conf quoting.
-    let password = r"p\a&s|s";
-    let startup = StartUp::new();
+fn follows(ordinal: u8) -> Vec<String> {
+    vec![format!("replicaof {} 6379", redis_pod(ordinal))]
+}
 
-    // A fresh group: no sentinel answers; ordinal 0 is the master.
-    let master = startup.run("redis", "demo-redis-0", password, "");
+/// Characters that are special to sed's replacement text and to redis.conf quoting.
+const AWKWARD_PASSWORD: &str = r"p\a&s|s";
+
+#[test]
+fn a_new_group_starts_with_ordinal_0_as_master_and_the_password_from_the_secret_file() {
+    let scripts = Scripts::new(AWKWARD_PASSWORD);
+    let (master, _) = scripts.start("redis", "demo-redis-0");
     assert_eq!(replicaof(&master), Vec::<&str>::new());
     assert!(master.contains(r#"requirepass "p\\a&s|s""#), "{master}");
     assert!(master.contains(r#"masterauth "p\\a&s|s""#), "{master}");
-    assert!(master.contains(&format!("replica-announce-ip demo-redis-0{DNS}")));
+    assert!(master.contains(&format!("replica-announce-ip {}", redis_pod(0))));
+    assert!(master.contains("bind * -::*"), "{master}");
     assert!(!master.contains("__RCLUSTER_"), "{master}");
-    let replica = startup.run("redis", "demo-redis-1", password, "");
-    assert_eq!(
-        replicaof(&replica),
-        [format!("replicaof demo-redis-0{DNS} 6379")]
-    );
-
-    // After a failover to ordinal 2, a restarted ordinal 0 must come back as its replica.
-    let old_master = startup.run(
-        "redis",
-        "demo-redis-0",
-        password,
-        &format!("demo-redis-2{DNS}"),
-    );
-    assert_eq!(
-        replicaof(&old_master),
-        [format!("replicaof demo-redis-2{DNS} 6379")]
-    );
-    // The current master restarting before the sentinels notice stays master.
-    let current = startup.run(
-        "redis",
-        "demo-redis-2",
-        password,
-        &format!("demo-redis-2{DNS}"),
-    );
-    assert_eq!(replicaof(&current), Vec::<&str>::new());
-    // An answer that is not one of the group's pods (an error, another group) is ignored.
-    let confused = startup.run(
-        "redis",
-        "demo-redis-1",
-        password,
-        "ERR No such master with that name",
-    );
-    assert_eq!(
-        replicaof(&confused),
-        [format!("replicaof demo-redis-0{DNS} 6379")]
-    );
+    let (replica, _) = scripts.start("redis", "demo-redis-1");
+    assert_eq!(replicaof(&replica), follows(0));
 }
 
 #[test]
-fn sentinel_start_up_monitors_the_current_master_with_consistent_ids() {
-    let password = r"p\a&s|s";
-    let startup = StartUp::new();
-    let answer = format!("demo-redis-2{DNS}");
-    let one = startup.run("sentinel", "demo-sentinel-1", password, &answer);
-    let zero = startup.run("sentinel", "demo-sentinel-0", password, &answer);
+fn a_restarted_node_follows_the_master_the_sentinels_name_once_it_answers_as_one() {
+    let scripts = Scripts::new("pw");
+    scripts.answers(&sentinel_pod(1), "SENTINEL", &[&redis_pod(2), "6379"]);
+    scripts.answers(&sentinel_pod(2), "SENTINEL", &[&redis_pod(2), "6379"]);
+    scripts.answers(&redis_pod(2), "ROLE", &["master", "100"]);
+    let (old_master, _) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&old_master), follows(2));
+    // An error reply or an address that is not a pod of the group is no answer.
+    scripts.answers(
+        &sentinel_pod(0),
+        "SENTINEL",
+        &["ERR No such master with that name"],
+    );
+    scripts.answers(&sentinel_pod(1), "SENTINEL", &["10.1.2.3", "6379"]);
+    let (again, _) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&again), follows(2));
+}
 
+#[test]
+fn the_whole_group_restarting_keeps_the_master_that_holds_the_data() {
+    // After a failover to ordinal 2, every pod restarts at once and no sentinel answers yet:
+    // each redis pod goes by what its own volume says it was, never by ordinal 0.
+    let scripts = Scripts::new("pw");
+    std::fs::write(
+        scripts.volume("demo-redis-0"),
+        format!("port 6379\nreplicaof {} 6379\n", redis_pod(2)),
+    )
+    .expect("write");
+    let (zero, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&zero), follows(2), "{log}");
+
+    std::fs::write(scripts.volume("demo-redis-2"), "port 6379\n").expect("write");
+    let (two, log) = scripts.start("redis", "demo-redis-2");
+    assert_eq!(replicaof(&two), Vec::<&str>::new(), "{log}");
+
+    // A node that says it was master but finds another one running follows that one.
+    scripts.answers(&redis_pod(1), "ROLE", &["master", "500"]);
+    std::fs::write(scripts.volume("demo-redis-2"), "port 6379\n").expect("write");
+    let (stale, log) = scripts.start("redis", "demo-redis-2");
+    assert_eq!(replicaof(&stale), follows(1), "{log}");
+}
+
+#[test]
+fn a_master_restarted_before_the_sentinels_noticed_waits_while_replicas_run() {
+    let scripts = Scripts::new("pw");
+    std::fs::write(scripts.volume("demo-redis-0"), "port 6379\n").expect("write");
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
+    }
+    // No replica runs: it is the master the sentinels know, with the data.
+    let (alone, _) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&alone), Vec::<&str>::new());
+    // A replica runs (it may hold acknowledged writes this node's AOF missed): the script
+    // waits for the sentinels to promote it; once they name it, it follows.
+    scripts.answers(
+        &redis_pod(1),
+        "ROLE",
+        &["slave", &redis_pod(0), "6379", "connect", "-1"],
+    );
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(1), "6379"]);
+    }
+    scripts.answers(&redis_pod(1), "ROLE", &["master", "900"]);
+    let (demoted, _) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&demoted), follows(1));
+}
+
+#[test]
+fn a_new_volume_joins_the_master_that_running_replicas_follow() {
+    let scripts = Scripts::new("pw");
+    scripts.answers(
+        &redis_pod(0),
+        "ROLE",
+        &["slave", &redis_pod(2), "6379", "connected", "77"],
+    );
+    let (conf, _) = scripts.start("redis", "demo-redis-1");
+    assert_eq!(replicaof(&conf), follows(2));
+}
+
+#[test]
+fn a_sentinel_with_saved_state_keeps_its_master_and_epochs() {
+    let scripts = Scripts::new(AWKWARD_PASSWORD);
+    std::fs::write(
+        scripts.volume("demo-sentinel-1"),
+        format!(
+            "sentinel myid abc\nsentinel monitor mymaster {} 6379 2\nsentinel config-epoch mymaster 4\n\
+             sentinel leader-epoch mymaster 4\nsentinel current-epoch 4\n",
+            redis_pod(2)
+        ),
+    )
+    .expect("write");
+    // Nothing of the group answers (a Pending pod, a cold start): it starts at once.
+    let (one, log) = scripts.start("sentinel", "demo-sentinel-1");
+    assert!(log.contains("saved state"), "{log}");
     assert!(
         one.contains(&format!(
-            "sentinel monitor mymaster demo-redis-2{DNS} 6379 2"
+            "sentinel monitor mymaster {} 6379 2",
+            redis_pod(2)
         )),
         "{one}"
     );
+    for line in [
+        "sentinel config-epoch mymaster 4",
+        "sentinel leader-epoch mymaster 4",
+        "sentinel current-epoch 4",
+    ] {
+        assert!(one.contains(line), "{line} missing:\n{one}");
+    }
     assert!(
         one.contains(r#"sentinel auth-pass mymaster "p\\a&s|s""#),
         "{one}"
@@ -384,30 +731,92 @@ fn sentinel_start_up_monitors_the_current_master_with_consistent_ids() {
     assert_eq!(
         known_replicas,
         [
-            format!("sentinel known-replica mymaster demo-redis-0{DNS} 6379"),
-            format!("sentinel known-replica mymaster demo-redis-1{DNS} 6379"),
+            format!("sentinel known-replica mymaster {} 6379", redis_pod(0)),
+            format!("sentinel known-replica mymaster {} 6379", redis_pod(1)),
         ]
     );
-    // Each sentinel knows the others, not itself, by the id the other really has.
+    // Saved state that names no pod of the group (an old address) is not trusted.
+    std::fs::write(
+        scripts.volume("demo-sentinel-1"),
+        "sentinel monitor mymaster 10.0.0.7 6379 2\n",
+    )
+    .expect("write");
+    scripts.answers(&redis_pod(1), "ROLE", &["master", "10"]);
+    let (looked, log) = scripts.start("sentinel", "demo-sentinel-1");
+    assert!(log.contains("no saved state"), "{log}");
+    assert!(looked.contains(&format!(
+        "sentinel monitor mymaster {} 6379 2",
+        redis_pod(1)
+    )));
+}
+
+#[test]
+fn a_sentinel_without_state_asks_the_group_and_ids_stay_consistent() {
+    let scripts = Scripts::new("pw");
+    // Another sentinel knows the master, and that node answers as one.
+    scripts.answers(&sentinel_pod(0), "SENTINEL", &[&redis_pod(2), "6379"]);
+    scripts.answers(&redis_pod(2), "ROLE", &["master", "10"]);
+    let (one, _) = scripts.start("sentinel", "demo-sentinel-1");
+    assert!(one.contains(&format!(
+        "sentinel monitor mymaster {} 6379 2",
+        redis_pod(2)
+    )));
+    let (zero, _) = scripts.start("sentinel", "demo-sentinel-0");
+
     let myid = |conf: &str| {
         conf.lines()
             .find_map(|l| l.strip_prefix("sentinel myid "))
             .expect("myid")
             .to_owned()
     };
-    let self_dns = "demo-sentinel-1.demo-sentinel-headless.default.svc.cluster.local";
-    assert!(!one.contains(&format!("known-sentinel mymaster {self_dns}")));
+    assert!(!one.contains(&format!("known-sentinel mymaster {} ", sentinel_pod(1))));
     assert!(
         zero.contains(&format!(
-            "sentinel known-sentinel mymaster {self_dns} 26379 {}",
+            "sentinel known-sentinel mymaster {} 26379 {}",
+            sentinel_pod(1),
             myid(&one)
         )),
         "{zero}"
     );
     assert_ne!(myid(&one), myid(&zero));
-    // No sentinel knows a master yet: ordinal 0.
-    let fresh = startup.run("sentinel", "demo-sentinel-2", password, "");
+
+    // Nothing answers at all: a new group, ordinal 0.
+    scripts.node_down(&sentinel_pod(0));
+    scripts.node_down(&redis_pod(2));
+    let (fresh, _) = scripts.start("sentinel", "demo-sentinel-2");
     assert!(fresh.contains(&format!(
-        "sentinel monitor mymaster demo-redis-0{DNS} 6379 2"
+        "sentinel monitor mymaster {} 6379 2",
+        redis_pod(0)
     )));
+}
+
+#[test]
+fn every_script_is_valid_posix_sh_and_passes_shellcheck() {
+    let scripts = Scripts::new("pw");
+    let shellcheck = Command::new("shellcheck").arg("--version").output();
+    assert!(
+        matches!(shellcheck, Ok(ref o) if o.status.success()),
+        "shellcheck is missing: `apt-get install shellcheck`"
+    );
+    for component in ["redis", "sentinel"] {
+        let config = scripts.dir.path().join(component).join("config");
+        for entry in std::fs::read_dir(&config).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "sh") {
+                continue;
+            }
+            let out = Command::new("shellcheck")
+                .args(["--shell=sh", "--external-sources", "--source-path"])
+                .arg(&config)
+                .arg(&path)
+                .output()
+                .expect("run shellcheck");
+            assert!(
+                out.status.success(),
+                "{}:\n{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
 }

@@ -43,11 +43,45 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
 }
 
 /// One Kubernetes manifest (multi-document YAML), on stdout or in `DIR/<name>.k8s.yaml`.
+///
+/// The Secret is in it only with `--show-secrets` (and never with
+/// `kubernetes.existing_secret`): a manifest without the password must not overwrite the
+/// real Secret when applied, nor deploy a placeholder Redis would accept as a password.
 fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
-    warn_if_deployable_with_mask(global, args, "k8s");
-    let password = password_to_render(loaded, args.show_secrets, global.quiet);
-    let yaml = render::k8s::render(topology, &password?)?;
+    let known = crate::state::password(loaded, &topology.cluster.name)?;
+    let k8s = &topology.kubernetes;
+    if args.show_secrets && k8s.existing_secret.is_none() && known.is_none() {
+        return Err(crate::error::Exit::new(
+            crate::error::EXIT_USAGE,
+            format!(
+                "nothing was written: `--show-secrets` would render the Secret `{}-auth`, but there is no password yet; \
+                 set one in `[auth]`, run `rcluster up` once to generate one, or name a Secret you manage in `kubernetes.existing_secret`",
+                topology.cluster.name
+            ),
+        )
+        .into());
+    }
+    if !global.quiet {
+        match &k8s.existing_secret {
+            Some(name) => eprintln!(
+                "note: the pods read the password from the key `{}` of your Secret `{name}` in namespace `{}`; rcluster renders no Secret",
+                k8s.existing_secret_key, k8s.namespace
+            ),
+            None if !args.show_secrets => eprintln!(
+                "note: the Secret `{name}-auth` is left out (render with `--show-secrets` to include it); create it first: \
+                 kubectl -n {ns} create secret generic {name}-auth --from-file=password=<file holding the password>",
+                name = topology.cluster.name,
+                ns = k8s.namespace
+            ),
+            None => {}
+        }
+    }
+    let password = render::k8s::Password {
+        value: known.as_ref().map(|p| p.expose()),
+        include_secret: args.show_secrets,
+    };
+    let yaml = render::k8s::render(topology, password)?;
     let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));
     let report = match &args.out {
         Some(out) => {

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -23,10 +25,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
-use super::{Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
+use super::{BIND_DUAL_STACK, Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
-use crate::topology::{AntiAffinity, Topology};
+use crate::topology::{AntiAffinity, Topology, ZoneSpread};
 
+/// The shell functions every script of the group sources.
+pub const LIB_TEMPLATE: (&str, &str) = (
+    "k8s-lib.sh.j2",
+    include_str!("../../templates/k8s-lib.sh.j2"),
+);
 /// Template of the redis pods' start-up script.
 pub const REDIS_START_TEMPLATE: (&str, &str) = (
     "k8s-redis-start.sh.j2",
@@ -37,6 +44,16 @@ pub const SENTINEL_START_TEMPLATE: (&str, &str) = (
     "k8s-sentinel-start.sh.j2",
     include_str!("../../templates/k8s-sentinel-start.sh.j2"),
 );
+/// Template of the probes (startup, liveness, readiness) of both kinds of pod.
+pub const PROBE_TEMPLATE: (&str, &str) = (
+    "k8s-probe.sh.j2",
+    include_str!("../../templates/k8s-probe.sh.j2"),
+);
+/// Template of the redis pods' preStop hook.
+pub const REDIS_PRESTOP_TEMPLATE: (&str, &str) = (
+    "k8s-redis-prestop.sh.j2",
+    include_str!("../../templates/k8s-redis-prestop.sh.j2"),
+);
 
 /// Placeholders in the ConfigMaps' configs, replaced by the start-up scripts.
 const PASSWORD_PLACEHOLDER: &str = "__RCLUSTER_PASSWORD__";
@@ -44,13 +61,21 @@ const SELF_PLACEHOLDER: &str = "__RCLUSTER_SELF__";
 const MASTER_PLACEHOLDER: &str = "__RCLUSTER_MASTER__";
 const MYID_PLACEHOLDER: &str = "__RCLUSTER_MYID__";
 
-/// Key of the password in the Secret.
+/// Key of the password in the Secret rcluster renders.
 const PASSWORD_KEY: &str = "password";
 /// uid and gid of the `redis` user in the official image (and rcluster's).
 const REDIS_UID: i64 = 999;
-/// Where the ConfigMap is mounted (read-only) and where the configs are copied (writable).
+/// Where the ConfigMap is mounted (read-only): configs with placeholders and the scripts.
 const CONFIG_MOUNT: &str = "/config";
-const RUN_CONFIG_DIR: &str = "/etc/redis";
+/// Where the Secret is mounted (read-only); the scripts read `password` from there.
+const SECRET_MOUNT: &str = "/run/secrets/rcluster";
+/// Each redis-cli call of a script may take this long: a node that is not there must not
+/// stall a start-up, a probe or a preStop hook.
+const CLI_TIMEOUT_S: u32 = 2;
+/// Annotations on the pod templates: a changed ConfigMap or Secret changes the template, so
+/// the StatefulSet rolls the pods instead of leaving them on the old values.
+const CONFIG_CHECKSUM: &str = "rcluster.io/config-checksum";
+const SECRET_CHECKSUM: &str = "rcluster.io/secret-checksum";
 
 /// A rendered manifest: every object in apply order.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,16 +88,37 @@ pub enum Object {
     PodDisruptionBudget(Box<PodDisruptionBudget>),
 }
 
+/// What the manifests know of the password.
+#[derive(Clone, Copy)]
+pub struct Password<'a> {
+    /// The real password, when rcluster knows it (the topology's, or the one `up` stored).
+    pub value: Option<&'a str>,
+    /// Render a Secret holding `value`. Without it the Secret is left out: the pods then
+    /// use the one already in the cluster (never a placeholder Redis would accept).
+    pub include_secret: bool,
+}
+
 /// The names every object and script agrees on.
 struct Names<'a> {
     topology: &'a Topology,
     cluster: &'a str,
     namespace: &'a str,
+    domain: &'a str,
 }
 
 impl Names<'_> {
+    /// The Secret the pods read the password from: the user's, or the one rcluster renders.
     fn secret(&self) -> String {
-        format!("{}-auth", self.cluster)
+        match &self.topology.kubernetes.existing_secret {
+            Some(name) => name.clone(),
+            None => format!("{}-auth", self.cluster),
+        }
+    }
+    fn secret_key(&self) -> String {
+        match &self.topology.kubernetes.existing_secret {
+            Some(_) => self.topology.kubernetes.existing_secret_key.clone(),
+            None => PASSWORD_KEY.into(),
+        }
     }
     fn redis_config(&self) -> String {
         format!("{}-redis-config", self.cluster)
@@ -93,14 +139,16 @@ impl Names<'_> {
         format!("{}-sentinel-headless", self.cluster)
     }
     fn redis_pod_dns(&self, ordinal: u8) -> String {
-        pod_dns(&self.redis(), ordinal, &self.redis(), self.namespace)
+        self.pod_dns(&self.redis(), ordinal, &self.redis())
     }
     fn sentinel_pod_dns(&self, ordinal: u8) -> String {
-        pod_dns(
-            &self.sentinel(),
-            ordinal,
-            &self.sentinel_headless(),
-            self.namespace,
+        self.pod_dns(&self.sentinel(), ordinal, &self.sentinel_headless())
+    }
+    /// `<statefulset>-<ordinal>.<service>.<namespace>.svc.<cluster domain>`.
+    fn pod_dns(&self, statefulset: &str, ordinal: u8, service: &str) -> String {
+        format!(
+            "{statefulset}-{ordinal}.{service}.{}.svc.{}",
+            self.namespace, self.domain
         )
     }
     fn labels(&self, component: &str) -> BTreeMap<String, String> {
@@ -131,35 +179,71 @@ impl Names<'_> {
     }
 }
 
-/// `<statefulset>-<ordinal>.<service>.<namespace>.svc.cluster.local`.
-fn pod_dns(statefulset: &str, ordinal: u8, service: &str, namespace: &str) -> String {
-    format!("{statefulset}-{ordinal}.{service}.{namespace}.svc.cluster.local")
-}
-
 /// The fixed `sentinel myid` of a sentinel pod; the start-up script computes the same.
 fn sentinel_myid(pod: &str) -> String {
     let digest = Sha256::digest(format!("rcluster-sentinel:{pod}").as_bytes());
     hex::encode(digest)[..40].to_string()
 }
 
-/// Every object of the group, in apply order. `password` goes only into the Secret: pass
-/// `secret::MASK` for anything a user will see.
-pub fn objects(topology: &Topology, password: &str) -> anyhow::Result<Vec<Object>> {
+/// Every object of the group, in apply order. The password goes only into the Secret (and,
+/// hashed, into the checksum annotation).
+pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Object>> {
+    let spec = &topology.kubernetes;
     let names = Names {
         topology,
         cluster: &topology.cluster.name,
-        namespace: &topology.kubernetes.namespace,
+        namespace: &spec.namespace,
+        domain: &spec.cluster_domain,
     };
-    let resources = topology
-        .kubernetes
-        .resources
-        .as_ref()
-        .map(resource_requirements)
-        .transpose()?;
-    Ok(vec![
-        Object::Secret(Box::new(secret(&names, password))),
-        Object::ConfigMap(Box::new(redis_config_map(&names)?)),
-        Object::ConfigMap(Box::new(sentinel_config_map(&names)?)),
+    let typed = |key: &str, value: Option<&serde_json::Value>| {
+        value.map(|v| resource_requirements(key, v)).transpose()
+    };
+    let redis_key = if spec.redis_resources.is_some() {
+        "kubernetes.redis_resources"
+    } else {
+        "kubernetes.resources"
+    };
+    let sentinel_key = if spec.sentinel_resources.is_some() {
+        "kubernetes.sentinel_resources"
+    } else {
+        "kubernetes.resources"
+    };
+    let redis_resources = typed(redis_key, spec.redis_resources())?;
+    let sentinel_resources = typed(sentinel_key, spec.sentinel_resources())?;
+    let redis_config = redis_config_map(&names)?;
+    let sentinel_config = sentinel_config_map(&names)?;
+    // The user's Secret is theirs to roll out: rcluster cannot see it.
+    let secret_checksum = password
+        .value
+        .filter(|_| spec.existing_secret.is_none())
+        .map(|p| checksum(&[p]));
+    let mut objects = Vec::new();
+    if password.include_secret && spec.existing_secret.is_none() {
+        let value = password.value.context(
+            "no password to put in the Secret: set one in `[auth]`, run `rcluster up` once to generate one, \
+             or name a Secret you manage in `kubernetes.existing_secret`",
+        )?;
+        objects.push(Object::Secret(Box::new(secret(&names, value))));
+    }
+    let redis_set = redis_statefulset(
+        &names,
+        redis_resources,
+        Checksums {
+            config: checksum_of(&redis_config),
+            secret: secret_checksum.clone(),
+        },
+    );
+    let sentinel_set = sentinel_statefulset(
+        &names,
+        sentinel_resources,
+        Checksums {
+            config: checksum_of(&sentinel_config),
+            secret: secret_checksum,
+        },
+    );
+    objects.extend([
+        Object::ConfigMap(Box::new(redis_config)),
+        Object::ConfigMap(Box::new(sentinel_config)),
         Object::Service(Box::new(headless_service(
             &names,
             names.redis(),
@@ -173,34 +257,84 @@ pub fn objects(topology: &Topology, password: &str) -> anyhow::Result<Vec<Object
             SENTINEL_PORT,
         ))),
         Object::Service(Box::new(sentinel_client_service(&names))),
-        Object::StatefulSet(Box::new(redis_statefulset(&names, resources.clone()))),
-        Object::StatefulSet(Box::new(sentinel_statefulset(&names, resources))),
+        Object::StatefulSet(Box::new(redis_set)),
+        Object::StatefulSet(Box::new(sentinel_set)),
         Object::PodDisruptionBudget(Box::new(pdb(
             &names,
             names.redis(),
             "redis",
-            PdbLimit::MaxUnavailable(1),
+            // One data node at a time: the preStop hook moves mastership first.
+            1,
         ))),
         Object::PodDisruptionBudget(Box::new(pdb(
             &names,
             names.sentinel(),
             "sentinel",
-            PdbLimit::MinAvailable(topology.sentinel.quorum),
+            sentinel_max_unavailable(topology.sentinel.count, topology.sentinel.quorum),
         ))),
-    ])
+    ]);
+    Ok(objects)
 }
 
-/// `kubernetes.resources` as typed requirements. The typed struct drops keys it does not
-/// know, so a typo (`limts`) would vanish silently: compare the round trip with the input.
-fn resource_requirements(value: &serde_json::Value) -> anyhow::Result<ResourceRequirements> {
-    let typed: ResourceRequirements = serde_json::from_value(value.clone()).context(
-        "`kubernetes.resources` is not a Kubernetes ResourceRequirements; write it like \
-         `{ requests = { cpu = \"100m\", memory = \"128Mi\" }, limits = { memory = \"256Mi\" } }`",
-    )?;
+/// How many sentinels a drain may take at once: never so many that the rest cannot declare
+/// the master down (quorum) or authorize a failover (majority), and never 0, which would
+/// block every drain for good.
+pub fn sentinel_max_unavailable(count: u8, quorum: u8) -> i32 {
+    let majority = count / 2 + 1;
+    let needed = majority.max(quorum);
+    i32::from(count.saturating_sub(needed).max(1))
+}
+
+fn checksum(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn checksum_of(config_map: &ConfigMap) -> String {
+    let data = config_map.data.clone().unwrap_or_default();
+    let parts: Vec<&str> = data
+        .iter()
+        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
+    checksum(&parts)
+}
+
+/// The pod template annotations that roll the pods when what they read changes.
+struct Checksums {
+    config: String,
+    secret: Option<String>,
+}
+
+impl Checksums {
+    fn annotations(self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::from([(CONFIG_CHECKSUM.to_string(), self.config)]);
+        if let Some(secret) = self.secret {
+            map.insert(SECRET_CHECKSUM.to_string(), secret);
+        }
+        map
+    }
+}
+
+/// Resources as typed requirements. The typed struct drops keys it does not know, so a typo
+/// (`limts`) would vanish silently: compare the round trip with the input.
+fn resource_requirements(
+    key: &str,
+    value: &serde_json::Value,
+) -> anyhow::Result<ResourceRequirements> {
+    let typed: ResourceRequirements = serde_json::from_value(value.clone()).with_context(|| {
+        format!(
+            "`{key}` is not a Kubernetes ResourceRequirements; write it like \
+             `{{ requests = {{ cpu = \"100m\", memory = \"128Mi\" }}, limits = {{ memory = \"256Mi\" }} }}`"
+        )
+    })?;
     let round_trip = serde_json::to_value(&typed).context("cannot serialize resources")?;
     if round_trip != numbers_as_strings(value) {
         anyhow::bail!(
-            "`kubernetes.resources` has keys Kubernetes does not know: it reads as `{round_trip}`, \
+            "`{key}` has keys Kubernetes does not know: it reads as `{round_trip}`, \
              not `{value}`; use `requests` and `limits`"
         );
     }
@@ -223,7 +357,7 @@ fn numbers_as_strings(value: &serde_json::Value) -> serde_json::Value {
 }
 
 /// The objects as multi-document YAML, `---` between documents.
-pub fn render(topology: &Topology, password: &str) -> anyhow::Result<String> {
+pub fn render(topology: &Topology, password: Password) -> anyhow::Result<String> {
     let objects = objects(topology, password)?;
     serde_saphyr::to_string_multiple(&objects).context("cannot serialize the Kubernetes manifests")
 }
@@ -241,6 +375,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     let topology = names.topology;
     let redis_conf = RedisConf {
         node_name: format!("{} (StatefulSet pods)", names.redis()),
+        bind: BIND_DUAL_STACK,
         port: REDIS_PORT,
         dir: super::DATA_DIR.into(),
         password: PASSWORD_PLACEHOLDER,
@@ -260,12 +395,24 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
-    let script = render_template(REDIS_START_TEMPLATE, &script_context(names))?;
+    let context = script_context(names, "redis");
     Ok(ConfigMap {
         metadata: names.meta(names.redis_config(), "redis"),
         data: Some(BTreeMap::from([
             ("redis.conf".into(), redis_conf),
-            ("start.sh".into(), script),
+            ("lib.sh".into(), render_template(LIB_TEMPLATE, &context)?),
+            (
+                "start.sh".into(),
+                render_template(REDIS_START_TEMPLATE, &context)?,
+            ),
+            (
+                "probe.sh".into(),
+                render_template(PROBE_TEMPLATE, &context)?,
+            ),
+            (
+                "prestop.sh".into(),
+                render_template(REDIS_PRESTOP_TEMPLATE, &context)?,
+            ),
         ])),
         ..ConfigMap::default()
     })
@@ -275,6 +422,7 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     let spec = &names.topology.sentinel;
     let sentinel_conf = SentinelConf {
         node_name: format!("{} (StatefulSet pods)", names.sentinel()),
+        bind: BIND_DUAL_STACK,
         port: SENTINEL_PORT,
         myid: MYID_PLACEHOLDER.into(),
         announce: Endpoint::new(SELF_PLACEHOLDER, SENTINEL_PORT),
@@ -300,44 +448,94 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;
-    let script = render_template(SENTINEL_START_TEMPLATE, &script_context(names))?;
+    let context = script_context(names, "sentinel");
     Ok(ConfigMap {
         metadata: names.meta(names.sentinel_config(), "sentinel"),
         data: Some(BTreeMap::from([
             ("sentinel.conf".into(), sentinel_conf),
-            ("start.sh".into(), script),
+            ("lib.sh".into(), render_template(LIB_TEMPLATE, &context)?),
+            (
+                "start.sh".into(),
+                render_template(SENTINEL_START_TEMPLATE, &context)?,
+            ),
+            (
+                "probe.sh".into(),
+                render_template(PROBE_TEMPLATE, &context)?,
+            ),
         ])),
         ..ConfigMap::default()
     })
 }
 
-/// What the start-up script templates read.
+/// What the script templates read.
 #[derive(serde::Serialize)]
 struct ScriptContext {
     cluster: String,
+    /// `redis` or `sentinel`: which pods the probe script is for.
+    kind: &'static str,
     namespace: String,
+    cluster_domain: String,
+    redis_statefulset: String,
     redis_service: String,
-    sentinel_service: String,
+    sentinel_statefulset: String,
     sentinel_headless_service: String,
+    redis_ordinals: Vec<u8>,
+    sentinel_ordinals: Vec<u8>,
     sentinel_port: u16,
     redis_port: u16,
     master_name: String,
-    /// Ordinal 0: the master of a fresh group.
-    fallback_master: String,
+    data_dir: &'static str,
+    password_file: String,
+    cli_timeout_s: u32,
+    /// How long a start-up script looks for the master before it falls back to what the
+    /// node was (redis) or to ordinal 0 (a sentinel with no state, nothing answering).
+    decide_timeout_s: u32,
+    /// How long the preStop hook may take to move mastership away.
+    prestop_budget_s: u32,
 }
 
-fn script_context(names: &Names) -> ScriptContext {
+fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
+    let spec = &names.topology.sentinel;
     ScriptContext {
         cluster: names.cluster.into(),
+        kind,
         namespace: names.namespace.into(),
+        cluster_domain: names.domain.into(),
+        redis_statefulset: names.redis(),
         redis_service: names.redis(),
-        sentinel_service: names.sentinel(),
+        sentinel_statefulset: names.sentinel(),
         sentinel_headless_service: names.sentinel_headless(),
+        redis_ordinals: (0..names.redis_count()).collect(),
+        sentinel_ordinals: (0..spec.count).collect(),
         sentinel_port: SENTINEL_PORT,
         redis_port: REDIS_PORT,
-        master_name: names.topology.sentinel.master_name.clone(),
-        fallback_master: names.redis_pod_dns(0),
+        master_name: spec.master_name.clone(),
+        data_dir: super::DATA_DIR,
+        password_file: format!("{SECRET_MOUNT}/{PASSWORD_KEY}"),
+        cli_timeout_s: CLI_TIMEOUT_S,
+        decide_timeout_s: decide_timeout_s(names.topology),
+        prestop_budget_s: prestop_budget_s(names.topology),
     }
+}
+
+/// Long enough for the sentinels to notice a master gone and elect a replica in its place
+/// (the restarted master waits for that), with room for a slow election.
+fn decide_timeout_s(topology: &Topology) -> u32 {
+    let spec = &topology.sentinel;
+    let ms = spec.down_after_ms.saturating_mul(3) + spec.failover_timeout_ms.min(60_000);
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX).clamp(10, 300) + 10
+}
+
+/// A handover takes a second or two; allow the failover timeout, within reason.
+fn prestop_budget_s(topology: &Topology) -> u32 {
+    let s = topology.sentinel.failover_timeout_ms / 1000;
+    u32::try_from(s).unwrap_or(u32::MAX).clamp(10, 120)
+}
+
+/// The pod's grace period: the preStop hook's budget, then time for redis to shut down
+/// (it writes the AOF and, with snapshots, an RDB).
+fn redis_grace_period_s(topology: &Topology) -> i64 {
+    i64::from(prestop_budget_s(topology)) + 20
 }
 
 /// A headless Service: gives each pod of a StatefulSet its DNS name.
@@ -357,7 +555,8 @@ fn headless_service(names: &Names, name: String, component: &str, port: u16) -> 
     }
 }
 
-/// The Service clients (and starting pods) reach the ready sentinels through.
+/// The Service clients reach the ready sentinels through (the scripts ask every sentinel
+/// pod by name instead: a Service picks one).
 fn sentinel_client_service(names: &Names) -> Service {
     Service {
         metadata: names.meta(names.sentinel(), "sentinel"),
@@ -381,7 +580,11 @@ fn service_port(name: &str, port: u16) -> ServicePort {
     }
 }
 
-fn redis_statefulset(names: &Names, resources: Option<ResourceRequirements>) -> StatefulSet {
+fn redis_statefulset(
+    names: &Names,
+    resources: Option<ResourceRequirements>,
+    checksums: Checksums,
+) -> StatefulSet {
     let spec = &names.topology.kubernetes;
     let container = Container {
         name: "redis".into(),
@@ -389,119 +592,160 @@ fn redis_statefulset(names: &Names, resources: Option<ResourceRequirements>) -> 
         ports: Some(vec![container_port("redis", REDIS_PORT)]),
         volume_mounts: Some(vec![
             mount("config", CONFIG_MOUNT, true),
-            mount("run-config", RUN_CONFIG_DIR, false),
+            mount("secret", SECRET_MOUNT, true),
+            mount("tmp", "/tmp", false),
             mount("data", super::DATA_DIR, false),
         ]),
-        ..pod_container(names, resources, REDIS_PORT)
-    };
-    let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some("data".into()),
-            labels: Some(names.labels("redis")),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: spec.storage_class.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity(spec.storage_size.clone()),
-                )])),
-                ..VolumeResourceRequirements::default()
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(script_action("prestop.sh", &[])),
+                ..LifecycleHandler::default()
             }),
-            ..PersistentVolumeClaimSpec::default()
+            ..Lifecycle::default()
         }),
-        ..PersistentVolumeClaim::default()
+        ..pod_container(names, resources)
     };
+    let claim = claim(names, "redis", spec.storage_size.clone());
     statefulset(
         names,
-        names.redis(),
-        names.redis(),
-        "redis",
-        i32::from(names.redis_count()),
-        container,
-        names.redis_config(),
-        vec![claim],
+        StatefulSetParts {
+            name: names.redis(),
+            service: names.redis(),
+            component: "redis",
+            replicas: i32::from(names.redis_count()),
+            container,
+            config_map: names.redis_config(),
+            claim,
+            grace_period_s: redis_grace_period_s(names.topology),
+            checksums,
+        },
     )
 }
 
-fn sentinel_statefulset(names: &Names, resources: Option<ResourceRequirements>) -> StatefulSet {
+fn sentinel_statefulset(
+    names: &Names,
+    resources: Option<ResourceRequirements>,
+    checksums: Checksums,
+) -> StatefulSet {
+    let spec = &names.topology.kubernetes;
     let container = Container {
         name: "sentinel".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
         volume_mounts: Some(vec![
             mount("config", CONFIG_MOUNT, true),
-            mount("run-config", RUN_CONFIG_DIR, false),
+            mount("secret", SECRET_MOUNT, true),
+            mount("tmp", "/tmp", false),
+            mount("data", super::DATA_DIR, false),
         ]),
-        ..pod_container(names, resources, SENTINEL_PORT)
+        ..pod_container(names, resources)
     };
+    let claim = claim(names, "sentinel", spec.sentinel_storage_size.clone());
     statefulset(
         names,
-        names.sentinel(),
-        names.sentinel_headless(),
-        "sentinel",
-        i32::from(names.topology.sentinel.count),
-        container,
-        names.sentinel_config(),
-        Vec::new(),
+        StatefulSetParts {
+            name: names.sentinel(),
+            service: names.sentinel_headless(),
+            component: "sentinel",
+            replicas: i32::from(names.topology.sentinel.count),
+            container,
+            config_map: names.sentinel_config(),
+            claim,
+            grace_period_s: 30,
+            checksums,
+        },
     )
 }
 
-/// What redis and sentinel containers share: image, password env, probes, resources.
-fn pod_container(names: &Names, resources: Option<ResourceRequirements>, port: u16) -> Container {
-    let secret_env = |name: &str| EnvVar {
+/// The volume each pod keeps across restarts and re-creations: data for redis, Sentinel's
+/// own state for sentinels.
+fn claim(names: &Names, component: &str, size: String) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(names.labels(component)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: names.topology.kubernetes.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(size))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// What redis and sentinel containers share: image, environment, probes, security.
+fn pod_container(names: &Names, resources: Option<ResourceRequirements>) -> Container {
+    let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: names.secret(),
-                key: PASSWORD_KEY.into(),
-                ..SecretKeySelector::default()
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
             }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
     };
+    let timing = ProbeTiming::for_topology(names.topology);
     Container {
         image: Some(names.topology.kubernetes.image.clone()),
-        env: Some(vec![
-            EnvVar {
-                name: "POD_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-            // For the start-up script, which writes it into the copied config.
-            secret_env("REDIS_PASSWORD"),
-            // redis-cli reads it, so the probes authenticate without the password in argv.
-            secret_env("REDISCLI_AUTH"),
-        ]),
-        readiness_probe: Some(ping_probe(port, 5, 3)),
-        liveness_probe: Some(ping_probe(port, 20, 5)),
+        // No password here: the scripts read it from the Secret's file, so redis-server and
+        // Sentinel never carry it in their environment.
+        env: Some(vec![field("POD_NAME", "metadata.name")]),
+        startup_probe: Some(probe("startup", 2, timing.startup_failures)),
+        liveness_probe: Some(probe("liveness", 5, 3)),
+        readiness_probe: Some(probe("readiness", 2, 2)),
         resources,
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            ..SecurityContext::default()
+        }),
         ..Container::default()
     }
 }
 
-/// An authenticated PING: succeeds only on `PONG`, so NOAUTH or LOADING count as failures.
-fn ping_probe(port: u16, initial_delay_seconds: i32, failure_threshold: i32) -> Probe {
+/// How long the startup probe waits: the start-up script may look for the master for
+/// `decide_timeout_s`, and a large dataset then loads (LOADING counts as started).
+struct ProbeTiming {
+    startup_failures: i32,
+}
+
+impl ProbeTiming {
+    fn for_topology(topology: &Topology) -> ProbeTiming {
+        let seconds = decide_timeout_s(topology) + 60;
+        ProbeTiming {
+            startup_failures: i32::try_from(seconds.div_ceil(2)).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+fn script_action(script: &str, args: &[&str]) -> ExecAction {
+    let mut command = vec!["sh".to_string(), format!("{CONFIG_MOUNT}/{script}")];
+    command.extend(args.iter().map(|a| a.to_string()));
+    ExecAction {
+        command: Some(command),
+    }
+}
+
+/// One of the probe script's checks (`probe.sh startup|liveness|readiness`).
+fn probe(check: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     Probe {
-        exec: Some(ExecAction {
-            command: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                format!("redis-cli -p {port} --no-auth-warning ping | grep -q PONG"),
-            ]),
-        }),
-        initial_delay_seconds: Some(initial_delay_seconds),
-        period_seconds: Some(5),
-        timeout_seconds: Some(3),
+        exec: Some(script_action("probe.sh", &[check])),
+        period_seconds: Some(period_seconds),
+        // Two redis-cli calls of up to CLI_TIMEOUT_S each, in the worst case.
+        timeout_seconds: Some(i32::try_from(CLI_TIMEOUT_S * 2 + 1).unwrap_or(5)),
         failure_threshold: Some(failure_threshold),
         ..Probe::default()
     }
@@ -525,28 +769,33 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn statefulset(
-    names: &Names,
+struct StatefulSetParts {
     name: String,
     service: String,
-    component: &str,
+    component: &'static str,
     replicas: i32,
     container: Container,
     config_map: String,
-    claims: Vec<PersistentVolumeClaim>,
-) -> StatefulSet {
+    claim: PersistentVolumeClaim,
+    grace_period_s: i64,
+    checksums: Checksums,
+}
+
+fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
+    let component = parts.component;
     let pod_meta = ObjectMeta {
         labels: Some(names.labels(component)),
+        annotations: Some(parts.checksums.annotations()),
         ..ObjectMeta::default()
     };
+    let uid = (!names.topology.kubernetes.platform_uid).then_some(REDIS_UID);
     StatefulSet {
-        metadata: names.meta(name, component),
+        metadata: names.meta(parts.name, component),
         spec: Some(StatefulSetSpec {
-            service_name: Some(service),
-            replicas: Some(replicas),
-            // Pods find the master by asking the sentinels (or fall back to ordinal 0): they
-            // need not start one by one.
+            service_name: Some(parts.service),
+            replicas: Some(parts.replicas),
+            // The start-up scripts find the master by asking the group, never by starting
+            // order: pods need not wait for each other.
             pod_management_policy: Some("Parallel".into()),
             selector: LabelSelector {
                 match_labels: Some(names.selector(component)),
@@ -556,27 +805,52 @@ fn statefulset(
                 metadata: Some(pod_meta),
                 spec: Some(PodSpec {
                     affinity: Some(anti_affinity(names, component)),
-                    // The official image starts as root and drops to `redis` in its
-                    // entrypoint, which the start-up script replaces: run as `redis` directly.
+                    topology_spread_constraints: zone_spread(names, component),
+                    // Nothing in the pod talks to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    termination_grace_period_seconds: Some(parts.grace_period_s),
+                    // Pod Security "restricted". The official image starts as root and drops
+                    // to `redis` in its entrypoint, which the start-up script replaces: run
+                    // as `redis` directly, or as whatever uid the platform assigns.
                     security_context: Some(PodSecurityContext {
-                        run_as_user: Some(REDIS_UID),
-                        run_as_group: Some(REDIS_UID),
+                        run_as_user: uid,
+                        run_as_group: uid,
+                        fs_group: uid,
                         run_as_non_root: Some(true),
-                        fs_group: Some(REDIS_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
                         ..PodSecurityContext::default()
                     }),
-                    containers: vec![container],
+                    containers: vec![parts.container],
                     volumes: Some(vec![
                         Volume {
                             name: "config".into(),
                             config_map: Some(ConfigMapVolumeSource {
-                                name: config_map,
+                                name: parts.config_map,
+                                default_mode: Some(0o444),
                                 ..ConfigMapVolumeSource::default()
                             }),
                             ..Volume::default()
                         },
                         Volume {
-                            name: "run-config".into(),
+                            name: "secret".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(names.secret()),
+                                items: Some(vec![KeyToPath {
+                                    key: names.secret_key(),
+                                    path: PASSWORD_KEY.into(),
+                                    ..KeyToPath::default()
+                                }]),
+                                // Readable by the pod's group (fsGroup) only.
+                                default_mode: Some(0o440),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "tmp".into(),
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Volume::default()
                         },
@@ -584,7 +858,7 @@ fn statefulset(
                     ..PodSpec::default()
                 }),
             },
-            volume_claim_templates: (!claims.is_empty()).then_some(claims),
+            volume_claim_templates: Some(vec![parts.claim]),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -622,22 +896,30 @@ fn anti_affinity(names: &Names, component: &str) -> Affinity {
     }
 }
 
-enum PdbLimit {
-    MaxUnavailable(i32),
-    MinAvailable(u8),
+/// Spread a component's pods over zones: losing a zone then costs at most one of each.
+fn zone_spread(names: &Names, component: &str) -> Option<Vec<TopologySpreadConstraint>> {
+    let when_unsatisfiable = match names.topology.kubernetes.zone_spread {
+        ZoneSpread::None => return None,
+        ZoneSpread::Preferred => "ScheduleAnyway",
+        ZoneSpread::Required => "DoNotSchedule",
+    };
+    Some(vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: when_unsatisfiable.into(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(names.selector(component)),
+            ..LabelSelector::default()
+        }),
+        ..TopologySpreadConstraint::default()
+    }])
 }
 
-fn pdb(names: &Names, name: String, component: &str, limit: PdbLimit) -> PodDisruptionBudget {
-    let (max_unavailable, min_available) = match limit {
-        PdbLimit::MaxUnavailable(n) => (Some(IntOrString::Int(n)), None),
-        // Voluntary disruptions must leave a quorum of sentinels to authorize a failover.
-        PdbLimit::MinAvailable(n) => (None, Some(IntOrString::Int(i32::from(n)))),
-    };
+fn pdb(names: &Names, name: String, component: &str, max_unavailable: i32) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: names.meta(name, component),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable,
-            min_available,
+            max_unavailable: Some(IntOrString::Int(max_unavailable)),
             selector: Some(LabelSelector {
                 match_labels: Some(names.selector(component)),
                 ..LabelSelector::default()
@@ -645,5 +927,31 @@ fn pdb(names: &Names, name: String, component: &str, limit: PdbLimit) -> PodDisr
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_drains_keep_a_majority_and_the_quorum_and_never_block() {
+        // (count, quorum) -> how many may be down at once
+        let cases = [
+            (1, 1, 1),
+            (3, 2, 1),
+            (3, 3, 1),
+            (5, 2, 2),
+            (5, 3, 2),
+            (5, 4, 1),
+            (7, 4, 3),
+        ];
+        for (count, quorum, want) in cases {
+            assert_eq!(
+                sentinel_max_unavailable(count, quorum),
+                want,
+                "{count} sentinels, quorum {quorum}"
+            );
+        }
     }
 }

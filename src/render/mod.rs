@@ -40,6 +40,12 @@ pub const DATA_DIR: &str = "/data";
 /// writable by the redis user, and a bind-mounted single file would break that.
 pub const CONFIG_DIR: &str = "/etc/redis";
 
+/// Every IPv4 address: the group network is IPv4 only.
+pub const BIND_IPV4: &str = "0.0.0.0";
+/// Every IPv4 address and, where the pod has one, every IPv6 address (`-`: optional), so
+/// that IPv6-only and dual-stack clusters reach the pod too.
+pub const BIND_DUAL_STACK: &str = "* -::*";
+
 /// An address another node reaches a node at: an IP on Docker, a DNS name on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Endpoint {
@@ -68,6 +74,8 @@ pub struct Directive {
 pub struct RedisConf<'a> {
     /// For the header comment only.
     pub node_name: String,
+    /// `bind`: [`BIND_IPV4`] in a container, [`BIND_DUAL_STACK`] in a pod.
+    pub bind: &'static str,
     /// Port redis listens on inside its container (or pod).
     pub port: u16,
     /// Working directory: where RDB and AOF files go.
@@ -93,6 +101,7 @@ impl<'a> RedisConf<'a> {
     ) -> RedisConf<'a> {
         RedisConf {
             node_name: node.name.clone(),
+            bind: BIND_IPV4,
             port: REDIS_PORT,
             dir: DATA_DIR.to_string(),
             password,
@@ -130,6 +139,8 @@ pub struct KnownSentinel {
 pub struct SentinelConf<'a> {
     /// For the header comment only.
     pub node_name: String,
+    /// `bind`: [`BIND_IPV4`] in a container, [`BIND_DUAL_STACK`] in a pod.
+    pub bind: &'static str,
     pub port: u16,
     /// 40 hex characters, fixed per node (see `Node::sentinel_myid`).
     pub myid: String,
@@ -165,6 +176,7 @@ impl<'a> SentinelConf<'a> {
         let spec = &topology.sentinel;
         SentinelConf {
             node_name: node.name.clone(),
+            bind: BIND_IPV4,
             port: SENTINEL_PORT,
             myid: node.sentinel_myid(),
             announce: Endpoint::new(node.ip, SENTINEL_PORT),

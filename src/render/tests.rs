@@ -62,6 +62,14 @@ pub(crate) fn default_topology() -> Topology {
             anti_affinity: AntiAffinity::Preferred,
             image: "redis:7.2".into(),
             resources: None,
+            redis_resources: None,
+            sentinel_resources: None,
+            cluster_domain: "cluster.local".into(),
+            existing_secret: None,
+            existing_secret_key: "password".into(),
+            zone_spread: crate::topology::ZoneSpread::None,
+            platform_uid: false,
+            sentinel_storage_size: "100Mi".into(),
         },
     }
 }

@@ -130,13 +130,53 @@ pub struct KubernetesSpec {
     pub storage_size: String,
     pub anti_affinity: AntiAffinity,
     pub image: String,
+    /// Default requests/limits of both kinds of container.
     pub resources: Option<serde_json::Value>,
+    /// Override `resources` for the redis containers (they hold the data and fork to save).
+    pub redis_resources: Option<serde_json::Value>,
+    /// Override `resources` for the sentinel containers (small: no data).
+    pub sentinel_resources: Option<serde_json::Value>,
+    /// The cluster's DNS domain, the tail of every pod's name (`cluster.local`).
+    pub cluster_domain: String,
+    /// A Secret the user manages; rcluster then renders none and reads `existing_secret_key`.
+    pub existing_secret: Option<String>,
+    pub existing_secret_key: String,
+    pub zone_spread: ZoneSpread,
+    /// Leave runAsUser/runAsGroup/fsGroup to the platform (OpenShift's restricted SCCs pick
+    /// a uid from the namespace's range and refuse a fixed one).
+    pub platform_uid: bool,
+    /// Each sentinel's volume: it keeps Sentinel's own state (which node is master, epochs).
+    pub sentinel_storage_size: String,
+}
+
+impl KubernetesSpec {
+    /// The requests/limits of the redis containers.
+    pub fn redis_resources(&self) -> Option<&serde_json::Value> {
+        self.redis_resources.as_ref().or(self.resources.as_ref())
+    }
+
+    /// The requests/limits of the sentinel containers.
+    pub fn sentinel_resources(&self) -> Option<&serde_json::Value> {
+        self.sentinel_resources.as_ref().or(self.resources.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AntiAffinity {
     Preferred,
+    Required,
+}
+
+/// Spreading pods over zones (`topology.kubernetes.io/zone`): losing a zone then costs
+/// one pod of each kind, not the majority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneSpread {
+    None,
+    /// `whenUnsatisfiable: ScheduleAnyway`.
+    Preferred,
+    /// `whenUnsatisfiable: DoNotSchedule`.
     Required,
 }
 

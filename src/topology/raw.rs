@@ -120,6 +120,14 @@ pub struct RawKubernetes {
     pub anti_affinity: Option<String>,
     pub image: Option<String>,
     pub resources: Option<serde_json::Value>,
+    pub redis_resources: Option<serde_json::Value>,
+    pub sentinel_resources: Option<serde_json::Value>,
+    pub cluster_domain: Option<String>,
+    pub existing_secret: Option<String>,
+    pub existing_secret_key: Option<String>,
+    pub zone_spread: Option<String>,
+    pub platform_uid: Option<bool>,
+    pub sentinel_storage_size: Option<String>,
 }
 
 /// The TOML type a key takes.
@@ -222,6 +230,14 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("anti_affinity", Kind::String),
             ("image", Kind::String),
             ("resources", Kind::Table),
+            ("redis_resources", Kind::Table),
+            ("sentinel_resources", Kind::Table),
+            ("cluster_domain", Kind::String),
+            ("existing_secret", Kind::String),
+            ("existing_secret_key", Kind::String),
+            ("zone_spread", Kind::String),
+            ("platform_uid", Kind::Bool),
+            ("sentinel_storage_size", Kind::String),
         ],
     ),
 ];

@@ -126,6 +126,14 @@ fn the_default_file_is_the_default_group_without_warnings() {
             anti_affinity: AntiAffinity::Preferred,
             image: "redis:7.2".into(),
             resources: None,
+            redis_resources: None,
+            sentinel_resources: None,
+            cluster_domain: "cluster.local".into(),
+            existing_secret: None,
+            existing_secret_key: "password".into(),
+            zone_spread: ZoneSpread::None,
+            platform_uid: false,
+            sentinel_storage_size: "100Mi".into(),
         }
     );
 }
@@ -768,6 +776,90 @@ fn kubernetes_rules() {
         1,
         "`kubernetes.image` is empty; name an image like `redis:7.2`",
     );
+    assert_error(
+        "[kubernetes]\ncluster_domain = \"Cluster.Local.\"\n",
+        "kubernetes.cluster_domain",
+        2,
+        1,
+        "`kubernetes.cluster_domain` is `Cluster.Local.`; write the cluster's DNS domain, lowercase labels joined by `.`, like `cluster.local`",
+    );
+    assert_error(
+        "[kubernetes]\nexisting_secret = \"My Secret\"\n",
+        "kubernetes.existing_secret",
+        2,
+        1,
+        "`kubernetes.existing_secret` is `My Secret`; name a Secret in `kubernetes.namespace`: lowercase letters, digits, `-` and `.`",
+    );
+    assert_error(
+        "[kubernetes]\nexisting_secret = \"s\"\nexisting_secret_key = \"a/b\"\n",
+        "kubernetes.existing_secret_key",
+        3,
+        1,
+        "`kubernetes.existing_secret_key` is `a/b`; a Secret key is letters, digits, `-`, `_` and `.`, like `password`",
+    );
+    assert_error(
+        "[kubernetes]\nzone_spread = \"yes\"\n",
+        "kubernetes.zone_spread",
+        2,
+        1,
+        "`kubernetes.zone_spread` is `yes`; use `none`, `preferred` (spread when possible) or `required` (never two pods of a kind in one zone while others have fewer)",
+    );
+    assert_error(
+        "[kubernetes]\nsentinel_storage_size = \"tiny\"\n",
+        "kubernetes.sentinel_storage_size",
+        2,
+        1,
+        "`kubernetes.sentinel_storage_size` is `tiny`: not a kubernetes quantity; write a kubernetes quantity like `1Gi`, `500Mi` or `10G`",
+    );
+}
+
+#[test]
+fn new_kubernetes_keys_are_read() {
+    let t = check(
+        "[kubernetes]\ncluster_domain = \"corp.example\"\nexisting_secret = \"team-redis\"\n\
+         existing_secret_key = \"pw\"\nzone_spread = \"preferred\"\nplatform_uid = true\n\
+         resources = { requests = { cpu = \"1\" } }\nsentinel_resources = { requests = { cpu = \"10m\" } }\n",
+    )
+    .expect("valid");
+    let k = &t.topology.kubernetes;
+    assert_eq!(k.cluster_domain, "corp.example");
+    assert_eq!(k.existing_secret.as_deref(), Some("team-redis"));
+    assert_eq!(k.existing_secret_key, "pw");
+    assert_eq!(k.zone_spread, ZoneSpread::Preferred);
+    assert!(k.platform_uid);
+    // `resources` is the default for both kinds; a kind's own key wins.
+    assert_eq!(k.redis_resources(), k.resources.as_ref());
+    assert_eq!(
+        k.sentinel_resources().map(|r| r["requests"]["cpu"].clone()),
+        Some("10m".into())
+    );
+}
+
+#[test]
+fn a_memory_limit_without_maxmemory_warns() {
+    assert_eq!(
+        warnings("[kubernetes]\nredis_resources = { limits = { memory = \"1Gi\" } }\n"),
+        vec![(
+            "kubernetes.redis_resources".into(),
+            "`kubernetes.redis_resources` sets a memory limit but `redis.extra` sets no `maxmemory`: redis grows until the kernel kills the pod, and a fork for a snapshot or AOF rewrite can double its memory; set `maxmemory` to about half the limit".into()
+        )]
+    );
+    assert!(
+        warnings("[redis]\nextra = { maxmemory = \"400mb\" }\n[kubernetes]\nresources = { limits = { memory = \"1Gi\" } }\n")
+            .is_empty()
+    );
+}
+
+#[test]
+fn persistence_off_warns() {
+    assert_eq!(
+        warnings("[persistence]\nrdb = false\naof = false\n"),
+        vec![(
+            "persistence.aof".into(),
+            "persistence is off (no RDB snapshots, no AOF): a master that restarts comes back empty, and when it is back before `sentinel.down_after_ms` its replicas copy the empty dataset; turn on `persistence.aof` (or `persistence.rdb` with `save` rules)".into()
+        )]
+    );
+    assert!(warnings("[persistence]\nrdb = false\n").is_empty());
 }
 
 // ---- warnings ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use super::raw::{Position, RawDocument};
 use super::{
     AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, KubernetesSpec, MasterSpec,
-    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology,
+    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology, ZoneSpread,
 };
 
 pub const DEFAULT_NAME: &str = "demo";
@@ -125,6 +125,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     let persistence = c.persistence();
     let redis = c.redis();
     let kubernetes = c.kubernetes();
+    c.cross_warnings(&persistence, &redis, &kubernetes);
     Validation {
         topology: Topology {
             source: PathBuf::from("<string>"),
@@ -845,6 +846,72 @@ impl Checker<'_> {
         if let Some(problem) = image_problem(&image) {
             self.error("kubernetes.image", format!("`kubernetes.image` {problem}"));
         }
+        let sentinel_storage_size = raw
+            .sentinel_storage_size
+            .clone()
+            .unwrap_or_else(|| "100Mi".into());
+        if let Err(why) = kubernetes_quantity(&sentinel_storage_size) {
+            self.error(
+                "kubernetes.sentinel_storage_size",
+                format!(
+                    "`kubernetes.sentinel_storage_size` is `{}`: {why}",
+                    one_line(&sentinel_storage_size)
+                ),
+            );
+        }
+        let cluster_domain = raw
+            .cluster_domain
+            .clone()
+            .unwrap_or_else(|| "cluster.local".into());
+        if !is_dns_name(&cluster_domain) {
+            self.error(
+                "kubernetes.cluster_domain",
+                format!("`kubernetes.cluster_domain` is `{}`; write the cluster's DNS domain, lowercase labels joined by `.`, like `cluster.local`", one_line(&cluster_domain)),
+            );
+        }
+        if let Some(name) = &raw.existing_secret
+            && !is_dns_name(name)
+        {
+            self.error(
+                "kubernetes.existing_secret",
+                format!("`kubernetes.existing_secret` is `{}`; name a Secret in `kubernetes.namespace`: lowercase letters, digits, `-` and `.`", one_line(name)),
+            );
+        }
+        let existing_secret_key = raw
+            .existing_secret_key
+            .clone()
+            .unwrap_or_else(|| "password".into());
+        let key_ok = !existing_secret_key.is_empty()
+            && existing_secret_key.len() <= 253
+            && existing_secret_key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !key_ok {
+            self.error(
+                "kubernetes.existing_secret_key",
+                format!("`kubernetes.existing_secret_key` is `{}`; a Secret key is letters, digits, `-`, `_` and `.`, like `password`", one_line(&existing_secret_key)),
+            );
+        } else if raw.existing_secret_key.is_some() && raw.existing_secret.is_none() {
+            self.warn(
+                "kubernetes.existing_secret_key",
+                "`kubernetes.existing_secret_key` is set but `kubernetes.existing_secret` is not, so it is not used; name the Secret in `kubernetes.existing_secret`".into(),
+            );
+        }
+        let zone_spread = match raw.zone_spread.as_deref() {
+            None | Some("none") => ZoneSpread::None,
+            Some("preferred") => ZoneSpread::Preferred,
+            Some("required") => ZoneSpread::Required,
+            Some(other) => {
+                self.error(
+                    "kubernetes.zone_spread",
+                    format!(
+                        "`kubernetes.zone_spread` is `{}`; use `none`, `preferred` (spread when possible) or `required` (never two pods of a kind in one zone while others have fewer)",
+                        one_line(other)
+                    ),
+                );
+                ZoneSpread::None
+            }
+        };
         KubernetesSpec {
             namespace,
             storage_class: raw.storage_class.clone(),
@@ -852,6 +919,52 @@ impl Checker<'_> {
             anti_affinity,
             image,
             resources: raw.resources.clone(),
+            redis_resources: raw.redis_resources.clone(),
+            sentinel_resources: raw.sentinel_resources.clone(),
+            cluster_domain,
+            existing_secret: raw.existing_secret.clone(),
+            existing_secret_key,
+            zone_spread,
+            platform_uid: raw.platform_uid.unwrap_or(false),
+            sentinel_storage_size,
+        }
+    }
+
+    /// Advice that needs several sections at once.
+    fn cross_warnings(
+        &mut self,
+        persistence: &Persistence,
+        redis: &RedisSpec,
+        kubernetes: &KubernetesSpec,
+    ) {
+        let snapshots = persistence.rdb && !persistence.save.is_empty();
+        if !snapshots && !persistence.aof {
+            let key = if self.doc.has("persistence.aof") {
+                "persistence.aof"
+            } else {
+                "persistence.rdb"
+            };
+            self.warn(
+                key,
+                "persistence is off (no RDB snapshots, no AOF): a master that restarts comes back empty, and when it is back before `sentinel.down_after_ms` its replicas copy the empty dataset; turn on `persistence.aof` (or `persistence.rdb` with `save` rules)".into(),
+            );
+        }
+        let memory_limit = |value: Option<&serde_json::Value>| {
+            value
+                .and_then(|v| v.get("limits"))
+                .and_then(|l| l.get("memory"))
+                .is_some()
+        };
+        if memory_limit(kubernetes.redis_resources()) && !redis.extra.contains_key("maxmemory") {
+            let key = if kubernetes.redis_resources.is_some() {
+                "kubernetes.redis_resources"
+            } else {
+                "kubernetes.resources"
+            };
+            self.warn(
+                key,
+                format!("`{key}` sets a memory limit but `redis.extra` sets no `maxmemory`: redis grows until the kernel kills the pod, and a fork for a snapshot or AOF rewrite can double its memory; set `maxmemory` to about half the limit"),
+            );
         }
     }
 }
@@ -914,6 +1027,11 @@ fn suggest_name(name: &str) -> String {
 }
 
 /// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, at most `max` characters.
+/// A DNS name: labels joined by `.`, at most 253 characters.
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, 63))
+}
+
 fn is_dns_label(s: &str, max: usize) -> bool {
     let alnum = |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit();
     !s.is_empty()
