@@ -677,6 +677,41 @@ fn a_master_restarted_before_the_sentinels_noticed_waits_while_replicas_run() {
 }
 
 #[test]
+fn a_restarted_master_lets_a_lagging_replica_catch_up_from_the_one_ahead() {
+    let scripts = Scripts::new("pw");
+    std::fs::write(scripts.volume("demo-redis-0"), "port 6379\n").expect("write");
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
+    }
+    for (ordinal, offset) in [(1, "100"), (2, "90")] {
+        scripts.answers(
+            &redis_pod(ordinal),
+            "ROLE",
+            &["slave", &redis_pod(0), "6379", "connect", offset],
+        );
+        scripts.answers(
+            &redis_pod(ordinal),
+            "INFO",
+            &[
+                "# Replication",
+                "role:slave",
+                &format!("master_repl_offset:{offset}"),
+            ],
+        );
+    }
+    let (_, log) = scripts.start("redis", "demo-redis-0");
+    let asked = std::fs::read_to_string(scripts.dir.path().join("asked")).expect("asked");
+    assert!(
+        asked.contains(&format!("{} REPLICAOF {} 6379", redis_pod(2), redis_pod(1))),
+        "the replica behind follows the one ahead:\n{asked}\n{log}"
+    );
+    assert!(
+        !asked.contains(&format!("{} REPLICAOF", redis_pod(1))),
+        "the one ahead is left alone:\n{asked}"
+    );
+}
+
+#[test]
 fn a_new_volume_joins_the_master_that_running_replicas_follow() {
     let scripts = Scripts::new("pw");
     scripts.answers(
