@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::observed::ContainerState;
 use crate::probe::{Replication, SentinelView};
 use crate::topology::{Layout, Node, Role};
 
@@ -10,9 +11,8 @@ use crate::topology::{Layout, Node, Role};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeReport {
     pub node: Node,
-    /// Container state as the engine reports it (`running`, `exited`, `paused`, ...),
-    /// or `missing`.
-    pub state: String,
+    /// Container state as the engine reports it, or `Missing`.
+    pub state: ContainerState,
     /// Host port the engine published the node on, if any.
     pub host_port: Option<u16>,
     /// For data nodes: `INFO replication`, or why it could not be read.
@@ -119,7 +119,7 @@ pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> 
     };
     for r in reports {
         let node = &r.node;
-        if r.state != "running" {
+        if !r.state.is_running() {
             problem(node, format!("container is {}", r.state));
             continue;
         }
@@ -330,7 +330,7 @@ mod tests {
                 };
                 NodeReport {
                     node: n.clone(),
-                    state: "running".into(),
+                    state: ContainerState::Running,
                     host_port: None,
                     replication,
                     sentinel,
@@ -379,7 +379,7 @@ mod tests {
     fn a_dead_master_and_a_blind_sentinel_are_named() {
         let l = layout();
         let mut reports = healthy(&l, l.master());
-        reports[0].state = "exited".into();
+        reports[0].state = ContainerState::Exited;
         reports[0].replication = None;
         if let Some(Ok(v)) = reports[3].sentinel.as_mut() {
             v.master_flags = vec!["master".into(), "s_down".into()];
@@ -408,7 +408,7 @@ mod tests {
         let mut reports = healthy(&l, l.master());
         assert_eq!(failover_blocker(&reports, 2), None);
         for r in reports.iter_mut().skip(4) {
-            r.state = "exited".into();
+            r.state = ContainerState::Exited;
             r.sentinel = None;
         }
         assert_eq!(

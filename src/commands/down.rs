@@ -11,7 +11,7 @@ use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::labels;
-use crate::state;
+use crate::password_store;
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     let cluster = cluster_name(global)?;
@@ -24,10 +24,8 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     let observed = observe(&engine, &cluster).await?;
 
     // Sentinels first so that none of them starts a failover while the data nodes go.
-    let (sentinels, data): (Vec<_>, Vec<_>) = observed
-        .containers
-        .iter()
-        .partition(|c| c.node.starts_with("sentinel"));
+    let (sentinels, data): (Vec<_>, Vec<_>) =
+        observed.containers.iter().partition(|c| c.is_sentinel());
     let results = join_all(sentinels.iter().map(|c| engine.remove_container(&c.id))).await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     // Data nodes that keep their volumes get a clean shutdown first: redis then writes
@@ -52,7 +50,7 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         let results = join_all(observed.volumes.iter().map(|v| engine.remove_volume(v))).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         // The generated password protected data that no longer exists.
-        state::forget(&cluster)?;
+        password_store::forget(&cluster)?;
         (observed.volumes.clone(), vec![])
     } else {
         (vec![], observed.volumes.clone())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
@@ -15,7 +16,8 @@ use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_prefix};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
-use crate::group;
+use crate::probe::survey;
+use crate::wait;
 // An application may be writing during the test: replicas a few bytes behind are healthy.
 use crate::health::STATUS_MAX_LAG_BYTES;
 use crate::probe::Probe;
@@ -25,7 +27,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
         return Err(Exit::new(EXIT_USAGE, "`--runs` and `--writers` must be at least 1").into());
     }
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     if args.stop_sentinels >= loaded.topology.sentinel.count {
         return Err(Exit::new(
             EXIT_USAGE,
@@ -37,7 +39,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
         .into());
     }
     let engine = Engine::connect().await?;
-    let password = group::password(&loaded)?;
+    let password = super::password(&loaded)?;
     let probe = Probe::new(password);
     let topo = &loaded.topology;
     let deadline =
@@ -125,7 +127,7 @@ async fn one_run(
     // 2. Listen to every watching sentinel. 3. Writers, through the sentinels.
     let sentinels: Vec<(String, SocketAddr)> = watching
         .iter()
-        .map(|n| (n.name.clone(), group::addr(n)))
+        .map(|n| (n.name.clone(), survey::addr(n)))
         .collect();
     let listener = Listener::start(probe, &sentinels).await?;
     let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
@@ -149,7 +151,7 @@ async fn one_run(
         writes: Writes::default(),
         events: vec![],
     };
-    let agreed = group::wait_for_new_master(
+    let agreed = wait::wait_for_new_master(
         &layout,
         &watching,
         probe,
@@ -173,7 +175,7 @@ async fn one_run(
             (None, answering)
         }
     };
-    let new_addr = new_master.as_ref().map(group::addr);
+    let new_addr = new_master.as_ref().map(survey::addr);
     if let Some(addr) = new_addr {
         wait_until(Duration::from_secs(5), || {
             writers.last_acked_by() == Some(addr)
@@ -197,7 +199,7 @@ async fn one_run(
         broken.heal(engine).await?;
     }
     let settle = deadline.max(Duration::from_secs(30));
-    let rejoin = group::wait_healthy(
+    let rejoin = wait::wait_healthy(
         engine,
         &layout,
         probe,
@@ -209,7 +211,7 @@ async fn one_run(
     .await;
     // The test's keys go, wherever the master is now; the user's data set stays as it was.
     if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
-        let _ = delete_prefix(probe, group::addr(master), &prefix).await;
+        let _ = delete_prefix(probe, survey::addr(master), &prefix).await;
     }
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
@@ -256,9 +258,9 @@ async fn healthy_master(
 ) -> anyhow::Result<(Layout, Node)> {
     let master_name = &topo.sentinel.master_name;
     let observed = observe(engine, &topo.cluster.name).await?;
-    let layout = group::layout(topo, &observed);
+    let layout = addressing::layout(topo, &observed);
     let grace = Duration::from_secs(10);
-    let health = group::wait_healthy(
+    let health = wait::wait_healthy(
         engine,
         &layout,
         probe,
@@ -297,7 +299,7 @@ async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
 
 /// Every acknowledged key must be on the new master.
 async fn check_nothing_lost(report: &mut RunReport, probe: &Probe, new: &Node, keys: &[String]) {
-    match count_missing(probe, group::addr(new), keys).await {
+    match count_missing(probe, survey::addr(new), keys).await {
         Ok(0) => {}
         Ok(missing) => {
             report.writes.lost = missing;

@@ -208,7 +208,7 @@ fn password_to_render(loaded: &Loaded, show_secrets: bool, quiet: bool) -> anyho
     if !show_secrets {
         return Ok(MASK.to_string());
     }
-    match crate::state::password(loaded, &loaded.topology.cluster.name)? {
+    match crate::password_store::password(loaded, &loaded.topology.cluster.name)? {
         Some(secret) => Ok(secret.expose().to_string()),
         None => {
             if !quiet {

@@ -3,19 +3,20 @@
 use std::time::Duration;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::StatusArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_OK};
-use crate::group;
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
+use crate::password_store;
 use crate::probe::Probe;
+use crate::probe::survey;
 use crate::report::paint;
-use crate::state;
 use crate::topology::{Layout, Loaded, Role};
 
 pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     let engine = Engine::connect().await?;
     if args.watch {
         loop {
@@ -50,7 +51,7 @@ async fn snapshot(
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
-    let layout = group::layout(topology, &observed);
+    let layout = addressing::layout(topology, &observed);
     if observed.containers.is_empty() {
         // Volumes kept by `down` are worth mentioning: `up` brings their data back.
         let kept = if observed.volumes.is_empty() {
@@ -75,7 +76,7 @@ async fn snapshot(
                     "nodes": [],
                     "volumes": observed.volumes,
                     "problems": [{"node": cluster, "reason": "the group does not exist"}],
-                    "password_source": state::password_origin(loaded, cluster),
+                    "password_source": password_store::password_origin(loaded, cluster),
                 })
             )
         } else {
@@ -83,11 +84,11 @@ async fn snapshot(
         };
         return Ok((EXIT_FAILED, text));
     }
-    let password = group::password(loaded)?;
+    let password = super::password(loaded)?;
     let probe = Probe::new(password.clone())
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
-        group::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
+        survey::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
     let mut health = health::evaluate(&layout, &reports, STATUS_MAX_LAG_BYTES);
     if let Some(why) = health::failover_blocker(&reports, usize::from(topology.sentinel.quorum)) {
         health.problems.push(health::Problem {
@@ -97,7 +98,7 @@ async fn snapshot(
         health.healthy = false;
     }
     let code = if health.healthy { EXIT_OK } else { EXIT_FAILED };
-    let origin = state::password_origin(loaded, cluster);
+    let origin = password_store::password_origin(loaded, cluster);
     let text = if global.json {
         let mut value = json(
             cluster,
@@ -192,7 +193,7 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
             [
                 r.node.name.clone(),
                 r.reported_role().unwrap_or("?").to_string(),
-                r.state.clone(),
+                r.state.to_string(),
                 format!("{}:{}", r.node.ip, r.node.port),
                 published(r, bind),
                 details(r, mo),

@@ -2,6 +2,7 @@
 //! timeouts; parsing replies is pure and lives in `parse`.
 
 pub mod parse;
+pub mod survey;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -3,12 +3,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
-use crate::docker::observe::Observed;
 use crate::error::{EXIT_USAGE, Exit};
-use crate::group;
+use crate::observed::Observed;
+use crate::password_store;
 use crate::plan::{Plan, Step};
 use crate::probe::Probe;
-use crate::state;
+use crate::probe::survey;
 use crate::topology::{Layout, Loaded};
 
 /// The password is not part of the config hash (a hash of it in a label would let anyone
@@ -20,13 +20,9 @@ pub(super) async fn refuse_a_changed_password(
     probe: &Probe,
     loaded: &Loaded,
 ) -> anyhow::Result<()> {
-    let running = layout.data_nodes().find(|n| {
-        observed
-            .container(&n.key)
-            .is_some_and(|c| c.state == "running")
-    });
+    let running = layout.data_nodes().find(|n| observed.is_running(&n.key));
     let Some(node) = running else { return Ok(()) };
-    let Err(e) = probe.replication(group::addr(node)).await else {
+    let Err(e) = probe.replication(survey::addr(node)).await else {
         return Ok(());
     };
     let text = format!("{e:#}");
@@ -46,7 +42,7 @@ pub(super) async fn refuse_a_changed_password(
                  Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
                  (the data volumes are kept)",
                 node.name,
-                state::password_origin(loaded, cluster)
+                password_store::password_origin(loaded, cluster)
             ),
         )
         .into());
@@ -62,7 +58,7 @@ pub(super) fn refuse_removing_the_master(
     layout: &Layout,
     master: Ipv4Addr,
 ) -> anyhow::Result<()> {
-    for step in &plan.steps {
+    for step in plan.steps() {
         if let Step::RemoveNode { node, .. } = step
             && observed
                 .containers
@@ -89,11 +85,10 @@ pub(super) fn refuse_removing_the_master(
 /// A published port already taken by another process: say so before creating anything.
 pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> anyhow::Result<()> {
     let mut taken = Vec::new();
-    for step in &plan.steps {
-        if let Step::CreateNode { node, .. } | Step::RecreateNode { node, .. } = step
+    for step in plan.steps() {
+        if let Step::CreateContainer { node, .. } = step
             && let Some(n) = layout.node(node)
             && n.host_port != 0
-            && !matches!(step, Step::RecreateNode { .. })
             && TcpListener::bind((bind, n.host_port)).is_err()
         {
             taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));

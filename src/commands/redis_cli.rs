@@ -5,16 +5,17 @@ use std::io::Write;
 use std::process::Command;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::CliArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
-use crate::group;
 use crate::probe::Probe;
+use crate::probe::survey;
 use crate::topology::Node;
 
 pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     let topo = &loaded.topology;
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &topo.cluster.name).await?;
@@ -28,8 +29,8 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let layout = group::layout(topo, &observed);
-    let password = group::password(&loaded)?;
+    let layout = addressing::layout(topo, &observed);
+    let password = super::password(&loaded)?;
     let node: Node = match &args.node {
         Some(name) => layout.node(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = layout.nodes.iter().map(|n| n.key.as_str()).collect();
@@ -43,7 +44,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             )
         })?,
         None => {
-            let ip = group::current_master(
+            let ip = survey::current_master(
                 &layout,
                 &observed,
                 &Probe::new(password.clone()),
@@ -83,7 +84,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     // output streamed as it comes (MONITOR, SUBSCRIBE run until Ctrl-C).
     let container = observed
         .container(&node.key)
-        .filter(|c| c.state == "running")
+        .filter(|c| c.state.is_running())
         .ok_or_else(|| {
             Exit::new(
                 EXIT_FAILED,
