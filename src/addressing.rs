@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::error::{EXIT_USAGE, Exit};
+use crate::error::CommandError;
 use crate::observed::Observed;
 use crate::topology::{self, Layout, Subnet, Topology};
 
@@ -34,17 +34,14 @@ pub fn choose_subnet(
     used.extend(host_routes());
     if let Some(subnet) = topology.cluster.subnet {
         if subnet.overlaps_any(&used) {
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!("`cluster.subnet` {subnet} overlaps a network or route that already exists on this host; choose another or remove the key"),
+            return Err(CommandError::usage(format!("`cluster.subnet` {subnet} overlaps a network or route that already exists on this host; choose another or remove the key"),
             )
             .into());
         }
         return Ok(subnet);
     }
     Subnet::first_free(Subnet::derived(&topology.cluster.name), &used).ok_or_else(|| {
-        Exit::new(
-            EXIT_USAGE,
+        CommandError::usage(
             "no free /24 left in 172.28.0.0/14 for the group network; set `cluster.subnet`",
         )
         .into()

@@ -9,7 +9,7 @@ use super::Global;
 use crate::cli::DownArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_OK};
 use crate::labels;
 use crate::password_store;
 
@@ -18,7 +18,7 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     // The name becomes a label filter and a directory name under the state directory:
     // it must be a real group name, whatever file or flag it came from.
     if let Some(problem) = crate::topology::validate::name_problem(&cluster) {
-        return Err(Exit::new(EXIT_USAGE, format!("the group name `{cluster}` {problem}")).into());
+        return Err(CommandError::usage(format!("the group name `{cluster}` {problem}")).into());
     }
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &cluster).await?;
@@ -57,9 +57,7 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     };
 
     if !in_use.is_empty() {
-        return Err(Exit::new(
-            EXIT_FAILED,
-            format!(
+        return Err(CommandError::failed(format!(
                 "removed the group's containers{}, but not network {}: containers rcluster did not create are attached; \
                  `docker network disconnect` them, then run `rcluster down` again",
                 if args.volumes { " and volumes" } else { "" },
@@ -112,24 +110,18 @@ fn cluster_name(global: &Global) -> anyhow::Result<String> {
         return Ok(name.clone());
     }
     let text = std::fs::read_to_string(&global.file).map_err(|e| {
-        Exit::new(
-            EXIT_USAGE,
-            format!(
-                "cannot read `{}` to learn the group's name ({e}); pass `--name NAME`",
-                global.file.display()
-            ),
-        )
+        CommandError::usage(format!(
+            "cannot read `{}` to learn the group's name ({e}); pass `--name NAME`",
+            global.file.display()
+        ))
     })?;
     let value: toml::Table = match toml::from_str(&text) {
         Ok(v) => v,
         Err(_) => {
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!(
-                    "`{}` does not parse, so the group's name is unknown; pass `--name NAME`",
-                    global.file.display()
-                ),
-            ))
+            return Err(CommandError::usage(format!(
+                "`{}` does not parse, so the group's name is unknown; pass `--name NAME`",
+                global.file.display()
+            )))
             .context("down removes by name and label only");
         }
     };

@@ -12,7 +12,7 @@ use crate::addressing;
 use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_prefix};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
@@ -25,17 +25,14 @@ use crate::topology::{Layout, Loaded, Node};
 
 pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
-        return Err(Exit::new(EXIT_USAGE, "`--runs` and `--writers` must be at least 1").into());
+        return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
     }
     let loaded = super::load(global)?;
     if args.stop_sentinels >= loaded.topology.sentinel.count {
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
-                "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
-                args.stop_sentinels, loaded.topology.sentinel.count
-            ),
-        )
+        return Err(CommandError::usage(format!(
+            "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
+            args.stop_sentinels, loaded.topology.sentinel.count
+        ))
         .into());
     }
     let engine = Engine::connect().await?;
@@ -67,7 +64,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     };
     let outcome = tokio::select! {
         outcome = work => outcome,
-        _ = tokio::signal::ctrl_c() => Err(Exit::new(EXIT_INTERRUPTED, "interrupted").into()),
+        _ = tokio::signal::ctrl_c() => Err(CommandError::interrupted("interrupted").into()),
     };
     if let Some(broken) = pending.take() {
         let healed = broken.mend(&engine).await;
@@ -271,10 +268,9 @@ async fn healthy_master(
     )
     .await
     .map_err(|e| {
-        Exit::new(
-            EXIT_FAILED,
-            format!("the group is not healthy, so no fault was injected: {e:#}"),
-        )
+        CommandError::failed(format!(
+            "the group is not healthy, so no fault was injected: {e:#}"
+        ))
     })?;
     let master = health.master.context("a healthy group without a master")?;
     Ok((layout, master))

@@ -9,7 +9,7 @@ use crate::addressing;
 use crate::cli::LogsArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_OK};
 use crate::topology::Node;
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -31,18 +31,15 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
             .iter()
             .map(|name| {
                 let node = layout.node(name).ok_or_else(|| {
-                    Exit::new(
-                        EXIT_USAGE,
-                        format!("no node `{name}` in group `{}`", layout.cluster),
-                    )
+                    CommandError::usage(format!("no node `{name}` in group `{}`", layout.cluster))
                 })?;
                 let container = observed.container(&node.key).ok_or_else(|| {
-                    Exit::new(
-                        EXIT_FAILED,
-                        format!("node `{}` has no container (run `rcluster up`)", node.name),
-                    )
+                    CommandError::failed(format!(
+                        "node `{}` has no container (run `rcluster up`)",
+                        node.name
+                    ))
                 })?;
-                Ok::<_, Exit>((node, container.id.clone()))
+                Ok::<_, CommandError>((node, container.id.clone()))
             })
             .collect::<Result<_, _>>()?
     };

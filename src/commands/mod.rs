@@ -13,7 +13,7 @@ pub mod up;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
-use crate::error::{EXIT_USAGE, Exit};
+use crate::error::CommandError;
 use crate::secret::Secret;
 use crate::topology::{self, Loaded};
 
@@ -64,13 +64,10 @@ pub fn password(loaded: &Loaded) -> anyhow::Result<Secret> {
     let cluster = &loaded.topology.cluster.name;
     crate::password_store::password(loaded, cluster)?
         .ok_or_else(|| {
-            Exit::new(
-                EXIT_USAGE,
-                format!(
-                    "no password for group `{cluster}`: it was never brought up (run `rcluster up`), \
+            CommandError::usage(format!(
+                "no password for group `{cluster}`: it was never brought up (run `rcluster up`), \
                      and the topology configures none in `[auth]`"
-                ),
-            )
+            ))
         })
         .context("cannot talk to the group")
 }

@@ -74,7 +74,7 @@ pub(super) async fn follow_master(
     let replication = loop {
         match probe.replication(survey::addr(node)).await {
             Ok(r) => break r,
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline => return Err(e.into()),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };

@@ -37,7 +37,7 @@ pub async fn probe_all(
                     probe
                         .sentinel_view(addr(node), master_name)
                         .await
-                        .map_err(|e| format!("{e:#}")),
+                        .map_err(|e| e.describe()),
                 ),
             ),
             (true, _) => (
@@ -45,7 +45,7 @@ pub async fn probe_all(
                     probe
                         .replication(addr(node))
                         .await
-                        .map_err(|e| format!("{e:#}")),
+                        .map_err(|e| e.describe()),
                 ),
                 None,
             ),

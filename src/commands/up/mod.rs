@@ -13,7 +13,7 @@ use crate::config_hash;
 use crate::docker::apply::EngineSteps;
 use crate::docker::observe::{foreign_conflicts, observe, used_subnets};
 use crate::docker::{Engine, image};
-use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_OK};
 use crate::executor::Executor;
 use crate::health::Health;
 use crate::password_store;
@@ -35,9 +35,7 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
             report.finish();
             let observed = observe(&engine, &cluster).await?;
             let exists: Vec<String> = observed.containers.iter().map(|c| format!("{} ({})", c.name, c.state)).collect();
-            Err(Exit::new(
-                EXIT_INTERRUPTED,
-                format!(
+            Err(CommandError::interrupted(format!(
                     "interrupted; group `{cluster}` now has: {}. Run `rcluster up` to finish it or `rcluster down` to remove it",
                     if exists.is_empty() { "nothing".to_string() } else { exists.join(", ") }
                 ),
@@ -67,9 +65,7 @@ async fn up(
 
     let conflicts = foreign_conflicts(engine, &layout, &observed, &networks).await?;
     if !conflicts.is_empty() {
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
+        return Err(CommandError::refused(format!(
                 "nothing was changed: {}; rcluster never touches what it did not create. Choose another `cluster.name` (or `--name`), or remove them yourself",
                 conflicts.join("; ")
             ),

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
-use crate::error::{EXIT_USAGE, Exit};
+use crate::error::CommandError;
 use crate::observed::Observed;
 use crate::password_store;
 use crate::plan::{Plan, Step};
@@ -22,22 +22,14 @@ pub(super) async fn refuse_a_changed_password(
 ) -> anyhow::Result<()> {
     let running = layout.data_nodes().find(|n| observed.is_running(&n.key));
     let Some(node) = running else { return Ok(()) };
+    // Only a rejected password counts: a node that does not answer yet is the health
+    // wait's business.
     let Err(e) = probe.replication(survey::addr(node)).await else {
         return Ok(());
     };
-    let text = format!("{e:#}");
-    if [
-        "WRONGPASS",
-        "invalid username-password",
-        "AuthenticationFailed",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-    {
+    if e.is_auth() {
         let cluster = &loaded.topology.cluster.name;
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
+        return Err(CommandError::refused(format!(
                 "nothing was changed: `{}` rejects the password from {}; it changed since the group was created. \
                  Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
                  (the data volumes are kept)",
@@ -69,9 +61,7 @@ pub(super) fn refuse_removing_the_master(
                 .sentinels()
                 .next()
                 .map_or("sentinel-1".to_string(), |s| s.key.clone());
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!(
+            return Err(CommandError::refused(format!(
                     "nothing was changed: `{node}` is the current master and the topology no longer has it; \
                      move mastership first (`rcluster cli {sentinel} -- SENTINEL FAILOVER <master_name>`), then run `up` again"
                 ),
@@ -97,9 +87,7 @@ pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> an
     if taken.is_empty() {
         return Ok(());
     }
-    Err(Exit::new(
-        EXIT_USAGE,
-        format!(
+    Err(CommandError::refused(format!(
             "nothing was changed: host port {} already in use by another process; change the ports in the topology (0 lets the engine pick)",
             taken.join(", ")
         ),
