@@ -12,6 +12,28 @@ use crate::docker::observe::observe;
 use crate::error::{CommandError, EXIT_OK};
 use crate::labels;
 use crate::password_store;
+use crate::report::json_line;
+
+/// `down --json`.
+#[derive(serde::Serialize)]
+pub struct DownJson {
+    pub name: String,
+    pub removed: Removed,
+    pub kept: Kept,
+}
+
+#[derive(serde::Serialize)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct Kept {
+    /// Data volumes `down` left (without `--volumes`).
+    pub volumes: Vec<String>,
+}
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     let cluster = cluster_name(global)?;
@@ -73,12 +95,18 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         .collect();
     let networks: Vec<&str> = observed.networks.iter().map(|n| n.name.as_str()).collect();
     if global.json {
-        let value = serde_json::json!({
-            "name": cluster,
-            "removed": {"containers": containers, "networks": networks, "volumes": removed_volumes},
-            "kept": {"volumes": kept_volumes},
-        });
-        println!("{value}");
+        let document = DownJson {
+            name: cluster.clone(),
+            removed: Removed {
+                containers: containers.iter().map(|c| c.to_string()).collect(),
+                networks: networks.iter().map(|n| n.to_string()).collect(),
+                volumes: removed_volumes.clone(),
+            },
+            kept: Kept {
+                volumes: kept_volumes.clone(),
+            },
+        };
+        println!("{}", json_line(&document)?);
     } else if !global.quiet {
         if observed.is_empty() {
             println!(

@@ -23,6 +23,20 @@ use crate::health::STATUS_MAX_LAG_BYTES;
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
+/// `failover-test --json`.
+#[derive(serde::Serialize)]
+pub struct FailoverTestJson<'a> {
+    pub name: &'a str,
+    /// Every run finished and passed.
+    pub passed: bool,
+    pub fault: Fault,
+    /// The runs that finished, also when a later one could not.
+    pub runs: &'a [RunReport],
+    pub summary: &'a failover::Summary,
+    /// Why a run could not finish (e.g. the group was not healthy); null otherwise.
+    pub error: Option<String>,
+}
+
 pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
         return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
@@ -77,15 +91,15 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
         outcome.is_ok() && runs.len() == args.runs as usize && runs.iter().all(|r| r.passed);
     if global.json {
         // Even when a run could not finish, scripts get the runs that did and the reason.
-        let value = serde_json::json!({
-            "name": topo.cluster.name,
-            "passed": passed,
-            "fault": args.fault,
-            "runs": runs,
-            "summary": summary,
-            "error": outcome.as_ref().err().map(|e| format!("{e:#}")),
-        });
-        println!("{value}");
+        let document = FailoverTestJson {
+            name: &topo.cluster.name,
+            passed,
+            fault: args.fault,
+            runs: &runs,
+            summary: &summary,
+            error: outcome.as_ref().err().map(|e| format!("{e:#}")),
+        };
+        println!("{}", crate::report::json_line(&document)?);
     } else if outcome.is_ok() && (!global.quiet || !passed) {
         println!("{}", verdict(passed, &summary, args.runs));
     }

@@ -18,13 +18,13 @@ use crate::topology::{self, Layout, Loaded, Subnet};
 
 /// One rendered file, as `--json` reports it.
 #[derive(Debug, serde::Serialize)]
-struct FileReport {
-    node: String,
+pub struct FileReport {
+    pub node: String,
     /// Where it was written, or (without `--out`) its path relative to an output directory.
-    path: PathBuf,
+    pub path: PathBuf,
     /// Only without `--out`: the file itself goes to stdout inside the JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
+    pub content: Option<String>,
 }
 
 pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
@@ -169,10 +169,17 @@ fn run_conf(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resu
     finish(global, &reports)
 }
 
+/// `render --json`: the files written, or their contents when no `--out` is given.
+#[derive(serde::Serialize)]
+pub struct RenderJson<'a> {
+    pub files: &'a [FileReport],
+}
+
 fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if global.json {
-        let json = serde_json::json!({ "files": reports });
+        // Through a Value, like every command's JSON: keys sorted.
+        let json = serde_json::to_value(RenderJson { files: reports })?;
         return writeln!(stdout, "{json:#}");
     }
     for report in reports {

@@ -20,7 +20,7 @@ use crate::password_store;
 use crate::plan::{self, Plan};
 use crate::probe::Probe;
 use crate::probe::survey;
-use crate::report::Reporter;
+use crate::report::{Event, MasterJson, Reporter, json_line};
 use crate::topology::{Layout, Loaded};
 
 pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
@@ -137,23 +137,47 @@ async fn up(
         );
     }
     report.finish();
-    print_result(global, cluster, &plan, &health, report);
+    print_result(global, cluster, &plan, &health, report)?;
     Ok(EXIT_OK)
 }
 
-fn print_result(global: &Global, cluster: &str, plan: &Plan, health: &Health, report: &Reporter) {
+/// `up --json`.
+#[derive(serde::Serialize)]
+pub struct UpJson {
+    pub name: String,
+    pub healthy: bool,
+    pub elapsed_ms: u64,
+    /// The plan changed something (it was not only a health check).
+    pub changed: bool,
+    /// The plan's steps that change something, as `--dry-run` words them.
+    pub steps: Vec<String>,
+    pub master: Option<MasterJson>,
+    pub events: Vec<Event>,
+}
+
+fn print_result(
+    global: &Global,
+    cluster: &str,
+    plan: &Plan,
+    health: &Health,
+    report: &Reporter,
+) -> anyhow::Result<()> {
     let master = health.master.as_ref();
     if global.json {
-        let value = serde_json::json!({
-            "name": cluster,
-            "healthy": health.healthy,
-            "elapsed_ms": (report.elapsed() * 1000.0).round() as u64,
-            "changed": !plan.is_empty(),
-            "steps": plan.steps().filter(|s| s.changes_something()).map(|s| s.to_string()).collect::<Vec<_>>(),
-            "master": master.map(|m| serde_json::json!({"node": m.name, "host": m.ip.to_string(), "port": m.port})),
-            "events": report.events(),
-        });
-        println!("{value}");
+        let document = UpJson {
+            name: cluster.to_string(),
+            healthy: health.healthy,
+            elapsed_ms: (report.elapsed() * 1000.0).round() as u64,
+            changed: !plan.is_empty(),
+            steps: plan
+                .steps()
+                .filter(|s| s.changes_something())
+                .map(|s| s.to_string())
+                .collect(),
+            master: master.map(MasterJson::of),
+            events: report.events(),
+        };
+        println!("{}", json_line(&document)?);
     } else if !global.quiet {
         let what = if plan.is_empty() {
             "unchanged, healthy"
@@ -171,4 +195,5 @@ fn print_result(global: &Global, cluster: &str, plan: &Plan, health: &Health, re
             None => println!("group `{cluster}` {what} in {:.2}s", report.elapsed()),
         }
     }
+    Ok(())
 }
