@@ -14,6 +14,7 @@ use crate::docker::apply::EngineSteps;
 use crate::health::Health;
 use crate::plan::{Plan, Step};
 use crate::probe::Probe;
+use crate::topology::Layout;
 use crate::wait::wait_healthy;
 
 pub struct Executor<'a> {
@@ -39,10 +40,19 @@ impl Executor<'_> {
         let result = self.run_phases(plan).await;
         // After a failure the sentinels may never answer: do not hold the error long.
         let patience = Duration::from_secs(if result.is_ok() { 10 } else { 2 });
-        for step in &plan.finally {
-            self.run_finally(step, patience).await;
-        }
+        self.finally(plan).run(patience).await;
         result
+    }
+
+    /// The plan's `finally` steps with what they need, owned: `up` keeps a copy to run
+    /// them also when Ctrl-C drops the executor in the middle of the plan.
+    pub fn finally(&self, plan: &Plan) -> Finally {
+        Finally {
+            probe: self.probe.clone(),
+            layout: self.engine.layout.clone(),
+            master_name: self.engine.topology.sentinel.master_name.clone(),
+            steps: plan.finally.clone(),
+        }
     }
 
     async fn run_phases(&self, plan: &Plan) -> anyhow::Result<Option<Health>> {
@@ -139,19 +149,34 @@ impl Executor<'_> {
         }
         Ok(Outcome::default())
     }
+}
 
-    /// A `finally` step: best effort, never an error of its own (the run's error, if any,
-    /// is the one to report).
-    async fn run_finally(&self, step: &Step, patience: Duration) {
-        match step {
-            Step::SetPingPeriod { ms } => {
-                let layout = self.engine.layout;
-                sentinel::set_ping_period(self.probe, layout, *ms, patience).await
-            }
-            other => {
-                if let Err(e) = self.step(other, self.engine.layout.master().ip).await {
-                    self.engine.report.info(format!("{other}: {e:#}"));
+/// Steps that run on every way out of a plan. Only Redis-side steps can be planned here
+/// (`plan` puts nothing else in `finally`): they need no engine, so they can run after
+/// the executor is gone.
+#[derive(Clone)]
+pub struct Finally {
+    probe: Probe,
+    layout: Layout,
+    master_name: String,
+    steps: Vec<Step>,
+}
+
+impl Finally {
+    /// Best effort: never an error of its own (the run's error, if any, is the one to
+    /// report); `patience` bounds the wait for each sentinel to answer.
+    pub async fn run(&self, patience: Duration) {
+        for step in &self.steps {
+            match step {
+                Step::SetPingPeriod { ms } => {
+                    sentinel::set_ping_period(&self.probe, &self.layout, *ms, patience).await
                 }
+                Step::ResetSentinels => {
+                    let reset =
+                        sentinel::reset_sentinels(&self.probe, &self.layout, &self.master_name);
+                    let _ = tokio::time::timeout(patience, reset).await;
+                }
+                other => debug_assert!(false, "`{other}` cannot run in a finally phase"),
             }
         }
     }

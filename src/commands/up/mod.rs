@@ -3,6 +3,7 @@
 
 mod preflight;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use self::preflight::{check_ports_free, refuse_a_changed_password, refuse_removing_the_master};
@@ -14,7 +15,7 @@ use crate::docker::apply::EngineSteps;
 use crate::docker::observe::{foreign_conflicts, observe, used_subnets};
 use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
-use crate::executor::Executor;
+use crate::executor::{Executor, Finally};
 use crate::health::Health;
 use crate::password_store;
 use crate::plan::{self, Plan};
@@ -28,11 +29,17 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
     let report = Reporter::new(global.json, global.quiet);
     let engine = Engine::connect().await?;
     let cluster = loaded.topology.cluster.name.clone();
-    let work = up(global, args, &loaded, &engine, &report);
+    // The plan's `finally` steps once the executor has started, to run them on Ctrl-C too.
+    let armed: Mutex<Option<Finally>> = Mutex::new(None);
+    let work = up(global, args, &loaded, &engine, &report, &armed);
     tokio::select! {
         result = work => result,
         _ = tokio::signal::ctrl_c() => {
             report.finish();
+            let finally = armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(finally) = finally {
+                finally.run(Duration::from_secs(2)).await;
+            }
             let observed = observe(&engine, &cluster).await?;
             let exists: Vec<String> = observed.containers.iter().map(|c| format!("{} ({})", c.name, c.state)).collect();
             Err(CommandError::interrupted(format!(
@@ -50,6 +57,7 @@ async fn up(
     loaded: &Loaded,
     engine: &Engine,
     report: &Reporter,
+    armed: &Mutex<Option<Finally>>,
 ) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
@@ -122,10 +130,14 @@ async fn up(
             "group `{cluster}` exists and matches the topology; checking health"
         ));
     }
-    let health = executor.run(&plan).await?.ok_or_else(|| {
+    *armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(executor.finally(&plan));
+    let health = executor.run(&plan).await;
+    // The executor ran the `finally` steps itself.
+    armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Every plan ends with a wait until healthy (plan.rs); its verdict is the result.
+    let health = health?.ok_or_else(|| {
         anyhow::anyhow!("the plan has no wait until healthy; this is a bug in rcluster")
-    });
-    let health = health?;
+    })?;
     for node in &layout.nodes {
         report.node(
             &node.name,
