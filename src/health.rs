@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::observed::ContainerState;
-use crate::probe::{Replication, SentinelView};
+use crate::probe::parse::{Replication, SentinelView};
 use crate::topology::{Layout, Node, Role};
 
 /// What one node's container and process said in one probe round.
