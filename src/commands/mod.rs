@@ -1,4 +1,6 @@
-//! One short script per subcommand: load -> validate -> observe -> plan -> apply -> wait -> report.
+//! One short script per subcommand: load -> validate -> observe -> plan -> apply -> wait -> report,
+//! and what only the commands share: the global options, loading the topology (warnings
+//! shown here), and the password lookup. Nothing outside this module imports it.
 
 pub mod check;
 pub mod completions;
