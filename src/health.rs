@@ -3,16 +3,16 @@
 
 use std::net::Ipv4Addr;
 
-use crate::probe::{Replication, SentinelView};
+use crate::observed::ContainerState;
+use crate::probe::parse::{Replication, SentinelView};
 use crate::topology::{Layout, Node, Role};
 
 /// What one node's container and process said in one probe round.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeReport {
     pub node: Node,
-    /// Container state as the engine reports it (`running`, `exited`, `paused`, ...),
-    /// or `missing`.
-    pub state: String,
+    /// Container state as the engine reports it, or `Missing`.
+    pub state: ContainerState,
     /// Host port the engine published the node on, if any.
     pub host_port: Option<u16>,
     /// For data nodes: `INFO replication`, or why it could not be read.
@@ -53,17 +53,66 @@ pub struct Health {
 /// caught up. `up` uses 0 (nothing writes during `up`); `status` allows live traffic.
 pub const STATUS_MAX_LAG_BYTES: i64 = 1024 * 1024;
 
+/// The verdict on the whole group: who the master is, then each node's problems in
+/// layout order (a node with none is fine).
 pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> Health {
-    let mut problems = Vec::new();
-
-    // Who do the sentinels say is master?
-    let mut named: Vec<Option<Ipv4Addr>> = Vec::new();
-    for r in reports.iter().filter(|r| r.node.role == Role::Sentinel) {
-        match &r.sentinel {
-            Some(Ok(view)) => named.push(view.master_ip()),
-            _ => named.push(None),
-        }
+    let found = find_master(layout, reports);
+    let mut problems = group_problems(layout, &found);
+    let master = found.master.as_ref();
+    let master_offset = master.and_then(|m| {
+        reports
+            .iter()
+            .find(|r| r.node == *m)
+            .and_then(|r| r.replication.as_ref()?.as_ref().ok())
+            .map(|rep| rep.offset)
+    });
+    for r in reports {
+        let reasons = if !r.state.is_running() {
+            vec![format!("container is {}", r.state)]
+        } else if r.node.role.is_data() {
+            answer(&r.replication, |rep| {
+                data_node_problem(&r.node, rep, master, master_offset, max_lag_bytes)
+                    .into_iter()
+                    .collect()
+            })
+        } else {
+            answer(&r.sentinel, |view| {
+                master.map_or(Vec::new(), |m| sentinel_problems(layout, view, m))
+            })
+        };
+        problems.extend(reasons.into_iter().map(|reason| Problem {
+            node: r.node.name.clone(),
+            reason,
+        }));
     }
+    Health {
+        healthy: problems.is_empty(),
+        master: found.master,
+        sentinels_agree: found.sentinels_agree,
+        problems,
+    }
+}
+
+/// Who the group's master is, and how the sentinels answered.
+struct FoundMaster {
+    /// The sentinels' most common answer, else the one data node that says it is master.
+    ip: Option<Ipv4Addr>,
+    /// That address as a node of this group.
+    master: Option<Node>,
+    /// The address each answering sentinel names.
+    answered: Vec<Ipv4Addr>,
+    sentinels_agree: bool,
+}
+
+fn find_master(layout: &Layout, reports: &[NodeReport]) -> FoundMaster {
+    let named: Vec<Option<Ipv4Addr>> = reports
+        .iter()
+        .filter(|r| r.node.role == Role::Sentinel)
+        .map(|r| match &r.sentinel {
+            Some(Ok(view)) => view.master_ip(),
+            _ => None,
+        })
+        .collect();
     let answered: Vec<Ipv4Addr> = named.iter().flatten().copied().collect();
     let sentinels_agree = !named.is_empty()
         && answered.len() == named.len()
@@ -73,166 +122,136 @@ pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> 
         .filter(|r| matches!(&r.replication, Some(Ok(rep)) if rep.is_master()))
         .map(|r| &r.node)
         .collect();
-    let master_ip =
+    let ip =
         most_common(&answered).or_else(|| (self_declared.len() == 1).then(|| self_declared[0].ip));
-    let master = master_ip.and_then(|ip| layout.node_by_ip(ip)).cloned();
-    let master_offset = master.as_ref().and_then(|m| {
-        reports
-            .iter()
-            .find(|r| r.node == *m)
-            .and_then(|r| r.replication.as_ref()?.as_ref().ok())
-            .map(|rep| rep.offset)
-    });
+    FoundMaster {
+        ip,
+        master: ip.and_then(|ip| layout.node_by_ip(ip)).cloned(),
+        answered,
+        sentinels_agree,
+    }
+}
 
-    if master.is_none() {
-        problems.push(Problem {
-            node: layout.cluster.clone(),
-            reason: match master_ip {
-                Some(ip) => {
-                    format!("the sentinels name {ip} as master, which is not a node of this group")
-                }
-                None => "no master: no sentinel names one and no data node says it is master"
-                    .to_string(),
-            },
+/// Problems of the group as a whole: no master, or sentinels that disagree.
+fn group_problems(layout: &Layout, found: &FoundMaster) -> Vec<Problem> {
+    let mut reasons = Vec::new();
+    if found.master.is_none() {
+        reasons.push(match found.ip {
+            Some(ip) => {
+                format!("the sentinels name {ip} as master, which is not a node of this group")
+            }
+            None => {
+                "no master: no sentinel names one and no data node says it is master".to_string()
+            }
         });
     }
+    let answered = &found.answered;
     if !answered.is_empty() && !answered.iter().all(|ip| *ip == answered[0]) {
-        problems.push(Problem {
-            node: layout.cluster.clone(),
-            reason: format!(
-                "the sentinels disagree on the master: {}",
-                answered
-                    .iter()
-                    .map(|ip| ip.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
+        let ips: Vec<String> = answered.iter().map(|ip| ip.to_string()).collect();
+        reasons.push(format!(
+            "the sentinels disagree on the master: {}",
+            ips.join(", ")
+        ));
     }
-
-    let other_sentinels = layout.sentinels().count().saturating_sub(1);
-    let mut problem = |node: &Node, reason: String| {
-        problems.push(Problem {
-            node: node.name.clone(),
+    reasons
+        .into_iter()
+        .map(|reason| Problem {
+            node: layout.cluster.clone(),
             reason,
         })
-    };
-    for r in reports {
-        let node = &r.node;
-        if r.state != "running" {
-            problem(node, format!("container is {}", r.state));
-            continue;
-        }
-        match node.role {
-            Role::Master | Role::Replica => match &r.replication {
-                None => problem(node, "not probed".to_string()),
-                Some(Err(e)) => problem(node, format!("does not answer: {e}")),
-                Some(Ok(rep)) => {
-                    let is_master = master.as_ref() == Some(node);
-                    if is_master {
-                        if !rep.is_master() {
-                            problem(
-                                node,
-                                format!(
-                                    "the sentinels name it master but it says it is a {}",
-                                    rep.role
-                                ),
-                            );
-                        }
-                    } else if rep.is_master() {
-                        problem(
-                            node,
-                            "says it is a master, but it should be a replica".to_string(),
-                        );
-                    } else if let Some(m) = &master {
-                        let follows = rep.master_host.as_deref() == Some(m.ip.to_string().as_str());
-                        if !follows {
-                            problem(
-                                node,
-                                format!(
-                                    "follows {} instead of the master {}",
-                                    rep.master_host.as_deref().unwrap_or("nothing"),
-                                    m.ip
-                                ),
-                            );
-                        } else if rep.master_link_status.as_deref() != Some("up") {
-                            problem(
-                                node,
-                                format!(
-                                    "link to the master is {}",
-                                    rep.master_link_status.as_deref().unwrap_or("unknown")
-                                ),
-                            );
-                        } else if let Some(mo) = master_offset {
-                            let lag = mo - rep.offset;
-                            if lag > max_lag_bytes {
-                                problem(node, format!("{lag} bytes behind the master"));
-                            }
-                        }
-                    }
-                }
-            },
-            Role::Sentinel => match &r.sentinel {
-                None => problem(node, "not probed".to_string()),
-                Some(Err(e)) => problem(node, format!("does not answer: {e}")),
-                Some(Ok(view)) => {
-                    let Some(m) = &master else { continue };
-                    if view.master_ip() != Some(m.ip) {
-                        problem(
-                            node,
-                            format!(
-                                "names {} as master",
-                                view.master
-                                    .as_ref()
-                                    .map_or("nothing".to_string(), |(ip, p)| format!("{ip}:{p}"))
-                            ),
-                        );
-                        continue;
-                    }
-                    if view.master_is_down() {
-                        problem(
-                            node,
-                            format!("sees the master as down ({})", view.master_flags.join(",")),
-                        );
-                    }
-                    let expected: Vec<&Node> = layout.data_nodes().filter(|n| *n != m).collect();
-                    let healthy_replicas = expected
-                        .iter()
-                        .filter(|n| {
-                            view.replicas
-                                .iter()
-                                .any(|p| p.ipv4() == Some(n.ip) && !p.is_down())
-                        })
-                        .count();
-                    if healthy_replicas < expected.len() {
-                        problem(
-                            node,
-                            format!(
-                                "sees {healthy_replicas} of {} replicas healthy",
-                                expected.len()
-                            ),
-                        );
-                    }
-                    let healthy_sentinels = view.sentinels.iter().filter(|p| !p.is_down()).count();
-                    if healthy_sentinels < other_sentinels {
-                        problem(
-                            node,
-                            format!(
-                                "sees {healthy_sentinels} of {other_sentinels} other sentinels"
-                            ),
-                        );
-                    }
-                }
-            },
-        }
-    }
+        .collect()
+}
 
-    Health {
-        healthy: problems.is_empty(),
-        master,
-        sentinels_agree,
-        problems,
+/// A probe that was not made or failed is the node's problem; else `check` the answer.
+fn answer<T>(
+    probe: &Option<Result<T, String>>,
+    check: impl FnOnce(&T) -> Vec<String>,
+) -> Vec<String> {
+    match probe {
+        None => vec!["not probed".to_string()],
+        Some(Err(e)) => vec![format!("does not answer: {e}")],
+        Some(Ok(reply)) => check(reply),
     }
+}
+
+/// A data node: the master must say it is one; a replica must follow the master over a
+/// link that is up, at most `max_lag_bytes` behind.
+fn data_node_problem(
+    node: &Node,
+    rep: &Replication,
+    master: Option<&Node>,
+    master_offset: Option<i64>,
+    max_lag_bytes: i64,
+) -> Option<String> {
+    if master == Some(node) {
+        return (!rep.is_master()).then(|| {
+            format!(
+                "the sentinels name it master but it says it is a {}",
+                rep.role
+            )
+        });
+    }
+    if rep.is_master() {
+        return Some("says it is a master, but it should be a replica".to_string());
+    }
+    let m = master?;
+    if rep.master_host.as_deref() != Some(m.ip.to_string().as_str()) {
+        return Some(format!(
+            "follows {} instead of the master {}",
+            rep.master_host.as_deref().unwrap_or("nothing"),
+            m.ip
+        ));
+    }
+    if rep.master_link_status.as_deref() != Some("up") {
+        return Some(format!(
+            "link to the master is {}",
+            rep.master_link_status.as_deref().unwrap_or("unknown")
+        ));
+    }
+    let lag = master_offset? - rep.offset;
+    (lag > max_lag_bytes).then(|| format!("{lag} bytes behind the master"))
+}
+
+/// A sentinel must name the master, see it up, and see every replica and every other
+/// sentinel healthy.
+fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec<String> {
+    if view.master_ip() != Some(master.ip) {
+        let named = view
+            .master
+            .as_ref()
+            .map_or("nothing".to_string(), |(ip, p)| format!("{ip}:{p}"));
+        return vec![format!("names {named} as master")];
+    }
+    let mut reasons = Vec::new();
+    if view.master_is_down() {
+        reasons.push(format!(
+            "sees the master as down ({})",
+            view.master_flags.join(",")
+        ));
+    }
+    let expected: Vec<&Node> = layout.data_nodes().filter(|n| *n != master).collect();
+    let healthy_replicas = expected
+        .iter()
+        .filter(|n| {
+            view.replicas
+                .iter()
+                .any(|p| p.ipv4() == Some(n.ip) && !p.is_down())
+        })
+        .count();
+    if healthy_replicas < expected.len() {
+        reasons.push(format!(
+            "sees {healthy_replicas} of {} replicas healthy",
+            expected.len()
+        ));
+    }
+    let other_sentinels = layout.sentinels().count().saturating_sub(1);
+    let healthy_sentinels = view.sentinels.iter().filter(|p| !p.is_down()).count();
+    if healthy_sentinels < other_sentinels {
+        reasons.push(format!(
+            "sees {healthy_sentinels} of {other_sentinels} other sentinels"
+        ));
+    }
+    reasons
 }
 
 /// Why no failover could happen right now, if it could not: Sentinel needs `quorum`
@@ -330,7 +349,7 @@ mod tests {
                 };
                 NodeReport {
                     node: n.clone(),
-                    state: "running".into(),
+                    state: ContainerState::Running,
                     host_port: None,
                     replication,
                     sentinel,
@@ -379,7 +398,7 @@ mod tests {
     fn a_dead_master_and_a_blind_sentinel_are_named() {
         let l = layout();
         let mut reports = healthy(&l, l.master());
-        reports[0].state = "exited".into();
+        reports[0].state = ContainerState::Exited;
         reports[0].replication = None;
         if let Some(Ok(v)) = reports[3].sentinel.as_mut() {
             v.master_flags = vec!["master".into(), "s_down".into()];
@@ -408,7 +427,7 @@ mod tests {
         let mut reports = healthy(&l, l.master());
         assert_eq!(failover_blocker(&reports, 2), None);
         for r in reports.iter_mut().skip(4) {
-            r.state = "exited".into();
+            r.state = ContainerState::Exited;
             r.sentinel = None;
         }
         assert_eq!(

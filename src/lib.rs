@@ -1,24 +1,32 @@
 //! rcluster: a highly available Redis group (master, replicas, Sentinel) on the Docker engine.
 //!
-//! Pure core: `topology` (file -> checked model), `render` (model -> config files), `plan`
-//! (desired vs observed -> steps). Side effects: `docker` (the engine), `probe` (Redis).
-//! `commands` holds one short script per subcommand.
+//! Pure core: `topology` (file -> checked model), `render` (model -> config files),
+//! `addressing` (the group's subnet and layout), `config_hash` (keep or recreate),
+//! `observed` (what exists, as data), `plan` (desired vs observed -> phases of steps),
+//! `health` (what the nodes said -> a verdict with reasons).
+//! Side effects: `docker` (the engine), `probe` (Redis and Sentinel), `wait` (readiness
+//! loops), `executor` (runs a plan), `password_store` (the generated passwords on disk).
+//! `commands` holds one short script per subcommand; nothing outside it imports it.
 
+pub mod addressing;
 pub mod cli;
 pub mod commands;
+pub mod config_hash;
 pub mod docker;
 pub mod error;
+pub mod executor;
 pub mod failover;
-pub mod group;
 pub mod health;
 pub mod labels;
+pub mod observed;
+pub mod password_store;
 pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod report;
 pub mod secret;
-pub mod state;
 pub mod topology;
+pub mod wait;
 
 use clap::Parser;
 

@@ -1,14 +1,29 @@
-//! `up` as data: desired layout vs observed resources -> steps. Pure: the plan's `Display`
-//! is the `--dry-run` output and the test oracle; the executor in `docker::apply` makes no
-//! decisions of its own.
+//! `up` as data: desired layout vs observed resources -> the whole of what `up` does, in
+//! phases. Pure: the plan's `Display` is the `--dry-run` output and the test oracle; the
+//! executor (`crate::executor`) runs any plan, step by step as listed, and decides nothing.
+//!
+//! Order and why: the network and volumes; every container created with its config; the
+//! master's process started alone first (a replica that cannot reach its master retries only
+//! once a second); the other nodes started; revived data nodes pointed at the master; then
+//! the rolling changes one at a time, each after the group is healthy again (the master's
+//! last, after a failover moved mastership away); the removals and a `SENTINEL RESET` so
+//! the sentinels forget them; finally the wait until healthy. Sentinel's ping period is
+//! 100 ms while the group forms and is put back in a `finally` phase that always runs.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::docker::observe::Observed;
-use crate::topology::{Layout, Subnet};
+use crate::observed::{ContainerState, Observed};
+use crate::topology::{Layout, Role, Subnet};
 
+/// Sentinel's default ping period (its link retry interval), and the one used while a
+/// group forms: sentinels started a moment apart find some peers not listening yet, and
+/// retry a failed link only once per period.
+pub const SENTINEL_PING_PERIOD_MS: u64 = 1000;
+pub const FORMING_PING_PERIOD_MS: u64 = 100;
+
+/// One action and the reason for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     CreateNetwork {
@@ -18,9 +33,10 @@ pub enum Step {
     CreateVolume {
         name: String,
     },
-    /// Create the container, copy its config in, start it. `replace`: remove a leftover
-    /// container of that name first (one that was created but never started).
-    CreateNode {
+    /// Create the container and copy its config in; not started. `replace`: remove a
+    /// leftover container of that name first (one that was created but never started, or
+    /// a stopped one whose config changed).
+    CreateContainer {
         node: String,
         replace: bool,
         reason: String,
@@ -33,26 +49,45 @@ pub enum Step {
         node: String,
         reason: String,
     },
-    /// Move mastership away (SENTINEL FAILOVER) before the master is recreated.
-    Failover {
-        from: String,
-        reason: String,
-    },
-    /// Remove and create again; done one at a time, each waiting for a healthy group.
-    RecreateNode {
-        node: String,
-        reason: String,
-    },
-    /// Remove a node the topology no longer has (scaled down); its data volume stays.
-    RemoveNode {
-        node: String,
-        reason: String,
-    },
     /// Put a running container back on the group network at its fixed address (it was
     /// disconnected: a partition).
     ReconnectNode {
         node: String,
         reason: String,
+    },
+    /// A restarted, unpaused or reconnected data node keeps the role it had: an old master
+    /// would serve as a second master until Sentinel notices (up to 10 s). If it says it is
+    /// a master, `REPLICAOF master` and `CONFIG REWRITE`, as Sentinel itself would.
+    FollowMaster {
+        node: String,
+        master: Ipv4Addr,
+    },
+    /// Poll until the group is healthy (under `up`'s timeout). `progress`: show each node's
+    /// line (the final wait); otherwise silent (between rolling steps).
+    WaitHealthy {
+        progress: bool,
+    },
+    /// Move mastership away (SENTINEL FAILOVER) and wait until every sentinel names the
+    /// new master; later steps follow the new master.
+    Failover {
+        from: String,
+        reason: String,
+    },
+    /// Remove and create again, following the current master, and start.
+    RecreateNode {
+        node: String,
+        reason: String,
+    },
+    /// Stop cleanly and remove a node the topology no longer has; its data volume stays.
+    RemoveNode {
+        node: String,
+        reason: String,
+    },
+    /// `SENTINEL RESET` on every sentinel, so that removed nodes leave their tables.
+    ResetSentinels,
+    /// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers.
+    SetPingPeriod {
+        ms: u64,
     },
 }
 
@@ -60,23 +95,25 @@ impl Step {
     /// The node (container name) the step is about, if any.
     pub fn node(&self) -> Option<&str> {
         match self {
-            Step::CreateNode { node, .. }
+            Step::CreateContainer { node, .. }
             | Step::StartNode { node, .. }
             | Step::UnpauseNode { node, .. }
+            | Step::ReconnectNode { node, .. }
+            | Step::FollowMaster { node, .. }
             | Step::RecreateNode { node, .. }
-            | Step::RemoveNode { node, .. }
-            | Step::ReconnectNode { node, .. } => Some(node),
+            | Step::RemoveNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
-            Step::CreateNetwork { .. } | Step::CreateVolume { .. } => None,
+            Step::CreateNetwork { .. }
+            | Step::CreateVolume { .. }
+            | Step::WaitHealthy { .. }
+            | Step::ResetSentinels
+            | Step::SetPingPeriod { .. } => None,
         }
     }
 
-    /// Steps that change a running group one node at a time (after the parallel ones).
-    pub fn is_rolling(&self) -> bool {
-        matches!(
-            self,
-            Step::Failover { .. } | Step::RecreateNode { .. } | Step::RemoveNode { .. }
-        )
+    /// Whether the step changes anything (waiting does not).
+    pub fn changes_something(&self) -> bool {
+        !matches!(self, Step::WaitHealthy { .. })
     }
 }
 
@@ -85,44 +122,116 @@ impl fmt::Display for Step {
         match self {
             Step::CreateNetwork { name, subnet } => write!(f, "create network `{name}` ({subnet})"),
             Step::CreateVolume { name } => write!(f, "create volume `{name}`"),
-            Step::CreateNode { node, reason, .. } => {
-                write!(f, "create and start `{node}`: {reason}")
+            Step::CreateContainer {
+                node,
+                replace,
+                reason,
+            } => {
+                let old = if *replace {
+                    " (removing the old one first)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "create container `{node}` with its config{old}: {reason}"
+                )
             }
             Step::StartNode { node, reason } => write!(f, "start `{node}`: {reason}"),
             Step::UnpauseNode { node, reason } => write!(f, "unpause `{node}`: {reason}"),
-            Step::Failover { from, reason } => write!(f, "fail over away from `{from}`: {reason}"),
-            Step::RecreateNode { node, reason } => write!(f, "recreate `{node}`: {reason}"),
-            Step::RemoveNode { node, reason } => write!(f, "remove `{node}`: {reason}"),
             Step::ReconnectNode { node, reason } => {
                 write!(f, "reconnect `{node}` to the group network: {reason}")
             }
+            Step::FollowMaster { node, master } => write!(
+                f,
+                "make `{node}` a replica of {master} if it says it is a master (REPLICAOF, CONFIG REWRITE)"
+            ),
+            Step::WaitHealthy { progress: false } => {
+                write!(f, "wait until the group is healthy")
+            }
+            Step::WaitHealthy { progress: true } => write!(
+                f,
+                "wait until the group is healthy, showing what each node waits for"
+            ),
+            Step::Failover { from, reason } => write!(f, "fail over away from `{from}`: {reason}"),
+            Step::RecreateNode { node, reason } => write!(
+                f,
+                "recreate `{node}` following the current master: {reason}"
+            ),
+            Step::RemoveNode { node, reason } => write!(f, "remove `{node}`: {reason}"),
+            Step::ResetSentinels => write!(
+                f,
+                "SENTINEL RESET on every sentinel, so that they forget the removed nodes"
+            ),
+            Step::SetPingPeriod { ms } if *ms == SENTINEL_PING_PERIOD_MS => write!(
+                f,
+                "set Sentinel's ping period back to {ms} ms on every sentinel"
+            ),
+            Step::SetPingPeriod { ms } => write!(
+                f,
+                "set Sentinel's ping period to {ms} ms on every sentinel while the group forms"
+            ),
         }
     }
 }
 
+/// Steps that run together; the next phase starts when every one has finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// The master every new or recreated node is configured to follow.
-    pub master: Ipv4Addr,
+pub struct Phase {
     pub steps: Vec<Step>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The master every new node is configured to follow (until a failover step moves it).
+    pub master: Ipv4Addr,
+    pub phases: Vec<Phase>,
+    /// Run after the phases whatever happened, also when a step failed.
+    pub finally: Vec<Step>,
+}
+
 impl Plan {
+    /// No step changes anything: `up` only waits until the group is healthy.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        !self.steps().any(Step::changes_something)
+    }
+
+    /// Every step in the order it runs: the phases', then the `finally` ones.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.steps.iter())
+            .chain(&self.finally)
     }
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.steps.is_empty() {
-            return writeln!(
+        if self.is_empty() {
+            writeln!(
                 f,
-                "nothing to do: every node exists, runs and has its current config"
-            );
+                "nothing to do: every node exists, runs and has its current config; only:"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "each phase starts when the one before has finished; its steps run together"
+            )?;
         }
-        for (i, step) in self.steps.iter().enumerate() {
-            writeln!(f, "{:>2}. {step}", i + 1)?;
+        let mut number = 0;
+        for (i, phase) in self.phases.iter().enumerate() {
+            writeln!(f, "phase {}:", i + 1)?;
+            for step in &phase.steps {
+                number += 1;
+                writeln!(f, "{number:>4}. {step}")?;
+            }
+        }
+        if !self.finally.is_empty() {
+            writeln!(f, "finally, also when a step fails:")?;
+            for step in &self.finally {
+                number += 1;
+                writeln!(f, "{number:>4}. {step}")?;
+            }
         }
         Ok(())
     }
@@ -136,107 +245,171 @@ pub fn plan(
     observed: &Observed,
     master: Ipv4Addr,
 ) -> Plan {
-    let mut steps = Vec::new();
+    let mut setup = Vec::new();
     if observed.networks.is_empty() {
-        steps.push(Step::CreateNetwork {
+        setup.push(Step::CreateNetwork {
             name: layout.network(),
             subnet: layout.subnet,
         });
     }
     for volume in layout.nodes.iter().filter_map(|n| n.volume()) {
         if !observed.volumes.contains(&volume) {
-            steps.push(Step::CreateVolume { name: volume });
+            setup.push(Step::CreateVolume { name: volume });
         }
     }
+    let mut create = Vec::new();
+    let mut start_master = Vec::new();
+    let mut start_others = Vec::new();
+    let mut follow = Vec::new();
     let mut rolling = Vec::new();
-    // Data nodes before sentinels: the order the executor starts them in.
+    let mut touches_sentinels = false;
+    // Data nodes before sentinels: the order of the layout.
     for node in &layout.nodes {
         let want = desired_hash
             .get(&node.key)
             .map(String::as_str)
             .unwrap_or("");
-        let node_name = node.name.clone();
-        match observed.container(&node.key) {
-            None => steps.push(Step::CreateNode {
-                node: node_name,
-                replace: false,
-                reason: "missing".to_string(),
-            }),
+        let name = node.name.clone();
+        let mut fresh = |replace: bool, reason: String| {
+            create.push(Step::CreateContainer {
+                node: name.clone(),
+                replace,
+                reason,
+            });
+            Step::StartNode {
+                node: name.clone(),
+                reason: "created above".to_string(),
+            }
+        };
+        let start = match observed.container(&node.key) {
+            None => Some(fresh(false, "missing".to_string())),
             // Never started: an interrupted `up` may have left it without its config file.
-            Some(c) if c.state == "created" => steps.push(Step::CreateNode {
-                node: node_name,
-                replace: true,
-                reason: "created but never started".to_string(),
-            }),
+            Some(c) if c.state == ContainerState::Created => {
+                Some(fresh(true, "created but never started".to_string()))
+            }
             // Not serving anything: replace it now, with the others, instead of waiting
             // for a healthy group that cannot be healthy without it.
-            Some(c) if c.config_hash != want && c.state != "running" && c.state != "paused" => {
-                steps.push(Step::CreateNode {
-                    node: node_name,
-                    replace: true,
-                    reason: format!("config changed (container is {})", c.state),
-                })
+            Some(c)
+                if c.config_hash != want
+                    && !matches!(c.state, ContainerState::Running | ContainerState::Paused) =>
+            {
+                Some(fresh(
+                    true,
+                    format!("config changed (container is {})", c.state),
+                ))
             }
             Some(c) if c.config_hash != want => {
                 if node.ip == master {
                     rolling.push(Step::Failover {
-                        from: node_name.clone(),
+                        from: name.clone(),
                         reason: "its config changed and the master must not go away".to_string(),
                     });
                 }
                 rolling.push(Step::RecreateNode {
-                    node: node_name,
+                    node: name.clone(),
                     reason: "config changed".to_string(),
                 });
+                touches_sentinels |= node.role == Role::Sentinel;
+                None
             }
-            Some(c) => match c.state.as_str() {
-                "running" if c.ip.is_none() => steps.push(Step::ReconnectNode {
-                    node: node_name,
-                    reason: "it runs but is not on the network".to_string(),
-                }),
-                "running" => {}
-                "paused" => steps.push(Step::UnpauseNode {
-                    node: node_name,
-                    reason: "paused".to_string(),
-                }),
-                state => steps.push(Step::StartNode {
-                    node: node_name,
-                    reason: format!("container is {state}"),
-                }),
-            },
+            Some(c) => {
+                let revive = match c.state {
+                    ContainerState::Running if c.ip.is_none() => Some(Step::ReconnectNode {
+                        node: name.clone(),
+                        reason: "it runs but is not on the network".to_string(),
+                    }),
+                    ContainerState::Running => None,
+                    ContainerState::Paused => Some(Step::UnpauseNode {
+                        node: name.clone(),
+                        reason: "paused".to_string(),
+                    }),
+                    state => Some(Step::StartNode {
+                        node: name.clone(),
+                        reason: format!("container is {state}"),
+                    }),
+                };
+                if revive.is_some() && node.role.is_data() && node.ip != master {
+                    follow.push(Step::FollowMaster {
+                        node: name.clone(),
+                        master,
+                    });
+                }
+                revive
+            }
+        };
+        if let Some(step) = start {
+            touches_sentinels |= node.role == Role::Sentinel;
+            if node.ip == master {
+                start_master.push(step);
+            } else {
+                start_others.push(step);
+            }
         }
     }
+    // Recreate the master last: by then the replicas and sentinels are current.
+    let master_name = layout.node_by_ip(master).map(|n| n.name.as_str());
+    rolling.sort_by_key(|s| {
+        matches!(s, Step::Failover { .. } | Step::RecreateNode { .. }) && s.node() == master_name
+    });
     // Nodes the topology no longer has (it was scaled down).
-    for c in &observed.containers {
-        if layout.node(&c.node).is_none() {
-            let kept = if c.node.starts_with("sentinel") {
+    let removals: Vec<Step> = observed
+        .containers
+        .iter()
+        .filter(|c| layout.node(&c.node).is_none())
+        .map(|c| {
+            let kept = if c.is_sentinel() {
                 ""
             } else {
                 " (its data volume is kept)"
             };
-            rolling.push(Step::RemoveNode {
+            Step::RemoveNode {
                 node: c.name.clone(),
                 reason: format!("not in the topology any more{kept}"),
-            });
-        }
-    }
-    // Recreate the master last: by then the replicas and sentinels are current.
-    rolling.sort_by_key(|s| {
-        matches!(s, Step::Failover { .. } | Step::RecreateNode { .. })
-            && s.node() == master_name(layout, master)
-    });
-    steps.extend(rolling);
-    Plan { master, steps }
-}
+            }
+        })
+        .collect();
 
-fn master_name(layout: &Layout, master: Ipv4Addr) -> Option<&str> {
-    layout.node_by_ip(master).map(|n| n.name.as_str())
+    let mut phases: Vec<Phase> = [setup, create, start_master, start_others, follow]
+        .into_iter()
+        .filter(|steps| !steps.is_empty())
+        .map(|steps| Phase { steps })
+        .collect();
+    // One node at a time, each after the group is healthy again.
+    for step in rolling {
+        phases.push(Phase {
+            steps: vec![Step::WaitHealthy { progress: false }],
+        });
+        phases.push(Phase { steps: vec![step] });
+    }
+    if !removals.is_empty() {
+        phases.push(Phase { steps: removals });
+        phases.push(Phase {
+            steps: vec![Step::ResetSentinels],
+        });
+    }
+    let mut last = Vec::new();
+    let mut finally = Vec::new();
+    if touches_sentinels {
+        last.push(Step::SetPingPeriod {
+            ms: FORMING_PING_PERIOD_MS,
+        });
+        finally.push(Step::SetPingPeriod {
+            ms: SENTINEL_PING_PERIOD_MS,
+        });
+    }
+    last.push(Step::WaitHealthy { progress: true });
+    phases.push(Phase { steps: last });
+    Plan {
+        master,
+        phases,
+        finally,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::observe::{ObservedContainer, ObservedNetwork};
+    use crate::observed::{ObservedContainer, ObservedNetwork};
     use crate::render::tests::default_topology;
 
     fn layout() -> Layout {
@@ -261,7 +434,8 @@ mod tests {
                     id: format!("id-{}", n.key),
                     name: n.name.clone(),
                     node: n.key.clone(),
-                    state: "running".into(),
+                    created_as: Some(n.role),
+                    state: ContainerState::Running,
                     config_hash: format!("h-{}", n.key),
                     ip: Some(n.ip),
                     host_port: Some(n.host_port),
@@ -281,16 +455,32 @@ mod tests {
         let l = layout();
         let plan = plan(&l, &hashes(&l), &Observed::default(), l.master().ip);
         insta::assert_snapshot!(plan.to_string(), @r"
-         1. create network `demo-net` (172.28.7.0/24)
-         2. create volume `demo-master-data`
-         3. create volume `demo-replica-1-data`
-         4. create volume `demo-replica-2-data`
-         5. create and start `demo-master`: missing
-         6. create and start `demo-replica-1`: missing
-         7. create and start `demo-replica-2`: missing
-         8. create and start `demo-sentinel-1`: missing
-         9. create and start `demo-sentinel-2`: missing
-        10. create and start `demo-sentinel-3`: missing
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. create network `demo-net` (172.28.7.0/24)
+           2. create volume `demo-master-data`
+           3. create volume `demo-replica-1-data`
+           4. create volume `demo-replica-2-data`
+        phase 2:
+           5. create container `demo-master` with its config: missing
+           6. create container `demo-replica-1` with its config: missing
+           7. create container `demo-replica-2` with its config: missing
+           8. create container `demo-sentinel-1` with its config: missing
+           9. create container `demo-sentinel-2` with its config: missing
+          10. create container `demo-sentinel-3` with its config: missing
+        phase 3:
+          11. start `demo-master`: created above
+        phase 4:
+          12. start `demo-replica-1`: created above
+          13. start `demo-replica-2`: created above
+          14. start `demo-sentinel-1`: created above
+          15. start `demo-sentinel-2`: created above
+          16. start `demo-sentinel-3`: created above
+        phase 5:
+          17. set Sentinel's ping period to 100 ms on every sentinel while the group forms
+          18. wait until the group is healthy, showing what each node waits for
+        finally, also when a step fails:
+          19. set Sentinel's ping period back to 1000 ms on every sentinel
         ");
     }
 
@@ -306,22 +496,37 @@ mod tests {
     fn stopped_paused_and_half_created_nodes_are_brought_back() {
         let l = layout();
         let mut observed = healthy_group(&l);
-        observed.containers[1].state = "exited".into();
-        observed.containers[2].state = "paused".into();
-        observed.containers[3].state = "created".into();
+        observed.containers[1].state = ContainerState::Exited;
+        observed.containers[2].state = ContainerState::Paused;
+        observed.containers[3].state = ContainerState::Created;
         observed.containers.retain(|c| c.node != "sentinel-3");
         observed.containers[0].ip = None;
         let mut want = hashes(&l);
-        observed.containers[4].state = "exited".into();
+        observed.containers[4].state = ContainerState::Exited;
         want.insert("sentinel-2".into(), "changed".into());
         let plan = plan(&l, &want, &observed, l.master().ip);
         insta::assert_snapshot!(plan.to_string(), @r"
-        1. reconnect `demo-master` to the group network: it runs but is not on the network
-        2. start `demo-replica-1`: container is exited
-        3. unpause `demo-replica-2`: paused
-        4. create and start `demo-sentinel-1`: created but never started
-        5. create and start `demo-sentinel-2`: config changed (container is exited)
-        6. create and start `demo-sentinel-3`: missing
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. create container `demo-sentinel-1` with its config (removing the old one first): created but never started
+           2. create container `demo-sentinel-2` with its config (removing the old one first): config changed (container is exited)
+           3. create container `demo-sentinel-3` with its config: missing
+        phase 2:
+           4. reconnect `demo-master` to the group network: it runs but is not on the network
+        phase 3:
+           5. start `demo-replica-1`: container is exited
+           6. unpause `demo-replica-2`: paused
+           7. start `demo-sentinel-1`: created above
+           8. start `demo-sentinel-2`: created above
+           9. start `demo-sentinel-3`: created above
+        phase 4:
+          10. make `demo-replica-1` a replica of 172.28.7.10 if it says it is a master (REPLICAOF, CONFIG REWRITE)
+          11. make `demo-replica-2` a replica of 172.28.7.10 if it says it is a master (REPLICAOF, CONFIG REWRITE)
+        phase 5:
+          12. set Sentinel's ping period to 100 ms on every sentinel while the group forms
+          13. wait until the group is healthy, showing what each node waits for
+        finally, also when a step fails:
+          14. set Sentinel's ping period back to 1000 ms on every sentinel
         ");
     }
 
@@ -336,12 +541,26 @@ mod tests {
         want.insert("replica-1".into(), "new".into());
         let plan = plan(&l, &want, &healthy_group(&l), current);
         insta::assert_snapshot!(plan.to_string(), @r"
-        1. recreate `demo-master`: config changed
-        2. recreate `demo-replica-2`: config changed
-        3. fail over away from `demo-replica-1`: its config changed and the master must not go away
-        4. recreate `demo-replica-1`: config changed
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. wait until the group is healthy
+        phase 2:
+           2. recreate `demo-master` following the current master: config changed
+        phase 3:
+           3. wait until the group is healthy
+        phase 4:
+           4. recreate `demo-replica-2` following the current master: config changed
+        phase 5:
+           5. wait until the group is healthy
+        phase 6:
+           6. fail over away from `demo-replica-1`: its config changed and the master must not go away
+        phase 7:
+           7. wait until the group is healthy
+        phase 8:
+           8. recreate `demo-replica-1` following the current master: config changed
+        phase 9:
+           9. wait until the group is healthy, showing what each node waits for
         ");
-        assert!(plan.steps.iter().all(Step::is_rolling));
     }
 
     #[test]
@@ -353,8 +572,73 @@ mod tests {
         let l = layout();
         let plan = plan(&l, &hashes(&l), &healthy_group(&big), l.master().ip);
         insta::assert_snapshot!(plan.to_string(), @r"
-        1. remove `demo-replica-3`: not in the topology any more (its data volume is kept)
-        2. remove `demo-sentinel-4`: not in the topology any more
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. remove `demo-replica-3`: not in the topology any more (its data volume is kept)
+           2. remove `demo-sentinel-4`: not in the topology any more
+        phase 2:
+           3. SENTINEL RESET on every sentinel, so that they forget the removed nodes
+        phase 3:
+           4. wait until the group is healthy, showing what each node waits for
+        ");
+    }
+
+    #[test]
+    fn after_a_failover_the_stopped_old_master_comes_back_as_a_replica() {
+        let l = layout();
+        let mut observed = healthy_group(&l);
+        observed.containers[0].state = ContainerState::Exited;
+        let current = l.node("replica-1").unwrap().ip;
+        let plan = plan(&l, &hashes(&l), &observed, current);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. start `demo-master`: container is exited
+        phase 2:
+           2. make `demo-master` a replica of 172.28.7.11 if it says it is a master (REPLICAOF, CONFIG REWRITE)
+        phase 3:
+           3. wait until the group is healthy, showing what each node waits for
+        ");
+    }
+
+    #[test]
+    fn a_changed_config_on_the_master_fails_over_first() {
+        let l = layout();
+        let mut want = hashes(&l);
+        want.insert("master".into(), "new".into());
+        let plan = plan(&l, &want, &healthy_group(&l), l.master().ip);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. wait until the group is healthy
+        phase 2:
+           2. fail over away from `demo-master`: its config changed and the master must not go away
+        phase 3:
+           3. wait until the group is healthy
+        phase 4:
+           4. recreate `demo-master` following the current master: config changed
+        phase 5:
+           5. wait until the group is healthy, showing what each node waits for
+        ");
+    }
+
+    #[test]
+    fn a_changed_sentinel_is_recreated_with_the_ping_period_restored_finally() {
+        let l = layout();
+        let mut want = hashes(&l);
+        want.insert("sentinel-1".into(), "new".into());
+        let plan = plan(&l, &want, &healthy_group(&l), l.master().ip);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. wait until the group is healthy
+        phase 2:
+           2. recreate `demo-sentinel-1` following the current master: config changed
+        phase 3:
+           3. set Sentinel's ping period to 100 ms on every sentinel while the group forms
+           4. wait until the group is healthy, showing what each node waits for
+        finally, also when a step fails:
+           5. set Sentinel's ping period back to 1000 ms on every sentinel
         ");
     }
 }

@@ -163,3 +163,28 @@ pub fn paint(code: &str, text: &str) -> String {
         text.to_string()
     }
 }
+
+/// A command's `--json` document as one line. It goes through `serde_json::Value` so that
+/// keys are sorted at every level, as they always have been: scripts and tests compare
+/// the text, and a field moved in a struct must not change it.
+pub fn json_line<T: serde::Serialize>(document: &T) -> serde_json::Result<String> {
+    Ok(serde_json::to_value(document)?.to_string())
+}
+
+/// The `{node, host, port}` object that names the master in `up` and `status` output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MasterJson {
+    pub node: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl MasterJson {
+    pub fn of(node: &crate::topology::Node) -> MasterJson {
+        MasterJson {
+            node: node.name.clone(),
+            host: node.ip.to_string(),
+            port: node.port,
+        }
+    }
+}

@@ -416,3 +416,37 @@ fn rendered_group_forms_on_loopback() {
     }
     eprintln!("group formed in {:?}", started.elapsed());
 }
+
+/// A probe with the wrong password is an `Auth` error, decided from the client's error
+/// kind: `up` relies on it to say "the password changed" instead of timing out.
+#[test]
+fn a_wrong_password_is_an_auth_probe_error_and_a_closed_port_is_unreachable() {
+    use rcluster::probe::{Probe, ProbeError};
+    use rcluster::secret::Secret;
+    let topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let node = layout.master();
+    let text = render::node_config(&topology, &layout, node, layout.master().ip, PASSWORD)
+        .expect("renders");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, _con) = start_data_node(tmp.path(), node, &text);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let closed: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let wrong = Probe::new(Secret::new("not-the-password".to_string()));
+        let err = wrong.replication(addr).await.expect_err("wrong password");
+        assert!(err.is_auth(), "{}", err.describe());
+        let right = Probe::new(Secret::new(PASSWORD.to_string()));
+        assert!(right.replication(addr).await.is_ok());
+        let err = right
+            .replication(closed)
+            .await
+            .expect_err("nothing listens");
+        assert!(
+            matches!(err, ProbeError::Unreachable { .. }),
+            "{}",
+            err.describe()
+        );
+    });
+}

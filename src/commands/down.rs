@@ -9,25 +9,45 @@ use super::Global;
 use crate::cli::DownArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_OK};
 use crate::labels;
-use crate::state;
+use crate::password_store;
+use crate::report::json_line;
+
+/// `down --json`.
+#[derive(serde::Serialize)]
+pub struct DownJson {
+    pub name: String,
+    pub removed: Removed,
+    pub kept: Kept,
+}
+
+#[derive(serde::Serialize)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct Kept {
+    /// Data volumes `down` left (without `--volumes`).
+    pub volumes: Vec<String>,
+}
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     let cluster = cluster_name(global)?;
     // The name becomes a label filter and a directory name under the state directory:
     // it must be a real group name, whatever file or flag it came from.
     if let Some(problem) = crate::topology::validate::name_problem(&cluster) {
-        return Err(Exit::new(EXIT_USAGE, format!("the group name `{cluster}` {problem}")).into());
+        return Err(CommandError::usage(format!("the group name `{cluster}` {problem}")).into());
     }
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &cluster).await?;
 
     // Sentinels first so that none of them starts a failover while the data nodes go.
-    let (sentinels, data): (Vec<_>, Vec<_>) = observed
-        .containers
-        .iter()
-        .partition(|c| c.node.starts_with("sentinel"));
+    let (sentinels, data): (Vec<_>, Vec<_>) =
+        observed.containers.iter().partition(|c| c.is_sentinel());
     let results = join_all(sentinels.iter().map(|c| engine.remove_container(&c.id))).await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     // Data nodes that keep their volumes get a clean shutdown first: redis then writes
@@ -52,16 +72,14 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         let results = join_all(observed.volumes.iter().map(|v| engine.remove_volume(v))).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         // The generated password protected data that no longer exists.
-        state::forget(&cluster)?;
+        password_store::forget(&cluster)?;
         (observed.volumes.clone(), vec![])
     } else {
         (vec![], observed.volumes.clone())
     };
 
     if !in_use.is_empty() {
-        return Err(Exit::new(
-            EXIT_FAILED,
-            format!(
+        return Err(CommandError::failed(format!(
                 "removed the group's containers{}, but not network {}: containers rcluster did not create are attached; \
                  `docker network disconnect` them, then run `rcluster down` again",
                 if args.volumes { " and volumes" } else { "" },
@@ -77,12 +95,18 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
         .collect();
     let networks: Vec<&str> = observed.networks.iter().map(|n| n.name.as_str()).collect();
     if global.json {
-        let value = serde_json::json!({
-            "name": cluster,
-            "removed": {"containers": containers, "networks": networks, "volumes": removed_volumes},
-            "kept": {"volumes": kept_volumes},
-        });
-        println!("{value}");
+        let document = DownJson {
+            name: cluster.clone(),
+            removed: Removed {
+                containers: containers.iter().map(|c| c.to_string()).collect(),
+                networks: networks.iter().map(|n| n.to_string()).collect(),
+                volumes: removed_volumes.clone(),
+            },
+            kept: Kept {
+                volumes: kept_volumes.clone(),
+            },
+        };
+        println!("{}", json_line(&document)?);
     } else if !global.quiet {
         if observed.is_empty() {
             println!(
@@ -114,24 +138,18 @@ fn cluster_name(global: &Global) -> anyhow::Result<String> {
         return Ok(name.clone());
     }
     let text = std::fs::read_to_string(&global.file).map_err(|e| {
-        Exit::new(
-            EXIT_USAGE,
-            format!(
-                "cannot read `{}` to learn the group's name ({e}); pass `--name NAME`",
-                global.file.display()
-            ),
-        )
+        CommandError::usage(format!(
+            "cannot read `{}` to learn the group's name ({e}); pass `--name NAME`",
+            global.file.display()
+        ))
     })?;
     let value: toml::Table = match toml::from_str(&text) {
         Ok(v) => v,
         Err(_) => {
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!(
-                    "`{}` does not parse, so the group's name is unknown; pass `--name NAME`",
-                    global.file.display()
-                ),
-            ))
+            return Err(CommandError::usage(format!(
+                "`{}` does not parse, so the group's name is unknown; pass `--name NAME`",
+                global.file.display()
+            )))
             .context("down removes by name and label only");
         }
     };

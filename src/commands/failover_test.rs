@@ -8,36 +8,49 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Exit};
+use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_prefix};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
-use crate::group;
+use crate::probe::survey;
+use crate::wait;
 // An application may be writing during the test: replicas a few bytes behind are healthy.
 use crate::health::STATUS_MAX_LAG_BYTES;
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
+/// `failover-test --json`.
+#[derive(serde::Serialize)]
+pub struct FailoverTestJson<'a> {
+    pub name: &'a str,
+    /// Every run finished and passed.
+    pub passed: bool,
+    pub fault: Fault,
+    /// The runs that finished, also when a later one could not.
+    pub runs: &'a [RunReport],
+    pub summary: &'a failover::Summary,
+    /// Why a run could not finish (e.g. the group was not healthy); null otherwise.
+    pub error: Option<String>,
+}
+
 pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
-        return Err(Exit::new(EXIT_USAGE, "`--runs` and `--writers` must be at least 1").into());
+        return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
     }
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     if args.stop_sentinels >= loaded.topology.sentinel.count {
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
-                "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
-                args.stop_sentinels, loaded.topology.sentinel.count
-            ),
-        )
+        return Err(CommandError::usage(format!(
+            "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
+            args.stop_sentinels, loaded.topology.sentinel.count
+        ))
         .into());
     }
     let engine = Engine::connect().await?;
-    let password = group::password(&loaded)?;
+    let password = super::password(&loaded)?;
     let probe = Probe::new(password);
     let topo = &loaded.topology;
     let deadline =
@@ -65,7 +78,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     };
     let outcome = tokio::select! {
         outcome = work => outcome,
-        _ = tokio::signal::ctrl_c() => Err(Exit::new(EXIT_INTERRUPTED, "interrupted").into()),
+        _ = tokio::signal::ctrl_c() => Err(CommandError::interrupted("interrupted").into()),
     };
     if let Some(broken) = pending.take() {
         let healed = broken.mend(&engine).await;
@@ -78,15 +91,15 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
         outcome.is_ok() && runs.len() == args.runs as usize && runs.iter().all(|r| r.passed);
     if global.json {
         // Even when a run could not finish, scripts get the runs that did and the reason.
-        let value = serde_json::json!({
-            "name": topo.cluster.name,
-            "passed": passed,
-            "fault": args.fault,
-            "runs": runs,
-            "summary": summary,
-            "error": outcome.as_ref().err().map(|e| format!("{e:#}")),
-        });
-        println!("{value}");
+        let document = FailoverTestJson {
+            name: &topo.cluster.name,
+            passed,
+            fault: args.fault,
+            runs: &runs,
+            summary: &summary,
+            error: outcome.as_ref().err().map(|e| format!("{e:#}")),
+        };
+        println!("{}", crate::report::json_line(&document)?);
     } else if outcome.is_ok() && (!global.quiet || !passed) {
         println!("{}", verdict(passed, &summary, args.runs));
     }
@@ -125,7 +138,7 @@ async fn one_run(
     // 2. Listen to every watching sentinel. 3. Writers, through the sentinels.
     let sentinels: Vec<(String, SocketAddr)> = watching
         .iter()
-        .map(|n| (n.name.clone(), group::addr(n)))
+        .map(|n| (n.name.clone(), survey::addr(n)))
         .collect();
     let listener = Listener::start(probe, &sentinels).await?;
     let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
@@ -149,7 +162,7 @@ async fn one_run(
         writes: Writes::default(),
         events: vec![],
     };
-    let agreed = group::wait_for_new_master(
+    let agreed = wait::wait_for_new_master(
         &layout,
         &watching,
         probe,
@@ -173,7 +186,7 @@ async fn one_run(
             (None, answering)
         }
     };
-    let new_addr = new_master.as_ref().map(group::addr);
+    let new_addr = new_master.as_ref().map(survey::addr);
     if let Some(addr) = new_addr {
         wait_until(Duration::from_secs(5), || {
             writers.last_acked_by() == Some(addr)
@@ -197,7 +210,7 @@ async fn one_run(
         broken.heal(engine).await?;
     }
     let settle = deadline.max(Duration::from_secs(30));
-    let rejoin = group::wait_healthy(
+    let rejoin = wait::wait_healthy(
         engine,
         &layout,
         probe,
@@ -209,7 +222,7 @@ async fn one_run(
     .await;
     // The test's keys go, wherever the master is now; the user's data set stays as it was.
     if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
-        let _ = delete_prefix(probe, group::addr(master), &prefix).await;
+        let _ = delete_prefix(probe, survey::addr(master), &prefix).await;
     }
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
@@ -256,9 +269,9 @@ async fn healthy_master(
 ) -> anyhow::Result<(Layout, Node)> {
     let master_name = &topo.sentinel.master_name;
     let observed = observe(engine, &topo.cluster.name).await?;
-    let layout = group::layout(topo, &observed);
+    let layout = addressing::layout(topo, &observed);
     let grace = Duration::from_secs(10);
-    let health = group::wait_healthy(
+    let health = wait::wait_healthy(
         engine,
         &layout,
         probe,
@@ -269,10 +282,9 @@ async fn healthy_master(
     )
     .await
     .map_err(|e| {
-        Exit::new(
-            EXIT_FAILED,
-            format!("the group is not healthy, so no fault was injected: {e:#}"),
-        )
+        CommandError::failed(format!(
+            "the group is not healthy, so no fault was injected: {e:#}"
+        ))
     })?;
     let master = health.master.context("a healthy group without a master")?;
     Ok((layout, master))
@@ -297,7 +309,7 @@ async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
 
 /// Every acknowledged key must be on the new master.
 async fn check_nothing_lost(report: &mut RunReport, probe: &Probe, new: &Node, keys: &[String]) {
-    match count_missing(probe, group::addr(new), keys).await {
+    match count_missing(probe, survey::addr(new), keys).await {
         Ok(0) => {}
         Ok(missing) => {
             report.writes.lost = missing;

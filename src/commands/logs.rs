@@ -5,20 +5,20 @@ use futures_util::StreamExt;
 use futures_util::stream::select_all;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::LogsArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
-use crate::group;
+use crate::error::{CommandError, EXIT_OK};
 use crate::topology::Node;
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
 pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &loaded.topology.cluster.name).await?;
-    let layout = group::layout(&loaded.topology, &observed);
+    let layout = addressing::layout(&loaded.topology, &observed);
     // Each node's container as the labels found it: never one that merely has its name.
     let nodes: Vec<(&Node, String)> = if args.nodes.is_empty() {
         layout
@@ -31,18 +31,15 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<i32> {
             .iter()
             .map(|name| {
                 let node = layout.node(name).ok_or_else(|| {
-                    Exit::new(
-                        EXIT_USAGE,
-                        format!("no node `{name}` in group `{}`", layout.cluster),
-                    )
+                    CommandError::usage(format!("no node `{name}` in group `{}`", layout.cluster))
                 })?;
                 let container = observed.container(&node.key).ok_or_else(|| {
-                    Exit::new(
-                        EXIT_FAILED,
-                        format!("node `{}` has no container (run `rcluster up`)", node.name),
-                    )
+                    CommandError::failed(format!(
+                        "node `{}` has no container (run `rcluster up`)",
+                        node.name
+                    ))
                 })?;
-                Ok::<_, Exit>((node, container.id.clone()))
+                Ok::<_, CommandError>((node, container.id.clone()))
             })
             .collect::<Result<_, _>>()?
     };

@@ -18,13 +18,13 @@ use crate::topology::{self, Layout, Loaded, Subnet};
 
 /// One rendered file, as `--json` reports it.
 #[derive(Debug, serde::Serialize)]
-struct FileReport {
-    node: String,
+pub struct FileReport {
+    pub node: String,
     /// Where it was written, or (without `--out`) its path relative to an output directory.
-    path: PathBuf,
+    pub path: PathBuf,
     /// Only without `--out`: the file itself goes to stdout inside the JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
+    pub content: Option<String>,
 }
 
 pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
@@ -203,10 +203,17 @@ fn run_conf(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resu
     finish(global, &reports)
 }
 
+/// `render --json`: the files written, or their contents when no `--out` is given.
+#[derive(serde::Serialize)]
+pub struct RenderJson<'a> {
+    pub files: &'a [FileReport],
+}
+
 fn print(global: &Global, reports: &[FileReport]) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if global.json {
-        let json = serde_json::json!({ "files": reports });
+        // Through a Value, like every command's JSON: keys sorted.
+        let json = serde_json::to_value(RenderJson { files: reports })?;
         return writeln!(stdout, "{json:#}");
     }
     for report in reports {
@@ -242,7 +249,7 @@ fn password_to_render(loaded: &Loaded, show_secrets: bool, quiet: bool) -> anyho
     if !show_secrets {
         return Ok(MASK.to_string());
     }
-    match crate::state::password(loaded, &loaded.topology.cluster.name)? {
+    match crate::password_store::password(loaded, &loaded.topology.cluster.name)? {
         Some(secret) => Ok(secret.expose().to_string()),
         None => {
             if !quiet {

@@ -3,19 +3,21 @@
 use std::time::Duration;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::StatusArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{EXIT_FAILED, EXIT_OK};
-use crate::group;
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
+use crate::observed::ContainerState;
+use crate::password_store;
 use crate::probe::Probe;
-use crate::report::paint;
-use crate::state;
+use crate::probe::survey;
+use crate::report::{MasterJson, json_line, paint};
 use crate::topology::{Layout, Loaded, Role};
 
 pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     let engine = Engine::connect().await?;
     if args.watch {
         loop {
@@ -50,7 +52,7 @@ async fn snapshot(
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
-    let layout = group::layout(topology, &observed);
+    let layout = addressing::layout(topology, &observed);
     if observed.containers.is_empty() {
         // Volumes kept by `down` are worth mentioning: `up` brings their data back.
         let kept = if observed.volumes.is_empty() {
@@ -62,32 +64,34 @@ async fn snapshot(
             )
         };
         let text = if global.json {
-            format!(
-                "{}\n",
-                serde_json::json!({
-                    "name": cluster,
-                    "healthy": false,
-                    "exists": false,
-                    "master": null,
-                    "sentinels_agree": false,
-                    "subnet": layout.subnet.to_string(),
-                    "counts": {"master": 0, "replica": 0, "sentinel": 0},
-                    "nodes": [],
-                    "volumes": observed.volumes,
-                    "problems": [{"node": cluster, "reason": "the group does not exist"}],
-                    "password_source": state::password_origin(loaded, cluster),
-                })
-            )
+            let document = StatusJson {
+                name: cluster.clone(),
+                healthy: false,
+                exists: false,
+                master: None,
+                sentinels_agree: false,
+                subnet: layout.subnet.to_string(),
+                counts: Counts::default(),
+                nodes: vec![],
+                volumes: Some(observed.volumes.clone()),
+                problems: vec![health::Problem {
+                    node: cluster.clone(),
+                    reason: "the group does not exist".to_string(),
+                }],
+                password_source: password_store::password_origin(loaded, cluster),
+                password: None,
+            };
+            format!("{}\n", json_line(&document)?)
         } else {
             format!("group `{cluster}` does not exist (run `rcluster up`){kept}\n")
         };
         return Ok((EXIT_FAILED, text));
     }
-    let password = group::password(loaded)?;
+    let password = super::password(loaded)?;
     let probe = Probe::new(password.clone())
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
-        group::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
+        survey::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
     let mut health = health::evaluate(&layout, &reports, STATUS_MAX_LAG_BYTES);
     if let Some(why) = health::failover_blocker(&reports, usize::from(topology.sentinel.quorum)) {
         health.problems.push(health::Problem {
@@ -97,9 +101,9 @@ async fn snapshot(
         health.healthy = false;
     }
     let code = if health.healthy { EXIT_OK } else { EXIT_FAILED };
-    let origin = state::password_origin(loaded, cluster);
+    let origin = password_store::password_origin(loaded, cluster);
     let text = if global.json {
-        let mut value = json(
+        let mut document = json(
             cluster,
             &layout,
             &reports,
@@ -108,9 +112,9 @@ async fn snapshot(
             &origin,
         );
         if args.show_secrets {
-            value["password"] = serde_json::Value::String(password.expose().to_string());
+            document.password = Some(password.expose().to_string());
         }
-        format!("{value}\n")
+        format!("{}\n", json_line(&document)?)
     } else {
         let mut text = table(cluster, &reports, &health, topology.cluster.bind);
         text.push_str(&format!("password: {origin}"));
@@ -192,7 +196,7 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
             [
                 r.node.name.clone(),
                 r.reported_role().unwrap_or("?").to_string(),
-                r.state.clone(),
+                r.state.to_string(),
                 format!("{}:{}", r.node.ip, r.node.port),
                 published(r, bind),
                 details(r, mo),
@@ -236,6 +240,105 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
     out
 }
 
+/// `status --json`. Keys are sorted in the output (see `report::json_line`).
+#[derive(serde::Serialize)]
+pub struct StatusJson {
+    pub name: String,
+    pub healthy: bool,
+    /// False when nothing of the group runs: then no nodes, and the kept `volumes`.
+    pub exists: bool,
+    /// The address the sentinels report.
+    pub master: Option<MasterJson>,
+    pub sentinels_agree: bool,
+    pub subnet: String,
+    pub counts: Counts,
+    pub nodes: Vec<NodeJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<String>>,
+    pub problems: Vec<health::Problem>,
+    pub password_source: String,
+    /// Only with `--show-secrets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Nodes that answer, by the role they report (sentinels: by the role they were created with).
+#[derive(Default, serde::Serialize)]
+pub struct Counts {
+    pub master: usize,
+    pub replica: usize,
+    pub sentinel: usize,
+}
+
+/// One node. Fields that do not apply to it are absent; a field that applies but is
+/// unknown is null.
+#[derive(serde::Serialize)]
+pub struct NodeJson {
+    pub name: String,
+    pub node: String,
+    /// The role it reports itself; null when it does not answer.
+    pub role: Option<String>,
+    pub created_as: Role,
+    pub state: ContainerState,
+    pub host: String,
+    pub port: u16,
+    pub published: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_host: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sees_master: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinels: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn node_json(r: &NodeReport, master_offset: Option<i64>, bind: std::net::IpAddr) -> NodeJson {
+    let mut v = NodeJson {
+        name: r.node.name.clone(),
+        node: r.node.key.clone(),
+        role: r.reported_role().map(str::to_string),
+        created_as: r.node.role,
+        state: r.state,
+        host: r.node.ip.to_string(),
+        port: r.node.port,
+        published: r.host_port.map(|p| format!("{bind}:{p}")),
+        offset: None,
+        master_host: None,
+        link: None,
+        lag_bytes: None,
+        sees_master: None,
+        replicas: None,
+        sentinels: None,
+        error: None,
+    };
+    if let Some(Ok(rep)) = &r.replication {
+        v.offset = Some(rep.offset);
+        if !rep.is_master() {
+            v.master_host = Some(rep.master_host.clone());
+            v.link = Some(rep.master_link_status.clone());
+            v.lag_bytes = Some(master_offset.map(|m| (m - rep.offset).max(0)));
+        }
+    }
+    if let Some(Ok(view)) = &r.sentinel {
+        v.sees_master = Some(view.master.as_ref().map(|(ip, p)| format!("{ip}:{p}")));
+        v.replicas = Some(view.replicas.iter().filter(|p| !p.is_down()).count());
+        v.sentinels = Some(view.sentinels.iter().filter(|p| !p.is_down()).count());
+    }
+    if let (Some(Err(e)), _) | (_, Some(Err(e))) = (&r.replication, &r.sentinel) {
+        v.error = Some(e.clone());
+    }
+    v
+}
+
 fn json(
     cluster: &str,
     layout: &Layout,
@@ -243,63 +346,33 @@ fn json(
     health: &Health,
     bind: std::net::IpAddr,
     password_origin: &str,
-) -> serde_json::Value {
+) -> StatusJson {
     let mo = master_offset(reports, health);
-    let nodes: Vec<serde_json::Value> = reports
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::json!({
-                "name": r.node.name,
-                "node": r.node.key,
-                "role": r.reported_role(),
-                "created_as": r.node.role,
-                "state": r.state,
-                "host": r.node.ip.to_string(),
-                "port": r.node.port,
-                "published": r.host_port.map(|p| format!("{bind}:{p}")),
-            });
-            if let Some(Ok(rep)) = &r.replication {
-                v["offset"] = rep.offset.into();
-                if !rep.is_master() {
-                    v["master_host"] = rep.master_host.clone().into();
-                    v["link"] = rep.master_link_status.clone().into();
-                    v["lag_bytes"] = mo.map(|m| (m - rep.offset).max(0)).into();
-                }
-            }
-            if let Some(Ok(view)) = &r.sentinel {
-                v["sees_master"] = view
-                    .master
-                    .as_ref()
-                    .map(|(ip, p)| format!("{ip}:{p}"))
-                    .into();
-                v["replicas"] = view.replicas.iter().filter(|p| !p.is_down()).count().into();
-                v["sentinels"] = view
-                    .sentinels
-                    .iter()
-                    .filter(|p| !p.is_down())
-                    .count()
-                    .into();
-            }
-            if let (Some(Err(e)), _) | (_, Some(Err(e))) = (&r.replication, &r.sentinel) {
-                v["error"] = e.clone().into();
-            }
-            v
-        })
-        .collect();
-    serde_json::json!({
-        "name": cluster,
-        "healthy": health.healthy,
-        "exists": true,
-        "master": health.master.as_ref().map(|m| serde_json::json!({"node": m.name, "host": m.ip.to_string(), "port": m.port})),
-        "sentinels_agree": health.sentinels_agree,
-        "subnet": layout.subnet.to_string(),
-        "counts": {
-            "master": reports.iter().filter(|r| r.reported_role() == Some("master")).count(),
-            "replica": reports.iter().filter(|r| r.reported_role() == Some("replica")).count(),
-            "sentinel": reports.iter().filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some()).count(),
+    let reported = |role: &str| {
+        reports
+            .iter()
+            .filter(|r| r.reported_role() == Some(role))
+            .count()
+    };
+    StatusJson {
+        name: cluster.to_string(),
+        healthy: health.healthy,
+        exists: true,
+        master: health.master.as_ref().map(MasterJson::of),
+        sentinels_agree: health.sentinels_agree,
+        subnet: layout.subnet.to_string(),
+        counts: Counts {
+            master: reported("master"),
+            replica: reported("replica"),
+            sentinel: reports
+                .iter()
+                .filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some())
+                .count(),
         },
-        "nodes": nodes,
-        "problems": health.problems,
-        "password_source": password_origin,
-    })
+        nodes: reports.iter().map(|r| node_json(r, mo, bind)).collect(),
+        volumes: None,
+        problems: health.problems.clone(),
+        password_source: password_origin.to_string(),
+        password: None,
+    }
 }

@@ -1,5 +1,5 @@
-//! Executes a plan's steps against the engine. Makes no decisions: what to do and in which
-//! order comes from `plan`; this turns each step into engine calls.
+//! The engine side of a plan's steps: each method turns one step into engine calls.
+//! Makes no decisions: what to do and in which order comes from `plan`, run by `executor`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,14 +14,13 @@ use super::Engine;
 use super::image::{ImageChoice, REDIS_UID, add_owned};
 use super::observe::labels_for;
 use crate::labels;
-use crate::plan::Step;
 use crate::render::{self, CONFIG_DIR, DATA_DIR};
 use crate::report::Reporter;
 use crate::secret::Secret;
 use crate::topology::{Layout, Node, Role, Subnet, Topology};
 
-/// Everything the executor needs; built once by `up`.
-pub struct Executor<'a> {
+/// The engine-side actions of a plan's steps, one verb each; built once by `up`.
+pub struct EngineSteps<'a> {
     pub engine: &'a Engine,
     pub topology: &'a Topology,
     pub layout: &'a Layout,
@@ -31,91 +30,81 @@ pub struct Executor<'a> {
     pub report: &'a Reporter,
 }
 
-impl Executor<'_> {
-    fn node(&self, name: &str) -> anyhow::Result<&Node> {
+impl EngineSteps<'_> {
+    pub fn node(&self, name: &str) -> anyhow::Result<&Node> {
         self.layout
             .node(name)
             .with_context(|| format!("node `{name}` is not in the layout"))
     }
 
-    /// Run one step. `master` is who new nodes follow.
-    pub async fn run(&self, step: &Step, master: Ipv4Addr) -> anyhow::Result<()> {
-        self.prepare(step, master).await?;
-        self.start(step).await
-    }
-
-    /// Everything a step does before a process starts: networks, volumes, containers with
-    /// their config inside. Preparing every node first lets `up` start them in an order.
-    pub async fn prepare(&self, step: &Step, master: Ipv4Addr) -> anyhow::Result<()> {
-        match step {
-            Step::CreateNetwork { name, subnet } => {
-                self.create_network(name, *subnet).await?;
-                self.report
-                    .info(format!("created network `{name}` ({subnet})"));
-            }
-            Step::CreateVolume { name } => {
-                let owner = self
-                    .layout
-                    .nodes
-                    .iter()
-                    .find(|n| n.volume().as_deref() == Some(name.as_str()));
-                let mut extra = vec![];
-                if let Some(n) = owner {
-                    extra.push((labels::NODE, n.key.clone()));
-                }
-                self.engine
-                    .create_volume(name, labels_for(&self.layout.cluster, &extra))
-                    .await?;
-            }
-            Step::CreateNode { node, replace, .. } => {
-                let node = self.node(node)?;
-                if *replace {
-                    self.engine.remove_container(&node.name).await?;
-                }
-                self.create_container(node, master).await?;
-            }
-            Step::RecreateNode { node, .. } => {
-                let node = self.node(node)?;
-                self.engine.remove_container(&node.name).await?;
-                self.report.node(&node.name, "removed (config changed)");
-                self.create_container(node, master).await?;
-            }
-            Step::RemoveNode { node, .. } => {
-                // A clean shutdown first: its volume stays, with the last snapshot in it.
-                self.engine.stop_container(node, 10).await?;
-                self.engine.remove_container(node).await?;
-                self.report.node(node, "removed (not in the topology)");
-            }
-            Step::StartNode { .. } | Step::UnpauseNode { .. } | Step::ReconnectNode { .. } => {}
-            Step::Failover { .. } => {
-                anyhow::bail!("a failover step is run by `up` itself, not the executor")
-            }
-        }
+    pub async fn network(&self, name: &str, subnet: Subnet) -> anyhow::Result<()> {
+        self.create_network(name, subnet).await?;
+        self.report
+            .info(format!("created network `{name}` ({subnet})"));
         Ok(())
     }
 
-    /// Start (or unpause) the step's node, if it has one.
-    pub async fn start(&self, step: &Step) -> anyhow::Result<()> {
-        match step {
-            Step::CreateNode { node, .. }
-            | Step::RecreateNode { node, .. }
-            | Step::StartNode { node, .. } => {
-                self.engine.start_container(node).await?;
-                self.report.node(node, "started");
-            }
-            Step::UnpauseNode { node, .. } => {
-                self.engine.unpause_container(node).await?;
-                self.report.node(node, "unpaused");
-            }
-            Step::ReconnectNode { node, .. } => {
-                let node = self.node(node)?;
-                self.engine
-                    .connect_network(&self.layout.network(), endpoint_request(node))
-                    .await?;
-                self.report.node(&node.name, "reconnected");
-            }
-            _ => {}
+    pub async fn volume(&self, name: &str) -> anyhow::Result<()> {
+        let owner = self
+            .layout
+            .nodes
+            .iter()
+            .find(|n| n.volume().as_deref() == Some(name));
+        let mut extra = vec![];
+        if let Some(n) = owner {
+            extra.push((labels::NODE, n.key.clone()));
         }
+        self.engine
+            .create_volume(name, labels_for(&self.layout.cluster, &extra))
+            .await?;
+        Ok(())
+    }
+
+    /// Create the node's container with its config inside, following `master`; not started.
+    /// `replace`: remove a container of that name first.
+    pub async fn create(&self, node: &str, replace: bool, master: Ipv4Addr) -> anyhow::Result<()> {
+        let node = self.node(node)?;
+        if replace {
+            self.engine.remove_container(&node.name).await?;
+        }
+        self.create_container(node, master).await
+    }
+
+    /// Remove, create again following `master`, and start.
+    pub async fn recreate(&self, node: &str, master: Ipv4Addr) -> anyhow::Result<()> {
+        let node = self.node(node)?;
+        self.engine.remove_container(&node.name).await?;
+        self.report.node(&node.name, "removed (config changed)");
+        self.create_container(node, master).await?;
+        self.start(&node.name).await
+    }
+
+    /// A clean shutdown first: its volume stays, with the last snapshot in it.
+    pub async fn remove(&self, node: &str) -> anyhow::Result<()> {
+        self.engine.stop_container(node, 10).await?;
+        self.engine.remove_container(node).await?;
+        self.report.node(node, "removed (not in the topology)");
+        Ok(())
+    }
+
+    pub async fn start(&self, node: &str) -> anyhow::Result<()> {
+        self.engine.start_container(node).await?;
+        self.report.node(node, "started");
+        Ok(())
+    }
+
+    pub async fn unpause(&self, node: &str) -> anyhow::Result<()> {
+        self.engine.unpause_container(node).await?;
+        self.report.node(node, "unpaused");
+        Ok(())
+    }
+
+    pub async fn reconnect(&self, node: &str) -> anyhow::Result<()> {
+        let node = self.node(node)?;
+        self.engine
+            .connect_network(&self.layout.network(), endpoint_request(node))
+            .await?;
+        self.report.node(&node.name, "reconnected");
         Ok(())
     }
 

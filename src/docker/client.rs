@@ -18,8 +18,6 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use crate::error::{EXIT_ENGINE, EXIT_FAILED, EXIT_USAGE};
-
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error(
@@ -46,24 +44,6 @@ pub enum DockerError {
 }
 
 impl DockerError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            DockerError::Unreachable { .. } => EXIT_ENGINE,
-            DockerError::Conflict(_) => EXIT_USAGE,
-            DockerError::Api { source, .. } => match source {
-                // The engine answered: 403 is "not permitted", anything else is about the
-                // request (a conflict, a missing object), which the command reports.
-                BollardError::DockerResponseServerError {
-                    status_code: 403, ..
-                } => EXIT_ENGINE,
-                BollardError::DockerResponseServerError { .. } => EXIT_FAILED,
-                // The engine did not answer properly: the connection broke, timed out, ...
-                _ => EXIT_ENGINE,
-            },
-            DockerError::Image(_) => EXIT_ENGINE,
-        }
-    }
-
     /// The engine said the resource does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(

@@ -1,58 +1,18 @@
-//! One snapshot of what the engine has for a cluster, found by the project label alone.
+//! Takes the snapshot (`crate::observed`) of what the engine has for a group, found by
+//! the project label alone, and the checks for resources with our names that are not ours.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
 use bollard::models::{ContainerSummary, Network};
 use futures_util::future::join_all;
 
 use super::{DockerError, Engine};
 use crate::labels;
-use crate::topology::{Layout, Subnet};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedContainer {
-    pub id: String,
-    pub name: String,
-    /// The node key label (`master`, `replica-1`, ...).
-    pub node: String,
-    /// `running`, `exited`, `paused`, `created`, ...
-    pub state: String,
-    pub config_hash: String,
-    /// Address on the group network, when connected.
-    pub ip: Option<Ipv4Addr>,
-    /// Host port published for the node's port, when any.
-    pub host_port: Option<u16>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedNetwork {
-    pub id: String,
-    pub name: String,
-    pub subnet: Option<Subnet>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
-    pub containers: Vec<ObservedContainer>,
-    pub networks: Vec<ObservedNetwork>,
-    pub volumes: Vec<String>,
-}
-
-impl Observed {
-    pub fn container(&self, node_key: &str) -> Option<&ObservedContainer> {
-        self.containers.iter().find(|c| c.node == node_key)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
-    }
-
-    /// The subnet of the group's network, if it exists.
-    pub fn subnet(&self) -> Option<Subnet> {
-        self.networks.iter().find_map(|n| n.subnet)
-    }
-}
+use crate::observed::{
+    ContainerState, Observed, ObservedContainer, ObservedNetwork, role_from_label,
+};
+use crate::topology::Layout;
+use crate::topology::layout::network_name;
 
 /// Everything labelled with this cluster's project label.
 pub async fn observe(engine: &Engine, cluster: &str) -> Result<Observed, DockerError> {
@@ -62,7 +22,7 @@ pub async fn observe(engine: &Engine, cluster: &str) -> Result<Observed, DockerE
         engine.list_networks(&filter),
         engine.list_volumes(&filter),
     )?;
-    let network_name = format!("{cluster}-net");
+    let network_name = network_name(cluster);
     Ok(Observed {
         containers: containers
             .iter()
@@ -95,11 +55,10 @@ fn container(c: &ContainerSummary, network: &str) -> Option<ObservedContainer> {
             .map(|n| n.trim_start_matches('/').to_string())
             .unwrap_or_default(),
         node: labels.get(labels::NODE)?.clone(),
-        state: c
-            .state
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".to_string()),
+        created_as: labels.get(labels::ROLE).and_then(|r| role_from_label(r)),
+        state: c.state.as_ref().map_or(ContainerState::Unknown, |s| {
+            ContainerState::from_engine(s.as_ref())
+        }),
         config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
         ip,
         host_port,

@@ -2,17 +2,104 @@
 //! timeouts; parsing replies is pure and lives in `parse`.
 
 pub mod parse;
+pub mod survey;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+};
 
 pub use parse::{Peer, Replication, SentinelView};
 
 use crate::secret::Secret;
+
+/// Why a node could not be asked, decided where the probe is made (from the redis
+/// crate's error kinds and the server's error codes, never from the text). `what` says
+/// which request to which address failed; the source is the client's error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The node rejects the password (`WRONGPASS`, `NOAUTH`, failed `AUTH`).
+    #[error("{what}")]
+    Auth {
+        what: String,
+        #[source]
+        source: RedisError,
+    },
+    /// Nothing answers at the address, or the connection broke.
+    #[error("{what}")]
+    Unreachable {
+        what: String,
+        #[source]
+        source: RedisError,
+    },
+    /// The connection or the reply took longer than the probe's timeout.
+    #[error("{what}")]
+    Timeout {
+        what: String,
+        #[source]
+        source: RedisError,
+    },
+    /// The node answered, but with an error or with something that cannot be read.
+    #[error("{what}")]
+    Protocol {
+        what: String,
+        #[source]
+        source: Option<RedisError>,
+    },
+}
+
+impl ProbeError {
+    /// Classify a client error; `what` names the request and the address.
+    pub fn from_redis(what: impl Into<String>, source: RedisError) -> ProbeError {
+        let what = what.into();
+        let auth = source.kind() == ErrorKind::AuthenticationFailed
+            || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"));
+        if auth {
+            ProbeError::Auth { what, source }
+        } else if source.is_timeout() {
+            ProbeError::Timeout { what, source }
+        } else if source.is_io_error()
+            || source.is_connection_refusal()
+            || source.is_connection_dropped()
+        {
+            ProbeError::Unreachable { what, source }
+        } else {
+            ProbeError::Protocol {
+                what,
+                source: Some(source),
+            }
+        }
+    }
+
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ProbeError::Auth { .. })
+    }
+
+    /// The request and every cause on one line (`what: cause: cause`), as shown per node.
+    pub fn describe(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+}
+
+/// Attach what was asked of whom to a client error, classified.
+trait Asked<T> {
+    fn asked(self, what: impl FnOnce() -> String) -> Result<T, ProbeError>;
+}
+
+impl<T> Asked<T> for Result<T, RedisError> {
+    fn asked(self, what: impl FnOnce() -> String) -> Result<T, ProbeError> {
+        self.map_err(|e| ProbeError::from_redis(what(), e))
+    }
+}
 
 /// Connects to nodes with one password and explicit timeouts (the crate's defaults are
 /// 1 s to connect and 500 ms per command; a probe that hangs must not stall a poll loop).
@@ -38,18 +125,20 @@ impl Probe {
         self
     }
 
-    pub fn client(&self, addr: SocketAddr) -> anyhow::Result<redis::Client> {
+    pub fn client(&self, addr: SocketAddr) -> Result<redis::Client, ProbeError> {
+        let what = || format!("cannot connect to {addr}");
         let info = (addr.ip().to_string(), addr.port())
-            .into_connection_info()?
+            .into_connection_info()
+            .asked(what)?
             .set_redis_settings(
                 RedisConnectionInfo::default()
                     .set_password(self.password.expose())
                     .set_skip_set_lib_name(),
             );
-        Ok(redis::Client::open(info)?)
+        redis::Client::open(info).asked(what)
     }
 
-    pub async fn connect(&self, addr: SocketAddr) -> anyhow::Result<MultiplexedConnection> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<MultiplexedConnection, ProbeError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout));
@@ -57,18 +146,18 @@ impl Probe {
         client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .with_context(|| format!("cannot connect to {addr}"))
+            .asked(|| format!("cannot connect to {addr}"))
     }
 
     /// `INFO replication` of a data node.
-    pub async fn replication(&self, addr: SocketAddr) -> anyhow::Result<Replication> {
+    pub async fn replication(&self, addr: SocketAddr) -> Result<Replication, ProbeError> {
         let mut con = self.connect(addr).await?;
         let text: String = redis::cmd("INFO")
             .arg("replication")
             .query_async(&mut con)
             .await
-            .with_context(|| format!("INFO replication on {addr}"))?;
-        Replication::parse(&text).map_err(anyhow::Error::msg)
+            .asked(|| format!("INFO replication on {addr}"))?;
+        Replication::parse(&text).map_err(|what| ProbeError::Protocol { what, source: None })
     }
 
     /// Everything a sentinel says about `master_name`, in one connection.
@@ -76,7 +165,7 @@ impl Probe {
         &self,
         addr: SocketAddr,
         master_name: &str,
-    ) -> anyhow::Result<SentinelView> {
+    ) -> Result<SentinelView, ProbeError> {
         let mut con = self.connect(addr).await?;
         let master = get_master_addr(&mut con, addr, master_name).await?;
         let flat: Vec<String> = redis::cmd("SENTINEL")
@@ -84,19 +173,19 @@ impl Probe {
             .arg(master_name)
             .query_async(&mut con)
             .await
-            .with_context(|| format!("SENTINEL MASTER on {addr}"))?;
+            .asked(|| format!("SENTINEL MASTER on {addr}"))?;
         let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
             .arg("REPLICAS")
             .arg(master_name)
             .query_async(&mut con)
             .await
-            .with_context(|| format!("SENTINEL REPLICAS on {addr}"))?;
+            .asked(|| format!("SENTINEL REPLICAS on {addr}"))?;
         let sentinels: Vec<Vec<String>> = redis::cmd("SENTINEL")
             .arg("SENTINELS")
             .arg(master_name)
             .query_async(&mut con)
             .await
-            .with_context(|| format!("SENTINEL SENTINELS on {addr}"))?;
+            .asked(|| format!("SENTINEL SENTINELS on {addr}"))?;
         let master_flags = parse::pairs(&flat)
             .get("flags")
             .map(|f| f.split(',').map(str::to_string).collect())
@@ -120,7 +209,7 @@ impl Probe {
         &self,
         addr: SocketAddr,
         master_name: &str,
-    ) -> anyhow::Result<Option<(String, u16)>> {
+    ) -> Result<Option<(String, u16)>, ProbeError> {
         let mut con = self.connect(addr).await?;
         get_master_addr(&mut con, addr, master_name).await
     }
@@ -131,12 +220,37 @@ async fn get_master_addr(
     con: &mut MultiplexedConnection,
     addr: SocketAddr,
     master_name: &str,
-) -> anyhow::Result<Option<(String, u16)>> {
+) -> Result<Option<(String, u16)>, ProbeError> {
     let master: Option<(String, String)> = redis::cmd("SENTINEL")
         .arg("get-master-addr-by-name")
         .arg(master_name)
         .query_async(con)
         .await
-        .with_context(|| format!("SENTINEL get-master-addr-by-name on {addr}"))?;
+        .asked(|| format!("SENTINEL get-master-addr-by-name on {addr}"))?;
     Ok(master.and_then(|(ip, port)| Some((ip, port.parse().ok()?))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_classified_by_kind_not_text() {
+        let auth = RedisError::from((ErrorKind::AuthenticationFailed, "nope"));
+        assert!(ProbeError::from_redis("AUTH on a", auth).is_auth());
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(
+            ProbeError::from_redis("connect a", refused),
+            ProbeError::Unreachable { .. }
+        ));
+        let slow = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(matches!(
+            ProbeError::from_redis("INFO on a", slow),
+            ProbeError::Timeout { .. }
+        ));
+        let garbage = RedisError::from((ErrorKind::Parse, "bad reply"));
+        let e = ProbeError::from_redis("INFO on a", garbage);
+        assert!(matches!(e, ProbeError::Protocol { .. }));
+        assert!(e.describe().starts_with("INFO on a: "), "{}", e.describe());
+    }
 }

@@ -45,6 +45,11 @@ impl fmt::Display for Role {
     }
 }
 
+/// The group network's name: the one place it is derived from the group's name.
+pub fn network_name(cluster: &str) -> String {
+    format!("{cluster}-net")
+}
+
 /// An IPv4 /24 for the group's bridge network. A /24 holds the largest group
 /// (1 + 16 replicas + 9 sentinels) with room to spare, and fixed addresses inside it
 /// keep every node's address stable across container restarts and failovers.
@@ -243,7 +248,7 @@ impl Layout {
     }
 
     pub fn network(&self) -> String {
-        format!("{}-net", self.cluster)
+        network_name(&self.cluster)
     }
 
     pub fn master(&self) -> &Node {

@@ -3,12 +3,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
-use crate::docker::observe::Observed;
-use crate::error::{EXIT_USAGE, Exit};
-use crate::group;
+use crate::error::CommandError;
+use crate::observed::Observed;
+use crate::password_store;
 use crate::plan::{Plan, Step};
 use crate::probe::Probe;
-use crate::state;
+use crate::probe::survey;
 use crate::topology::{Layout, Loaded};
 
 /// The password is not part of the config hash (a hash of it in a label would let anyone
@@ -20,33 +20,21 @@ pub(super) async fn refuse_a_changed_password(
     probe: &Probe,
     loaded: &Loaded,
 ) -> anyhow::Result<()> {
-    let running = layout.data_nodes().find(|n| {
-        observed
-            .container(&n.key)
-            .is_some_and(|c| c.state == "running")
-    });
+    let running = layout.data_nodes().find(|n| observed.is_running(&n.key));
     let Some(node) = running else { return Ok(()) };
-    let Err(e) = probe.replication(group::addr(node)).await else {
+    // Only a rejected password counts: a node that does not answer yet is the health
+    // wait's business.
+    let Err(e) = probe.replication(survey::addr(node)).await else {
         return Ok(());
     };
-    let text = format!("{e:#}");
-    if [
-        "WRONGPASS",
-        "invalid username-password",
-        "AuthenticationFailed",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-    {
+    if e.is_auth() {
         let cluster = &loaded.topology.cluster.name;
-        return Err(Exit::new(
-            EXIT_USAGE,
-            format!(
+        return Err(CommandError::refused(format!(
                 "nothing was changed: `{}` rejects the password from {}; it changed since the group was created. \
                  Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
                  (the data volumes are kept)",
                 node.name,
-                state::password_origin(loaded, cluster)
+                password_store::password_origin(loaded, cluster)
             ),
         )
         .into());
@@ -62,7 +50,7 @@ pub(super) fn refuse_removing_the_master(
     layout: &Layout,
     master: Ipv4Addr,
 ) -> anyhow::Result<()> {
-    for step in &plan.steps {
+    for step in plan.steps() {
         if let Step::RemoveNode { node, .. } = step
             && observed
                 .containers
@@ -73,9 +61,7 @@ pub(super) fn refuse_removing_the_master(
                 .sentinels()
                 .next()
                 .map_or("sentinel-1".to_string(), |s| s.key.clone());
-            return Err(Exit::new(
-                EXIT_USAGE,
-                format!(
+            return Err(CommandError::refused(format!(
                     "nothing was changed: `{node}` is the current master and the topology no longer has it; \
                      move mastership first (`rcluster cli {sentinel} -- SENTINEL FAILOVER <master_name>`), then run `up` again"
                 ),
@@ -89,11 +75,10 @@ pub(super) fn refuse_removing_the_master(
 /// A published port already taken by another process: say so before creating anything.
 pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> anyhow::Result<()> {
     let mut taken = Vec::new();
-    for step in &plan.steps {
-        if let Step::CreateNode { node, .. } | Step::RecreateNode { node, .. } = step
+    for step in plan.steps() {
+        if let Step::CreateContainer { node, .. } = step
             && let Some(n) = layout.node(node)
             && n.host_port != 0
-            && !matches!(step, Step::RecreateNode { .. })
             && TcpListener::bind((bind, n.host_port)).is_err()
         {
             taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));
@@ -102,9 +87,7 @@ pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> an
     if taken.is_empty() {
         return Ok(());
     }
-    Err(Exit::new(
-        EXIT_USAGE,
-        format!(
+    Err(CommandError::refused(format!(
             "nothing was changed: host port {} already in use by another process; change the ports in the topology (0 lets the engine pick)",
             taken.join(", ")
         ),

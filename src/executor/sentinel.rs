@@ -1,6 +1,6 @@
-//! Bringing a running group to its new shape: Sentinel's ping period while it forms,
-//! revived nodes pointed at the master, a failover before the master is recreated, and
-//! sentinels told to forget removed nodes. Side effects on Redis and Sentinel only.
+//! The plan's Redis-side steps: Sentinel's ping period, revived nodes pointed at the
+//! master, a failover before the master is recreated, and sentinels told to forget removed
+//! nodes. Side effects on Redis and Sentinel only; which of them run, and when, is the plan's.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -8,25 +8,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::future::join_all;
 
-use crate::docker::apply::Executor;
-use crate::group;
 use crate::probe::Probe;
+use crate::probe::survey;
+use crate::report::Reporter;
 use crate::topology::{Layout, Node};
-
-/// Sentinel's default ping period, and the one used while a group forms.
-pub(super) const SENTINEL_PING_PERIOD_MS: u64 = 1000;
-pub(super) const FORMING_PING_PERIOD_MS: u64 = 100;
+use crate::wait;
 
 /// `SENTINEL RESET` on every sentinel, so that nodes removed from the group leave their
 /// tables (they would be listed as down forever); the sentinels then learn the current
 /// replicas from the master and each other from their hello messages within seconds.
-pub(super) async fn forget_removed(
+pub(super) async fn reset_sentinels(
     probe: &Probe,
     layout: &Layout,
     master_name: &str,
 ) -> anyhow::Result<()> {
     for sentinel in layout.sentinels() {
-        let mut con = probe.connect(group::addr(sentinel)).await?;
+        let mut con = probe.connect(survey::addr(sentinel)).await?;
         let _: i64 = redis::cmd("SENTINEL")
             .arg("RESET")
             .arg(master_name)
@@ -48,7 +45,7 @@ pub(super) async fn set_ping_period(
     let deadline = Instant::now() + patience;
     join_all(layout.sentinels().map(|node| async move {
         while Instant::now() < deadline {
-            if let Ok(mut con) = probe.connect(group::addr(node)).await {
+            if let Ok(mut con) = probe.connect(survey::addr(node)).await {
                 let reply: redis::RedisResult<()> = redis::cmd("SENTINEL")
                     .arg("DEBUG")
                     .arg("ping-period")
@@ -75,14 +72,14 @@ pub(super) async fn follow_master(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let replication = loop {
-        match probe.replication(group::addr(node)).await {
+        match probe.replication(survey::addr(node)).await {
             Ok(r) => break r,
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline => return Err(e.into()),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     if replication.is_master() {
-        let mut con = probe.connect(group::addr(node)).await?;
+        let mut con = probe.connect(survey::addr(node)).await?;
         let _: () = redis::cmd("REPLICAOF")
             .arg(master.to_string())
             .arg(crate::topology::layout::REDIS_PORT)
@@ -96,30 +93,9 @@ pub(super) async fn follow_master(
     Ok(())
 }
 
-/// Wait, silently, until the group is healthy again between rolling steps.
-pub(super) async fn settle(
-    executor: &Executor<'_>,
-    layout: &Layout,
-    probe: &Probe,
-    master_name: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    group::wait_healthy(
-        executor.engine,
-        layout,
-        probe,
-        master_name,
-        timeout,
-        0,
-        |_, _| {},
-    )
-    .await?;
-    Ok(())
-}
-
 /// Ask a sentinel to fail over and wait until every sentinel names a new master.
 pub(super) async fn failover(
-    executor: &Executor<'_>,
+    report: &Reporter,
     probe: &Probe,
     layout: &Layout,
     master_name: &str,
@@ -130,24 +106,23 @@ pub(super) async fn failover(
         .sentinels()
         .next()
         .ok_or_else(|| anyhow::anyhow!("no sentinel to ask for a failover"))?;
-    let mut con = probe.connect(group::addr(sentinel)).await?;
+    let mut con = probe.connect(survey::addr(sentinel)).await?;
     let _: () = redis::cmd("SENTINEL")
         .arg("FAILOVER")
         .arg(master_name)
         .query_async(&mut con)
         .await?;
-    executor.report.node(from, "failing over before recreate");
+    report.node(from, "failing over before recreate");
     let old = layout
         .node(from)
         .ok_or_else(|| anyhow::anyhow!("node `{from}` is not in the layout"))?;
     let sentinels: Vec<&Node> = layout.sentinels().collect();
     let start = Instant::now();
     let (new, _) =
-        group::wait_for_new_master(layout, &sentinels, probe, master_name, old, start, timeout)
+        wait::wait_for_new_master(layout, &sentinels, probe, master_name, old, start, timeout)
             .await
             .map_err(|(why, _)| {
                 anyhow::anyhow!("the sentinels did not move the master away from `{from}`: {why}")
             })?;
-    settle(executor, layout, probe, master_name, timeout).await?;
     Ok(new.ip)
 }

@@ -5,45 +5,40 @@ use std::io::Write;
 use std::process::Command;
 
 use super::Global;
+use crate::addressing;
 use crate::cli::CliArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit};
-use crate::group;
+use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::probe::Probe;
+use crate::probe::survey;
 use crate::topology::Node;
 
 pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
-    let loaded = group::load(global)?;
+    let loaded = super::load(global)?;
     let topo = &loaded.topology;
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &topo.cluster.name).await?;
     if observed.containers.is_empty() {
-        return Err(Exit::new(
-            EXIT_FAILED,
-            format!(
-                "group `{}` does not exist (run `rcluster up`)",
-                topo.cluster.name
-            ),
-        )
+        return Err(CommandError::failed(format!(
+            "group `{}` does not exist (run `rcluster up`)",
+            topo.cluster.name
+        ))
         .into());
     }
-    let layout = group::layout(topo, &observed);
-    let password = group::password(&loaded)?;
+    let layout = addressing::layout(topo, &observed);
+    let password = super::password(&loaded)?;
     let node: Node = match &args.node {
         Some(name) => layout.node(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = layout.nodes.iter().map(|n| n.key.as_str()).collect();
-            Exit::new(
-                EXIT_USAGE,
-                format!(
-                    "no node `{name}` in group `{}`; nodes: {}",
-                    layout.cluster,
-                    known.join(", ")
-                ),
-            )
+            CommandError::usage(format!(
+                "no node `{name}` in group `{}`; nodes: {}",
+                layout.cluster,
+                known.join(", ")
+            ))
         })?,
         None => {
-            let ip = group::current_master(
+            let ip = survey::current_master(
                 &layout,
                 &observed,
                 &Probe::new(password.clone()),
@@ -67,9 +62,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             .env("REDISCLI_AUTH", password.expose())
             .status()
             .map_err(|e| {
-                Exit::new(
-                    EXIT_FAILED,
-                    format!("cannot run `redis-cli` on this host ({e}); install `redis-tools`, or pass a command after `--` to run it inside the container"),
+                CommandError::failed(format!("cannot run `redis-cli` on this host ({e}); install `redis-tools`, or pass a command after `--` to run it inside the container"),
                 )
             })?;
         return Ok(if status.success() {
@@ -83,15 +76,12 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     // output streamed as it comes (MONITOR, SUBSCRIBE run until Ctrl-C).
     let container = observed
         .container(&node.key)
-        .filter(|c| c.state == "running")
+        .filter(|c| c.state.is_running())
         .ok_or_else(|| {
-            Exit::new(
-                EXIT_FAILED,
-                format!(
-                    "node `{}` is not running (see `rcluster status`)",
-                    node.name
-                ),
-            )
+            CommandError::failed(format!(
+                "node `{}` is not running (see `rcluster status`)",
+                node.name
+            ))
         })?;
     let mut cmd = vec![
         "redis-cli".to_string(),
