@@ -49,11 +49,10 @@ pub fn run(global: &Global, args: &RenderArgs) -> anyhow::Result<i32> {
 /// real Secret when applied, nor deploy a placeholder Redis would accept as a password.
 fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
-    let known = crate::state::password(loaded, &topology.cluster.name)?;
+    let known = crate::password_store::password(loaded, &topology.cluster.name)?;
     let k8s = &topology.kubernetes;
     if args.show_secrets && k8s.existing_secret.is_none() && known.is_none() {
-        return Err(crate::error::Exit::new(
-            crate::error::EXIT_USAGE,
+        return Err(crate::error::CommandError::usage(
             format!(
                 "nothing was written: `--show-secrets` would render the Secret `{}-auth`, but there is no password yet; \
                  set one in `[auth]`, run `rcluster up` once to generate one, or name a Secret you manage in `kubernetes.existing_secret`",
