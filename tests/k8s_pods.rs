@@ -167,6 +167,41 @@ fn harness_runs_pods_like_a_kubelet() {
     );
 }
 
+#[test]
+fn harness_orders_pods_runs_init_containers_and_openshift_uids() {
+    let _lock = common::docker_lock();
+    let manifest = std::fs::read_to_string(common::fixture("kube/harness-ordered.yaml"))
+        .expect("read the harness manifest");
+    let options = Options {
+        openshift_uids: true,
+        ..Options::default()
+    };
+    let cluster = Cluster::start("ordered", &manifest, options);
+    // OrderedReady: t-ord-1 is not created while t-ord-0 is not Ready.
+    common::poll("t-ord-0 running", Duration::from_secs(60), || {
+        let (code, out, _) = cluster.exec("t-ord-0", "main", &["cat", "/work/init-uid"]);
+        (code == 0).then_some(out)
+    });
+    // Showing that something does not happen takes a wait: eight controller passes.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!cluster.is_ready("t-ord-0"));
+    assert_eq!(
+        cluster.pod_ip("t-ord-1"),
+        None,
+        "t-ord-1 created before t-ord-0 was Ready"
+    );
+    assert_eq!(
+        sh(&cluster, "t-ord-0", "cat /work/init-uid; id -u; id -g"),
+        "1000650000\n1000650000\n0"
+    );
+    let (code, _, _) = cluster.exec("t-ord-0", "main", &["touch", "/etc/x"]);
+    assert_ne!(code, 0, "the root filesystem must be read-only");
+    sh(&cluster, "t-ord-0", "touch /work/ready");
+    common::poll("t-ord-1 created", Duration::from_secs(30), || {
+        cluster.pod_ip("t-ord-1")
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // The redis group's scenarios.
 
