@@ -73,6 +73,23 @@ fn harness_runs_pods_like_a_kubelet() {
         "echo $POD_NAME $POD_NAMESPACE $POD_IP $GREETING $COMPOSED",
     );
     assert_eq!(env, format!("t-web-0 default {ip0} hello t-web-0-hello"));
+    assert_eq!(sh(&cluster, "t-web-0", "echo $CM_greeting"), "hello");
+    assert_eq!(
+        sh(
+            &cluster,
+            "t-web-0",
+            "cat /proc/sys/kernel/hostname; hostname -f 2>/dev/null || getent hosts t-web-0 | awk '{print $2}'"
+        ),
+        "t-web-0\nt-web-0.t-web.default.svc.cluster.local"
+    );
+    assert_eq!(
+        sh(
+            &cluster,
+            "t-web-0",
+            "stat -c '%n %a' /both/greeting /both/token"
+        ),
+        "/both/greeting 644\n/both/token 400"
+    );
     assert_eq!(
         sh(
             &cluster,

@@ -76,7 +76,7 @@ impl PodPlan {
         for v in self.spec.volumes.iter().flatten() {
             let kind = if v.empty_dir.is_some() {
                 VolumeKind::EmptyDir
-            } else if v.config_map.is_some() || v.secret.is_some() {
+            } else if v.config_map.is_some() || v.secret.is_some() || v.projected.is_some() {
                 VolumeKind::Projected
             } else if let Some(pvc) = &v.persistent_volume_claim {
                 out.insert(
@@ -238,60 +238,87 @@ fn volume_mount(docker_volume: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
-/// Files of a ConfigMap or Secret volume: `items` (key -> path, mode) or every key.
+/// One source of files: a ConfigMap or a Secret, with optional `items` (key -> path,
+/// mode).
+struct FileSource {
+    what: String,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    items: Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>,
+    optional: bool,
+}
+
+/// Files of a configMap, secret or projected (configMap and secret sources) volume.
 fn projected_files(
     sh: &Shared,
     plan: &PodPlan,
     volume: &Volume,
 ) -> Result<Vec<(String, Vec<u8>, i32)>, String> {
     let manifests = sh.manifests();
-    let (source, items, default_mode, what) = if let Some(cm) = &volume.config_map {
+    let config_map = |name: &str, items, optional: Option<bool>| FileSource {
+        what: format!("ConfigMap `{name}`"),
+        data: manifests.config_map_items(name),
+        items,
+        optional: optional.unwrap_or(false),
+    };
+    let secret = |name: &str, items, optional: Option<bool>| FileSource {
+        what: format!("Secret `{name}`"),
+        data: manifests.secret_items(name),
+        items,
+        optional: optional.unwrap_or(false),
+    };
+    let (sources, default_mode) = if let Some(cm) = &volume.config_map {
         (
-            manifests.config_map_items(&cm.name),
-            cm.items.clone(),
+            vec![config_map(&cm.name, cm.items.clone(), cm.optional)],
             cm.default_mode,
-            format!("ConfigMap `{}`", cm.name),
         )
-    } else if let Some(secret) = &volume.secret {
-        let name = secret.secret_name.clone().unwrap_or_default();
+    } else if let Some(s) = &volume.secret {
+        let name = s.secret_name.clone().unwrap_or_default();
         (
-            manifests.secret_items(&name),
-            secret.items.clone(),
-            secret.default_mode,
-            format!("Secret `{name}`"),
+            vec![secret(&name, s.items.clone(), s.optional)],
+            s.default_mode,
         )
+    } else if let Some(projected) = &volume.projected {
+        let mut sources = Vec::new();
+        for source in projected.sources.iter().flatten() {
+            if let Some(cm) = &source.config_map {
+                sources.push(config_map(&cm.name, cm.items.clone(), cm.optional));
+            } else if let Some(s) = &source.secret {
+                sources.push(secret(&s.name, s.items.clone(), s.optional));
+            } else {
+                return Err(format!(
+                    "pod `{}`: volume `{}`: only configMap and secret projections are emulated",
+                    plan.name, volume.name
+                ));
+            }
+        }
+        (sources, projected.default_mode)
     } else {
         return Ok(Vec::new());
     };
-    let optional = volume
-        .config_map
-        .as_ref()
-        .and_then(|c| c.optional)
-        .or(volume.secret.as_ref().and_then(|s| s.optional))
-        .unwrap_or(false);
-    let Some(data) = source else {
-        if optional {
-            return Ok(Vec::new());
-        }
-        return Err(format!(
-            "pod `{}`: volume `{}` names {what}, which the manifests do not hold (the pod would stay ContainerCreating)",
-            plan.name, volume.name
-        ));
-    };
     let default_mode = default_mode.unwrap_or(0o644);
-    Ok(match items {
-        Some(items) => items
-            .iter()
-            .filter_map(|item| {
+    let mut files = Vec::new();
+    for source in sources {
+        let Some(data) = source.data else {
+            if source.optional {
+                continue;
+            }
+            return Err(format!(
+                "pod `{}`: volume `{}` names {}, which the manifests do not hold (the pod would stay ContainerCreating)",
+                plan.name, volume.name, source.what
+            ));
+        };
+        match source.items {
+            Some(items) => files.extend(items.iter().filter_map(|item| {
                 let bytes = data.get(&item.key)?.clone();
                 Some((item.path.clone(), bytes, item.mode.unwrap_or(default_mode)))
-            })
-            .collect(),
-        None => data
-            .into_iter()
-            .map(|(key, bytes)| (key, bytes, default_mode))
-            .collect(),
-    })
+            })),
+            None => files.extend(
+                data.into_iter()
+                    .map(|(key, bytes)| (key, bytes, default_mode)),
+            ),
+        }
+    }
+    Ok(files)
 }
 
 /// ConfigMap/Secret volumes: root-owned files (group fsGroup when set) with the manifest's
@@ -402,8 +429,10 @@ fn environment(
     plan: &PodPlan,
     gateway: Ipv4Addr,
     env: &[EnvVar],
+    from: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    // `$(VAR)` may name envFrom variables and earlier env entries.
+    let mut out = from;
     for var in env {
         let value = if let Some(value) = &var.value {
             expand(value, &out)
@@ -467,6 +496,49 @@ fn environment(
     Ok(out)
 }
 
+/// `envFrom`: every key of a ConfigMap or Secret (with `prefix`), before `env`.
+fn env_from(
+    manifests: &Manifests,
+    plan: &PodPlan,
+    container: &Container,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.clone().unwrap_or_default();
+        let (data, optional, what) = if let Some(r) = &source.config_map_ref {
+            (
+                manifests.config_map_items(&r.name),
+                r.optional,
+                format!("ConfigMap `{}`", r.name),
+            )
+        } else if let Some(r) = &source.secret_ref {
+            (
+                manifests.secret_items(&r.name),
+                r.optional,
+                format!("Secret `{}`", r.name),
+            )
+        } else {
+            continue;
+        };
+        match data {
+            Some(data) => out.extend(data.into_iter().map(|(k, v)| {
+                (
+                    format!("{prefix}{k}"),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })),
+            None if optional == Some(true) => {}
+            None => {
+                return Err(format!(
+                    "pod `{}`: envFrom names {what}, which does not exist (CreateContainerConfigError)",
+                    plan.name
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The Docker container for one `containers[]` (or `initContainers[]`) entry.
 fn container_body(
     sh: &Shared,
@@ -480,10 +552,8 @@ fn container_body(
         plan,
         sh.gateway,
         container.env.as_deref().unwrap_or_default(),
+        env_from(&manifests, plan, container)?,
     )?;
-    if container.env_from.is_some() {
-        return Err(format!("pod `{}`: envFrom is not emulated", plan.name));
-    }
     let pod_sc = plan.spec.security_context.clone().unwrap_or_default();
     let sc = container.security_context.clone().unwrap_or_default();
     let mut uid = sc.run_as_user.or(pod_sc.run_as_user);
