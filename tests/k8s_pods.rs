@@ -566,12 +566,17 @@ fn verdict(group: &Group, writer: &Writer, redis_pods: &[String]) -> Result<Stri
 /// failed step.
 fn with_writer(group: &Group, scenario: impl FnOnce(&Writer) -> Vec<(String, Result<(), String>)>) {
     let writer = Writer::new();
+    /// Stops the writer also when the scenario panics: the scope joins it before unwinding.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
     let results = std::thread::scope(|scope| {
-        let background = scope.spawn(|| writer.run(group));
-        let results = scenario(&writer);
-        writer.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = background.join();
-        results
+        let _stop = StopOnDrop(&writer.stop);
+        scope.spawn(|| writer.run(group));
+        scenario(&writer)
     });
     let summary: Vec<String> = results
         .iter()

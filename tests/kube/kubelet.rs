@@ -62,7 +62,7 @@ impl PodPlan {
     }
 
     /// Pod volume name -> (Docker volume, kind).
-    fn volumes(&self, sh: &Shared) -> BTreeMap<String, (String, VolumeKind)> {
+    fn volumes(&self, sh: &Shared) -> Result<BTreeMap<String, (String, VolumeKind)>, String> {
         let mut out = BTreeMap::new();
         for claim in &self.claims {
             out.insert(
@@ -85,10 +85,10 @@ impl PodPlan {
                 );
                 continue;
             } else {
-                panic!(
+                return Err(format!(
                     "pod `{}`: volume `{}` is of a kind the harness does not emulate",
                     self.name, v.name
-                );
+                ));
             };
             out.insert(
                 v.name.clone(),
@@ -98,7 +98,7 @@ impl PodPlan {
                 ),
             );
         }
-        out
+        Ok(out)
     }
 
     fn fs_group(&self) -> Option<i64> {
@@ -129,7 +129,7 @@ pub async fn start_pod(
     plan: PodPlan,
     deleting: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
-    let volumes = plan.volumes(&sh);
+    let volumes = plan.volumes(&sh)?;
     for (docker_volume, _) in volumes.values() {
         sh.engine
             .ensure_volume(docker_volume, labels(&sh, &plan.name))
@@ -742,6 +742,19 @@ pub async fn terminate(
     grace: Duration,
 ) {
     let start = Instant::now();
+    let hook = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref());
+    if hook.is_some_and(|h| h.exec.is_none()) {
+        sh.event(
+            &plan.name,
+            format!(
+                "container `{}`: only exec preStop hooks are emulated; this one is skipped",
+                container.name
+            ),
+        );
+    }
     if let Some(exec) = container
         .lifecycle
         .as_ref()

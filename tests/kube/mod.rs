@@ -581,15 +581,26 @@ impl Drop for Cluster {
         };
         let engine = self.shared.engine.clone();
         let label = format!("{LABEL}={}", self.shared.id);
+        // A request cut off by the shutdown may still create its container a moment later:
+        // repeat until a listing finds nothing.
         let cleanup = async move {
-            for id in engine.containers_labelled(&label).await.unwrap_or_default() {
-                let _ = engine.remove_container(&id).await;
-            }
-            for name in engine.volumes_labelled(&label).await.unwrap_or_default() {
-                let _ = engine.remove_volume(&name).await;
-            }
-            for id in engine.networks_labelled(&label).await.unwrap_or_default() {
-                let _ = engine.remove_network(&id).await;
+            for _ in 0..10 {
+                let containers = engine.containers_labelled(&label).await.unwrap_or_default();
+                let volumes = engine.volumes_labelled(&label).await.unwrap_or_default();
+                let networks = engine.networks_labelled(&label).await.unwrap_or_default();
+                if containers.is_empty() && volumes.is_empty() && networks.is_empty() {
+                    return;
+                }
+                for id in containers {
+                    let _ = engine.remove_container(&id).await;
+                }
+                for name in engine.volumes_labelled(&label).await.unwrap_or_default() {
+                    let _ = engine.remove_volume(&name).await;
+                }
+                for id in networks {
+                    let _ = engine.remove_network(&id).await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         };
         let _ = runtime
