@@ -151,7 +151,12 @@ fn harness_runs_pods_like_a_kubelet() {
     // Deletion: preStop runs, the pod comes back with a new address, its claim kept and
     // its emptyDir fresh.
     let uid1 = cluster.pod_uid("t-web-1");
-    sh(&cluster, "t-web-1", "echo gone > /scratch/marker");
+    // The liveness kill ran preStop too: start from no trace of it.
+    sh(
+        &cluster,
+        "t-web-1",
+        "echo gone > /scratch/marker; rm /data/prestop",
+    );
     cluster.delete_pod("t-web-1");
     common::poll("t-web-1 re-created", Duration::from_secs(30), || {
         (cluster.pod_uid("t-web-1") != uid1 && cluster.is_ready("t-web-1")).then_some(())
