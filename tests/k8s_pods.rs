@@ -253,9 +253,12 @@ fn fresh_password() -> String {
 }
 
 /// `rcluster -f FIXTURE render --format k8s --show-secrets`, the password in the variable
-/// the fixture names.
+/// the fixture names. `RCLUSTER_K8S_BIN` names another rcluster binary to render with (to
+/// try another branch's manifests on this harness).
 fn render(fixture: &str, password: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+    let binary = std::env::var_os("RCLUSTER_K8S_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_rcluster").into());
+    let out = std::process::Command::new(binary)
         .arg("-f")
         .arg(common::fixture(fixture))
         .args(["render", "--format", "k8s", "--show-secrets"])
