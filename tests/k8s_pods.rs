@@ -287,21 +287,59 @@ fn set_with_container(manifests: &kube::Manifests, container: &str) -> (String, 
         .unwrap_or_else(|| panic!("no StatefulSet runs a container named `{container}`"))
 }
 
-/// The Secret key the redis container's env reads its password from.
+/// The Secret and key the redis pods read their password from: an env `secretKeyRef`, or
+/// a secret volume (its `password` key, or its only key).
 fn password_ref(manifests: &kube::Manifests, set: &str) -> (String, String) {
     let spec = manifests.stateful_sets[set]
         .spec
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .expect("a pod template");
-    spec.containers
+    let from_env = spec
+        .containers
         .iter()
         .flat_map(|c| c.env.iter().flatten())
         .find_map(|e| {
             let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
             Some((r.name.clone(), r.key.clone()))
+        });
+    if let Some(found) = from_env {
+        return found;
+    }
+    let secret = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| {
+            v.secret
+                .as_ref()
+                .and_then(|s| s.secret_name.clone())
+                .or_else(|| {
+                    v.projected
+                        .as_ref()?
+                        .sources
+                        .iter()
+                        .flatten()
+                        .find_map(|p| p.secret.as_ref().map(|s| s.name.clone()))
+                })
         })
-        .expect("the redis container reads a Secret")
+        .expect("the redis pods read a Secret, by env or volume");
+    let keys: Vec<String> = manifests
+        .secret_items(&secret)
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    let key = if keys.iter().any(|k| k == "password") {
+        "password".to_string()
+    } else {
+        assert_eq!(
+            keys.len(),
+            1,
+            "which key of Secret `{secret}` is the password?"
+        );
+        keys[0].clone()
+    };
+    (secret, key)
 }
 
 /// `sentinel monitor NAME ...` in any ConfigMap.
