@@ -796,6 +796,7 @@ fn group_survives_kills_and_deletions() {
         enough_keys(n + 50);
 
         // After a failover (ordinal 0 is not the master), delete every pod at once.
+        let mut forced_failover = None;
         let failover = (|| {
             if master == redis[0] {
                 let mut con = group.connect(&group.sentinel_pods()[0], group.sentinel_port)?;
@@ -817,6 +818,14 @@ fn group_survives_kills_and_deletions() {
                     }
                     std::thread::sleep(Duration::from_millis(250));
                 }
+                // Judge the forced failover on its own, so a loss is not blamed on the
+                // restart below.
+                let forced = verdict(&group, writer, &redis).map(|_| ());
+                eprintln!(
+                    "step `a forced failover (SENTINEL FAILOVER)`: {}",
+                    if forced.is_ok() { "ok" } else { "FAILED" }
+                );
+                forced_failover = Some(forced);
             }
             let n = writer.acked().len();
             enough_keys(n + 50);
@@ -829,6 +838,13 @@ fn group_survives_kills_and_deletions() {
             }
             verdict(&group, writer, &redis).map(|_| ())
         })();
+        if let Some(forced) = forced_failover {
+            step(
+                "a forced failover (SENTINEL FAILOVER)",
+                forced,
+                &mut String::new(),
+            );
+        }
         step(
             "after a failover, delete every pod at once",
             failover,
