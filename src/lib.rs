@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod connection;
 pub mod docker;
 pub mod error;
 pub mod failover;

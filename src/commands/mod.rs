@@ -4,6 +4,7 @@ pub mod check;
 pub mod cli;
 pub mod completions;
 pub mod down;
+pub mod env;
 pub mod failover_test;
 pub mod logs;
 pub mod render;
@@ -38,5 +39,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cli(args) => cli::run(&global, &args).await,
         Command::Logs(args) => logs::run(&global, &args).await,
         Command::Completions { shell } => completions::run(shell),
+        Command::Env(args) => env::run(&global, &args).await,
     }
 }
