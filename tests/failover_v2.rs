@@ -125,9 +125,11 @@ fn isolate_split_brain_loses_ok_only_writes_and_min_replicas_to_write_bounds_the
     let refused = with["timings_ms"]["refused_by_old_master"]
         .as_u64()
         .unwrap_or_else(|| panic!("the old master never refused a write: {with}"));
-    // Redis counts the lag in whole seconds and checks it once a second.
+    // Within the lag: Redis counts it in whole seconds (up to 1 s more) and refreshes its
+    // count of good replicas once a second (1 s more); a sticky writer writes every 0.5 s.
+    // Measured: 5978 to 7080 ms over 5 runs.
     assert!(
-        refused <= 5000 + 2000,
+        refused <= 5000 + 3000,
         "NOREPLICAS only after {refused} ms: {with}"
     );
     let lost_with = with["writes"]["ok_only_lost"].as_u64().unwrap();

@@ -237,6 +237,37 @@ mod tests {
         assert!(report.ended_ms.is_some());
     }
 
+    fn failover_args(args: &[&str]) -> crate::cli::FailoverArgs {
+        use clap::Parser;
+        let mut argv = vec!["rcluster", "failover-test"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::FailoverTest(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_that_need_a_command_say_so() {
+        let problem = |args: &[&str]| usage_problem(&failover_args(args));
+        assert_eq!(
+            problem(&["--no-writers"]).unwrap(),
+            "`--no-writers` leaves nothing to write during the test; give a command after `--`"
+        );
+        assert_eq!(
+            problem(&["--pass-password-env"]).unwrap(),
+            "`--pass-password-env` is for a command given after `--`"
+        );
+        assert_eq!(
+            problem(&["--fault", "delay", "--loss", "120"]).unwrap(),
+            "`--loss 120` is a percentage: 0 to 100"
+        );
+        assert_eq!(problem(&["--no-writers", "--", "true"]), None);
+        let args = failover_args(&["--fault", "isolate", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(args.command, vec!["sh", "-c", "exit 3"]);
+        assert_eq!(args.warmup, 2);
+    }
+
     #[tokio::test]
     async fn a_command_that_outlives_the_limit_is_killed() {
         let argv: Vec<String> = ["sleep", "30"].iter().map(|s| s.to_string()).collect();
