@@ -154,7 +154,7 @@ async fn one_run(
     let command = match args.command.is_empty() {
         true => None,
         false => {
-            let running = start_command(args, loaded, &layout, probe).await?;
+            let running = crate::failover::command::start_for(args, loaded, &layout, probe).await?;
             tokio::time::sleep(Duration::from_secs(args.warmup)).await;
             Some(running)
         }
@@ -217,7 +217,7 @@ async fn one_run(
     }
     // A network fault lasts long enough to show what the old master does meanwhile.
     if matches!(args.fault, Fault::Isolate | Fault::Delay) {
-        let until = fault_at + hold(args, topo);
+        let until = fault_at + crate::failover::faults::hold(args, topo);
         tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     }
 
@@ -566,8 +566,8 @@ fn verdict(passed: bool, s: &failover::Summary, runs: u32) -> String {
     out
 }
 
-/// The fault, including the network faults of `failover::faults`; returns how a `delay`
-/// was made.
+/// The fault, including the network faults of `failover::faults`; returns how a network
+/// fault was made.
 async fn inject_fault(
     engine: &Engine,
     layout: &Layout,
@@ -575,55 +575,9 @@ async fn inject_fault(
     args: &FailoverArgs,
     topo: &crate::topology::Topology,
 ) -> anyhow::Result<Option<String>> {
-    use crate::failover::faults;
-    match args.fault {
-        Fault::Isolate => {
-            let peers: Vec<_> = layout
-                .nodes
-                .iter()
-                .filter(|n| n.name != node.name)
-                .map(|n| n.ip)
-                .collect();
-            let script = faults::isolate_script(&peers);
-            faults::apply(engine, &layout.cluster, &node.name, &script).await?;
-            Ok(Some(
-                "iptables in the master's network namespace: replicas and sentinels dropped both ways, clients still reach it".into(),
-            ))
-        }
-        Fault::Delay => {
-            let delay = faults::Delay {
-                delay_ms: args.delay_ms.unwrap_or(3 * topo.sentinel.down_after_ms),
-                loss_pct: args.loss,
-            };
-            let script = faults::delay_script(&delay);
-            let out = faults::apply(engine, &layout.cluster, &node.name, &script).await?;
-            Ok(faults::mechanism(&out))
-        }
-        other => {
-            inject(engine, layout, node, other).await?;
-            Ok(None)
-        }
+    if let Some(how) = crate::failover::faults::inject(engine, layout, node, args, topo).await? {
+        return Ok(Some(how));
     }
-}
-
-/// How long an `isolate` or `delay` fault lasts at least.
-fn hold(args: &FailoverArgs, topo: &crate::topology::Topology) -> Duration {
-    let lag = u64::from(topo.replication.min_replicas_max_lag);
-    Duration::from_secs(args.hold.unwrap_or(10.max(lag + 5)))
-}
-
-/// Start the user's command with the connection settings in its environment.
-async fn start_command(
-    args: &FailoverArgs,
-    loaded: &Loaded,
-    layout: &Layout,
-    probe: &Probe,
-) -> anyhow::Result<crate::failover::command::Running> {
-    let password = group::password(loaded)?;
-    let settings = crate::connection::settings(loaded, layout, probe, &password).await?;
-    let mut env = settings.vars();
-    if args.pass_password_env {
-        env.push(("RCLUSTER_PASSWORD".into(), password.expose().to_string()));
-    }
-    crate::failover::command::Running::start(&args.command, &env)
+    inject(engine, layout, node, args.fault).await?;
+    Ok(None)
 }

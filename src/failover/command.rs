@@ -122,6 +122,23 @@ impl Running {
     }
 }
 
+/// Start the user's command (`failover-test -- CMD`) with the settings of `rcluster env`
+/// in its environment, and the password itself only with `--pass-password-env`.
+pub async fn start_for(
+    args: &crate::cli::FailoverArgs,
+    loaded: &crate::topology::Loaded,
+    layout: &crate::topology::Layout,
+    probe: &crate::probe::Probe,
+) -> anyhow::Result<Running> {
+    let password = crate::group::password(loaded)?;
+    let settings = crate::connection::settings(loaded, layout, probe, &password).await?;
+    let mut env = settings.vars();
+    if args.pass_password_env {
+        env.push(("RCLUSTER_PASSWORD".into(), password.expose().to_string()));
+    }
+    Running::start(&args.command, &env)
+}
+
 fn keep_tail(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> (Tail, JoinHandle<()>) {
     let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
     let kept = tail.clone();

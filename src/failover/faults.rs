@@ -8,11 +8,14 @@
 //! of these scripts may have added, so it is safe after a half-applied fault or a crash.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use anyhow::bail;
 
+use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::netadmin;
+use crate::topology::{Layout, Node, Topology};
 
 /// Our own chain: healing flushes and deletes it, touching no other rule.
 const CHAIN: &str = "RCLUSTER-FAULT";
@@ -126,6 +129,47 @@ pub async fn heal(engine: &Engine, cluster: &str, target: &str) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// Inject `isolate` or `delay` into `node`; returns how it was made, or `None` for the
+/// other faults (the caller's).
+pub async fn inject(
+    engine: &Engine,
+    layout: &Layout,
+    node: &Node,
+    args: &FailoverArgs,
+    topo: &Topology,
+) -> anyhow::Result<Option<String>> {
+    match args.fault {
+        Fault::Isolate => {
+            let peers: Vec<_> = layout
+                .nodes
+                .iter()
+                .filter(|n| n.name != node.name)
+                .map(|n| n.ip)
+                .collect();
+            apply(engine, &layout.cluster, &node.name, &isolate_script(&peers)).await?;
+            Ok(Some(
+                "iptables in the master's network namespace: replicas and sentinels dropped both ways, clients still reach it".into(),
+            ))
+        }
+        Fault::Delay => {
+            let delay = Delay {
+                delay_ms: args.delay_ms.unwrap_or(3 * topo.sentinel.down_after_ms),
+                loss_pct: args.loss,
+            };
+            let out = apply(engine, &layout.cluster, &node.name, &delay_script(&delay)).await?;
+            Ok(mechanism(&out).or(Some("unknown".into())))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// How long an `isolate` or `delay` fault lasts at least: `--hold`, else 10 s, or the
+/// replication lag + 5 s when that is longer (so the lag runs out while it lasts).
+pub fn hold(args: &FailoverArgs, topo: &Topology) -> Duration {
+    let lag = u64::from(topo.replication.min_replicas_max_lag);
+    Duration::from_secs(args.hold.unwrap_or(10.max(lag + 5)))
 }
 
 /// The `mechanism: ...` line a delay script printed.
