@@ -275,13 +275,8 @@ async fn one_run(
         }
     }
     report.ok_only_keys = ok_only_keys;
-    if let Some(max) = args.max_split_brain_loss
-        && report.writes.ok_only_lost > max
-    {
-        report.failure.get_or_insert(format!(
-            "{} write(s) acknowledged by `OK` alone were lost to split brain, more than `--max-split-brain-loss {max}`",
-            report.writes.ok_only_lost
-        ));
+    if let Some(why) = failover::split_brain_verdict(&report.writes, args.max_split_brain_loss) {
+        report.failure.get_or_insert(why);
     }
     if let Some(running) = command {
         let finished = running.finish(deadline, fault_at).await;

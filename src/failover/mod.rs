@@ -254,6 +254,18 @@ pub fn split_brain_window(
         .unwrap_or(0)
 }
 
+/// Split-brain loss of `OK`-only writes is reported; it fails a run only beyond `max`
+/// (`--max-split-brain-loss`). Lost `WAIT`-acknowledged writes are judged elsewhere, always.
+pub fn split_brain_verdict(writes: &Writes, max: Option<u64>) -> Option<String> {
+    let max = max?;
+    (writes.ok_only_lost > max).then(|| {
+        format!(
+            "{} write(s) acknowledged by `OK` alone were lost to split brain, more than `--max-split-brain-loss {max}`",
+            writes.ok_only_lost
+        )
+    })
+}
+
 /// When the first `+switch-master` away from `old_ip` arrived.
 pub fn promoted_at(
     events: &[events::Received],
@@ -366,6 +378,23 @@ mod tests {
         };
         assert_eq!(split_brain_window(&log, old, at(2000)), 2200);
         assert_eq!(split_brain_window(&log, old, at(4500)), 0);
+    }
+
+    #[test]
+    fn split_brain_loss_fails_a_run_only_beyond_the_limit() {
+        let writes = Writes {
+            ok_only: 33,
+            ok_only_lost: 31,
+            ..Default::default()
+        };
+        assert_eq!(split_brain_verdict(&writes, None), None);
+        assert_eq!(split_brain_verdict(&writes, Some(31)), None);
+        assert_eq!(
+            split_brain_verdict(&writes, Some(0)).as_deref(),
+            Some(
+                "31 write(s) acknowledged by `OK` alone were lost to split brain, more than `--max-split-brain-loss 0`"
+            )
+        );
     }
 
     #[test]
