@@ -216,7 +216,8 @@ pub struct FailoverArgs {
     #[arg(long, default_value_t = 0)]
     pub stop_sentinels: u8,
     /// Keep an `isolate` or `delay` fault at least this many seconds after it starts
-    /// (default: 10, or `replication.min_replicas_max_lag` + 5 when that is longer).
+    /// (default: 10, or `replication.min_replicas_max_lag` + 5 when `min_replicas_to_write`
+    /// is on and that is longer).
     #[arg(long)]
     pub hold: Option<u64>,
     /// `delay`: latency added to the master's link, in ms (default: 3 x `down_after_ms`).

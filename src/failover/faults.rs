@@ -165,10 +165,15 @@ pub async fn inject(
     }
 }
 
-/// How long an `isolate` or `delay` fault lasts at least: `--hold`, else 10 s, or the
-/// replication lag + 5 s when that is longer (so the lag runs out while it lasts).
+/// How long an `isolate` or `delay` fault lasts at least: `--hold`, else 10 s, or, with
+/// `min_replicas_to_write` on, its lag + 5 s when that is longer (so the lag runs out
+/// while the fault lasts).
 pub fn hold(args: &FailoverArgs, topo: &Topology) -> Duration {
-    let lag = u64::from(topo.replication.min_replicas_max_lag);
+    let replication = &topo.replication;
+    let lag = match replication.min_replicas_to_write {
+        0 => 0,
+        _ => u64::from(replication.min_replicas_max_lag),
+    };
     Duration::from_secs(args.hold.unwrap_or(10.max(lag + 5)))
 }
 
@@ -217,6 +222,35 @@ mod tests {
         });
         assert!(s.contains("netem delay 100ms loss 30%"));
         assert!(s.contains("--probability 0.3000"));
+    }
+
+    #[test]
+    fn the_fault_outlasts_the_replication_lag_only_when_it_is_on() {
+        use clap::Parser;
+        let topology = |text: &str| {
+            crate::topology::parse(
+                std::path::Path::new("t.toml"),
+                text,
+                None,
+                &|_| None,
+                &|p| Err(std::io::Error::other(p.display().to_string())),
+            )
+            .unwrap()
+            .topology
+        };
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["rcluster", "failover-test", "--fault", "isolate"];
+            argv.extend_from_slice(extra);
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                crate::cli::Command::FailoverTest(a) => a,
+                other => panic!("{other:?}"),
+            }
+        };
+        let secs = |a: &FailoverArgs, t: &Topology| hold(a, t).as_secs();
+        assert_eq!(secs(&args(&[]), &topology("")), 10);
+        let on = topology("[replication]\nmin_replicas_to_write = 1\nmin_replicas_max_lag = 8\n");
+        assert_eq!(secs(&args(&[]), &on), 13);
+        assert_eq!(secs(&args(&["--hold", "4"]), &on), 4);
     }
 
     #[test]
