@@ -81,6 +81,29 @@ pub enum Command {
         after_help = "Example:\n  rcluster completions bash > /etc/bash_completion.d/rcluster"
     )]
     Completions { shell: clap_complete::Shell },
+
+    /// Print how an application connects (sentinels, master name, password file).
+    #[command(
+        after_help = "Examples:\n  eval \"$(rcluster env)\"\n  rcluster env --format dotenv > .env"
+    )]
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// `export RCLUSTER_...='...'` lines, for `eval "$(rcluster env)"`.
+    Shell,
+    /// `RCLUSTER_...=...` lines, the body of a `.env` file.
+    Dotenv,
+    /// One JSON object.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +189,12 @@ pub enum Fault {
     Pause,
     /// Disconnect the master from the group network while it keeps running.
     Partition,
+    /// Cut the master off from its replicas and sentinels (both ways) while clients still
+    /// reach it: split brain.
+    Isolate,
+    /// Slow the master's network link (tc netem, or heavy packet loss when the kernel has
+    /// no netem) past `down_after_ms`: a failover without a crash.
+    Delay,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +215,38 @@ pub struct FailoverArgs {
     /// losing them: with fewer sentinels than the quorum, no failover can happen.
     #[arg(long, default_value_t = 0)]
     pub stop_sentinels: u8,
+    /// Keep an `isolate` or `delay` fault at least this many seconds after it starts
+    /// (default: 10, or `replication.min_replicas_max_lag` + 5 when `min_replicas_to_write`
+    /// is on and that is longer).
+    #[arg(long)]
+    pub hold: Option<u64>,
+    /// `delay`: latency added to the master's link, in ms (default: 3 x `down_after_ms`).
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// `delay`: packet loss in percent (default: none with netem; 85 without it).
+    #[arg(long)]
+    pub loss: Option<f64>,
+    /// Fail a run when more than N writes acknowledged by `OK` alone were lost to split brain.
+    #[arg(long)]
+    pub max_split_brain_loss: Option<u64>,
+    /// Seconds between the start of CMD and the fault.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Do not run rcluster's own writers (only CMD, if given).
+    #[arg(long)]
+    pub no_writers: bool,
+    /// Also give CMD the password itself, in `RCLUSTER_PASSWORD`.
+    #[arg(long)]
+    pub pass_password_env: bool,
+    /// Keep the test's keys (`rcluster:failover-test:*`) instead of deleting them, to read
+    /// them back yourself.
+    #[arg(long)]
+    pub keep_keys: bool,
+    /// Your own workload, run through each run with the connection settings in its
+    /// environment (`RCLUSTER_SENTINELS`, `RCLUSTER_MASTER_NAME`, `RCLUSTER_MASTER`,
+    /// `RCLUSTER_PASSWORD_FILE`); a non-zero exit fails the run.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod addressing;
 pub mod cli;
 pub mod commands;
 pub mod config_hash;
+pub mod connection;
 pub mod docker;
 pub mod error;
 pub mod executor;

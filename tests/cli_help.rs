@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "check",
     "render",
     "up",
@@ -13,6 +13,7 @@ const COMMANDS: [&str; 10] = [
     "cli",
     "logs",
     "completions",
+    "env",
     "",
 ];
 

@@ -44,6 +44,8 @@ pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<i32> {
     }
     let engine = Engine::connect().await?;
     let observed = observe(&engine, &cluster).await?;
+    // A network-fault helper left by a crashed `failover-test` shares a node's namespace.
+    crate::docker::netadmin::remove_helpers(&engine, &cluster).await?;
 
     // Sentinels first so that none of them starts a failover while the data nodes go.
     let (sentinels, data): (Vec<_>, Vec<_>) =

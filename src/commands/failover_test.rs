@@ -14,7 +14,7 @@ use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::failover::events::{Listener, Received};
-use crate::failover::writers::{Writers, count_missing, delete_prefix};
+use crate::failover::writers::{Writers, count_missing, delete_prefix, missing_keys};
 use crate::failover::{self, RunReport, Timings, Writes, ms};
 use crate::probe::survey;
 use crate::wait;
@@ -42,6 +42,9 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
         return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
     }
     let loaded = super::load(global)?;
+    if let Some(problem) = crate::failover::command::usage_problem(args) {
+        return Err(CommandError::usage(problem).into());
+    }
     if args.stop_sentinels >= loaded.topology.sentinel.count {
         return Err(CommandError::usage(format!(
             "`--stop-sentinels {}` would leave no sentinel to watch the test; the group has {}",
@@ -60,6 +63,10 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
 
     // What a run has broken and not yet mended: healed on every way out of a run,
     // including an error half-way and Ctrl-C, so the group is never left broken.
+    if matches!(args.fault, Fault::Isolate | Fault::Delay) {
+        // Built before any fault, so a run's timeline does not include building it.
+        crate::docker::netadmin::ensure_image(&engine).await?;
+    }
     let pending = Pending::default();
     let mut runs = Vec::new();
     let work = async {
@@ -122,6 +129,7 @@ async fn one_run(
     let (layout, old) = healthy_master(engine, topo, probe).await?;
     let stopped = stop_last(&layout, args.stop_sentinels);
     pending.set(Broken {
+        cluster: layout.cluster.clone(),
         network: layout.network(),
         node: old.clone(),
         fault: None,
@@ -143,14 +151,39 @@ async fn one_run(
     let listener = Listener::start(probe, &sentinels).await?;
     let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
     let addrs = sentinels.iter().map(|(_, a)| *a).collect();
-    let writers = Writers::start(probe, addrs, master_name, &prefix, args.writers);
+    let count = if args.no_writers { 0 } else { args.writers };
+    // Under split brain, clients that trust `OK` stay with the master they know.
+    let sticky = if args.fault == Fault::Isolate {
+        count.div_ceil(2)
+    } else {
+        0
+    };
+    let writers = Writers::start_with_sticky(probe, addrs, master_name, &prefix, count, sticky);
     // Measure the outage from a working client, not from one still starting.
-    wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
+    if count > 0 {
+        wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
+    }
+    // The user's command, with the settings an application gets from `rcluster env`.
+    let command = match args.command.is_empty() {
+        true => None,
+        false => {
+            let password = super::password(loaded)?;
+            let running =
+                crate::failover::command::start_for(args, loaded, &layout, probe, &password)
+                    .await?;
+            tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+            Some(running)
+        }
+    };
 
     // 4. The fault. 5. Until every watching sentinel names the same new master.
-    let fault_at = Instant::now();
+    let mut fault_at = Instant::now();
     pending.fault(args.fault);
-    inject(engine, &layout, &old, args.fault).await?;
+    let mechanism = inject_fault(engine, &layout, &old, args, topo).await?;
+    if matches!(args.fault, Fault::Isolate | Fault::Delay) {
+        // The rules are in place now; starting the helper that set them took a moment.
+        fault_at = Instant::now();
+    }
     let mut report = RunReport {
         run,
         fault: format!("{:?}", args.fault).to_lowercase(),
@@ -161,6 +194,11 @@ async fn one_run(
         timings_ms: Timings::default(),
         writes: Writes::default(),
         events: vec![],
+        split_brain_window_ms: None,
+        fault_mechanism: mechanism,
+        command: None,
+        ok_only_keys: vec![],
+        ok_only_lost_keys: vec![],
     };
     let agreed = wait::wait_for_new_master(
         &layout,
@@ -193,6 +231,11 @@ async fn one_run(
         })
         .await;
     }
+    // A network fault lasts long enough to show what the old master does meanwhile.
+    if matches!(args.fault, Fault::Isolate | Fault::Delay) {
+        let until = fault_at + crate::failover::faults::hold(args, topo);
+        tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    }
 
     // 6. Stop the writers; read every acknowledged key back from the new master.
     let log = writers.stop().await;
@@ -200,6 +243,14 @@ async fn one_run(
     report.writes = writes;
     report.timings_ms.first_write = first_write.map(|t| ms(t - fault_at));
     let acked_keys: Vec<String> = log.acked.iter().map(|a| a.key.clone()).collect();
+    let ok_only_keys: Vec<String> = log.ok_only.iter().map(|a| a.key.clone()).collect();
+    let old_addr = survey::addr(&old);
+    report.timings_ms.refused_by_old_master = log
+        .refused
+        .iter()
+        .filter(|(at, addr)| *at >= fault_at && *addr == old_addr)
+        .map(|(at, _)| ms(*at - fault_at))
+        .min();
     if let Some(new) = &new_master {
         check_nothing_lost(&mut report, probe, new, &acked_keys).await;
     }
@@ -222,7 +273,33 @@ async fn one_run(
     .await;
     // The test's keys go, wherever the master is now; the user's data set stays as it was.
     if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
-        let _ = delete_prefix(probe, survey::addr(master), &prefix).await;
+        // Writes acknowledged by `OK` alone, read back key by key once the group healed.
+        match missing_keys(probe, survey::addr(master), &ok_only_keys).await {
+            Ok(lost) => {
+                report.writes.ok_only_lost = lost.len() as u64;
+                report.ok_only_lost_keys = lost;
+            }
+            Err(e) => {
+                report.failure.get_or_insert(format!(
+                    "cannot read the `OK`-acknowledged keys back from `{}`: {e:#}",
+                    master.name
+                ));
+            }
+        }
+        if !args.keep_keys {
+            let _ = delete_prefix(probe, survey::addr(master), &prefix).await;
+        }
+    }
+    report.ok_only_keys = ok_only_keys;
+    if let Some(why) = failover::split_brain_verdict(&report.writes, args.max_split_brain_loss) {
+        report.failure.get_or_insert(why);
+    }
+    if let Some(running) = command {
+        let finished = running.finish(deadline, fault_at).await;
+        if let Some(why) = &finished.failure {
+            report.failure.get_or_insert(why.clone());
+        }
+        report.command = Some(finished);
     }
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
@@ -250,6 +327,11 @@ async fn one_run(
     report.timings_ms.sdown = sdown;
     report.timings_ms.odown = odown;
     report.timings_ms.switch_master = switch;
+    if new_master.is_some() {
+        report.split_brain_window_ms =
+            failover::promoted_at(&events, fault_at, master_name, old.ip)
+                .map(|at| failover::split_brain_window(&log, old_addr, at));
+    }
     if new_master.is_none() {
         let quorum = usize::from(topo.sentinel.quorum);
         let why = explain_no_failover(&layout, reachable_at_deadline, quorum, &events, fault_at);
@@ -338,6 +420,8 @@ async fn inject(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> 
                 .disconnect_network(&layout.network(), &node.name)
                 .await?
         }
+        // Injected by `inject_fault`.
+        Fault::Isolate | Fault::Delay => {}
     }
     Ok(())
 }
@@ -345,6 +429,7 @@ async fn inject(engine: &Engine, layout: &Layout, node: &Node, fault: Fault) -> 
 /// What a run broke: the old master's fault and the sentinels it stopped.
 #[derive(Debug, Clone)]
 struct Broken {
+    cluster: String,
     network: String,
     node: Node,
     fault: Option<Fault>,
@@ -361,6 +446,9 @@ impl Broken {
                 // Back on the network at its own fixed address, as the sentinels know it.
                 let request = crate::docker::apply::endpoint_request(&self.node);
                 engine.connect_network(&self.network, request).await?;
+            }
+            Some(Fault::Isolate | Fault::Delay) => {
+                crate::failover::faults::heal(engine, &self.cluster, &self.node.name).await?
             }
             None => {}
         }
@@ -461,6 +549,7 @@ fn timeline(r: &RunReport) -> String {
         "  writes: {} acknowledged, {} lost, {} failed attempts ({} during the outage)\n",
         r.writes.acked, r.writes.lost, r.writes.failed, r.writes.during_outage
     ));
+    out.push_str(&crate::failover::command::timeline_extra(r));
     match &r.failure {
         None => out.push_str("  PASSED\n"),
         Some(why) => out.push_str(&format!("  FAILED: {why}\n")),
@@ -474,7 +563,7 @@ fn verdict(passed: bool, s: &failover::Summary, runs: u32) -> String {
             format!("{} / {} / {} ms", s.min, s.median, s.max)
         })
     };
-    format!(
+    let mut out = format!(
         "{}: {} of {runs} run(s) passed; {} acknowledged writes, {} lost\n  all sentinels agree (min/median/max): {}\n  write outage       (min/median/max): {}",
         if passed { "PASSED" } else { "FAILED" },
         s.passed,
@@ -482,5 +571,23 @@ fn verdict(passed: bool, s: &failover::Summary, runs: u32) -> String {
         s.lost,
         f(&s.all_agree),
         f(&s.first_write),
-    )
+    );
+    out.push_str(&crate::failover::command::verdict_extra(s));
+    out
+}
+
+/// The fault, including the network faults of `failover::faults`; returns how a network
+/// fault was made.
+async fn inject_fault(
+    engine: &Engine,
+    layout: &Layout,
+    node: &Node,
+    args: &FailoverArgs,
+    topo: &crate::topology::Topology,
+) -> anyhow::Result<Option<String>> {
+    if let Some(how) = crate::failover::faults::inject(engine, layout, node, args, topo).await? {
+        return Ok(Some(how));
+    }
+    inject(engine, layout, node, args.fault).await?;
+    Ok(None)
 }

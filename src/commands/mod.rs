@@ -5,6 +5,7 @@
 pub mod check;
 pub mod completions;
 pub mod down;
+pub mod env;
 pub mod failover_test;
 pub mod logs;
 pub mod redis_cli;
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cli(args) => redis_cli::run(&global, &args).await,
         Command::Logs(args) => logs::run(&global, &args).await,
         Command::Completions { shell } => completions::run(shell),
+        Command::Env(args) => env::run(&global, &args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod client;
 pub mod image;
+pub mod netadmin;
 pub mod observe;
 
 pub use client::{DockerError, Engine};

@@ -2,7 +2,9 @@
 //! This file is pure (types, statistics, diagnosis); `events` and `writers` hold the
 //! side effects that gather the measurements.
 
+pub mod command;
 pub mod events;
+pub mod faults;
 pub mod writers;
 
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ pub struct Timings {
     pub first_write: Option<u64>,
     /// From the heal to the old master replicating from the new one, caught up.
     pub rejoined_after_heal: Option<u64>,
+    /// First write the old master refused with `NOREPLICAS` (`min-replicas-to-write`).
+    pub refused_by_old_master: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -36,6 +40,11 @@ pub struct Writes {
     pub failed: u64,
     /// Attempts made between the fault and the first acknowledged write on the new master.
     pub during_outage: u64,
+    /// Writes a master answered `OK` to but `WAIT` saw no replica take (also in `failed`):
+    /// a client that trusts `OK` counts them as done; split brain may discard them.
+    pub ok_only: u64,
+    /// Of `ok_only`, the keys missing from the master once the group healed.
+    pub ok_only_lost: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +68,16 @@ pub struct RunReport {
     pub timings_ms: Timings,
     pub writes: Writes,
     pub events: Vec<SentinelEvent>,
+    /// From the promotion of the new master (first `+switch-master`) to the last write the
+    /// old master still accepted; 0 when it accepted none after it.
+    pub split_brain_window_ms: Option<u64>,
+    /// How the fault was made, when that is not obvious from its name (`delay`).
+    pub fault_mechanism: Option<String>,
+    /// The user's command (`failover-test -- CMD`), when one ran.
+    pub command: Option<command::CommandReport>,
+    /// The keys of the writes acknowledged by `OK` alone, and those lost, for reading back.
+    pub ok_only_keys: Vec<String>,
+    pub ok_only_lost_keys: Vec<String>,
 }
 
 /// min / median / max of one figure over the runs that reached it.
@@ -104,6 +123,10 @@ pub struct Summary {
     pub acked: u64,
     pub lost: u64,
     pub failed: u64,
+    /// Writes acknowledged by `OK` alone, and how many of them split brain discarded.
+    pub ok_only: u64,
+    pub ok_only_lost: u64,
+    pub split_brain_window: Option<Spread>,
 }
 
 pub fn summarize(runs: &[RunReport]) -> Summary {
@@ -127,6 +150,14 @@ pub fn summarize(runs: &[RunReport]) -> Summary {
         acked: runs.iter().map(|r| r.writes.acked).sum(),
         lost: runs.iter().map(|r| r.writes.lost).sum(),
         failed: runs.iter().map(|r| r.writes.failed).sum(),
+        ok_only: runs.iter().map(|r| r.writes.ok_only).sum(),
+        ok_only_lost: runs.iter().map(|r| r.writes.ok_only_lost).sum(),
+        split_brain_window: spread(
+            &runs
+                .iter()
+                .filter_map(|r| r.split_brain_window_ms)
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -195,6 +226,8 @@ pub fn account_writes(
     let writes = Writes {
         acked: log.acked.len() as u64,
         lost: 0,
+        ok_only: log.ok_only.len() as u64,
+        ok_only_lost: 0,
         failed: log.failures.len() as u64,
         during_outage: log
             .failures
@@ -203,6 +236,51 @@ pub fn account_writes(
             .count() as u64,
     };
     (writes, first_write)
+}
+
+/// From `promoted_at` to the last write (`OK` alone or confirmed) the old master accepted
+/// after it; 0 when it accepted none.
+pub fn split_brain_window(
+    log: &writers::WriterLog,
+    old: std::net::SocketAddr,
+    promoted_at: Instant,
+) -> u64 {
+    log.acked
+        .iter()
+        .chain(&log.ok_only)
+        .filter(|a| a.master == old && a.at >= promoted_at)
+        .map(|a| ms(a.at - promoted_at))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Split-brain loss of `OK`-only writes is reported; it fails a run only beyond `max`
+/// (`--max-split-brain-loss`). Lost `WAIT`-acknowledged writes are judged elsewhere, always.
+pub fn split_brain_verdict(writes: &Writes, max: Option<u64>) -> Option<String> {
+    let max = max?;
+    (writes.ok_only_lost > max).then(|| {
+        format!(
+            "{} write(s) acknowledged by `OK` alone were lost to split brain, more than `--max-split-brain-loss {max}`",
+            writes.ok_only_lost
+        )
+    })
+}
+
+/// When the first `+switch-master` away from `old_ip` arrived.
+pub fn promoted_at(
+    events: &[events::Received],
+    fault_at: Instant,
+    master_name: &str,
+    old_ip: std::net::Ipv4Addr,
+) -> Option<Instant> {
+    let switch = format!("{master_name} {old_ip} ");
+    events
+        .iter()
+        .filter(|e| {
+            e.at >= fault_at && e.channel == "+switch-master" && e.payload.starts_with(&switch)
+        })
+        .map(|e| e.at)
+        .min()
 }
 
 /// The sentinels' milestones about the old master, from their events: first `+sdown`,
@@ -274,7 +352,49 @@ mod tests {
                 ..Default::default()
             },
             events: vec![],
+            split_brain_window_ms: None,
+            fault_mechanism: None,
+            command: None,
+            ok_only_keys: vec![],
+            ok_only_lost_keys: vec![],
         }
+    }
+
+    #[test]
+    fn split_brain_window_ends_at_the_old_masters_last_write() {
+        let t0 = Instant::now();
+        let old: std::net::SocketAddr = "172.28.1.10:6379".parse().unwrap();
+        let new: std::net::SocketAddr = "172.28.1.12:6379".parse().unwrap();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ack = |ms: u64, master| writers::Ack {
+            key: format!("k{ms}"),
+            at: at(ms),
+            master,
+        };
+        let log = writers::WriterLog {
+            acked: vec![ack(100, old), ack(3000, new)],
+            ok_only: vec![ack(1500, old), ack(4200, old), ack(5000, new)],
+            ..Default::default()
+        };
+        assert_eq!(split_brain_window(&log, old, at(2000)), 2200);
+        assert_eq!(split_brain_window(&log, old, at(4500)), 0);
+    }
+
+    #[test]
+    fn split_brain_loss_fails_a_run_only_beyond_the_limit() {
+        let writes = Writes {
+            ok_only: 33,
+            ok_only_lost: 31,
+            ..Default::default()
+        };
+        assert_eq!(split_brain_verdict(&writes, None), None);
+        assert_eq!(split_brain_verdict(&writes, Some(31)), None);
+        assert_eq!(
+            split_brain_verdict(&writes, Some(0)).as_deref(),
+            Some(
+                "31 write(s) acknowledged by `OK` alone were lost to split brain, more than `--max-split-brain-loss 0`"
+            )
+        );
     }
 
     #[test]
@@ -369,6 +489,7 @@ mod tests {
                 at(2000),
                 at(2500),
             ],
+            ..Default::default()
         };
         let (writes, first) = account_writes(&log, fault, Some(new));
         assert_eq!(first, Some(at(2300)));
@@ -378,7 +499,9 @@ mod tests {
                 acked: 3,
                 lost: 0,
                 failed: 4,
-                during_outage: 2
+                during_outage: 2,
+                ok_only: 0,
+                ok_only_lost: 0,
             }
         );
         let (_, none) = account_writes(&log, fault, None);

@@ -27,6 +27,11 @@ pub struct WriterLog {
     pub acked: Vec<Ack>,
     /// When each failed attempt happened.
     pub failures: Vec<Instant>,
+    /// Writes a master answered `OK` to but `WAIT` saw no replica take: they may be lost
+    /// (split brain). Each has its own key, so they can be read back one by one.
+    pub ok_only: Vec<Ack>,
+    /// When a master refused a write with `NOREPLICAS` (`min-replicas-to-write`), and which.
+    pub refused: Vec<(Instant, SocketAddr)>,
 }
 
 pub struct Writers {
@@ -44,6 +49,20 @@ impl Writers {
         prefix: &str,
         count: u32,
     ) -> Writers {
+        Self::start_with_sticky(probe, sentinels, master_name, prefix, count, 0)
+    }
+
+    /// Like `start`, but the first `sticky` writers behave like most real clients: they
+    /// keep writing to the master they are connected to as long as it answers `OK`, even
+    /// when `WAIT` sees no replica, and look for another master only after an error.
+    pub fn start_with_sticky(
+        probe: &Probe,
+        sentinels: Vec<SocketAddr>,
+        master_name: &str,
+        prefix: &str,
+        count: u32,
+        sticky: u32,
+    ) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let last_ack = Arc::new(std::sync::Mutex::new(None));
         let probe = probe.clone().with_timeouts(
@@ -59,6 +78,7 @@ impl Writers {
                     prefix: format!("{prefix}:{w}"),
                     stop: stop.clone(),
                     last_ack: last_ack.clone(),
+                    sticky: w < sticky,
                 };
                 tokio::spawn(writer.run())
             })
@@ -82,6 +102,8 @@ impl Writers {
             if let Ok(log) = task.await {
                 all.acked.extend(log.acked);
                 all.failures.extend(log.failures);
+                all.ok_only.extend(log.ok_only);
+                all.refused.extend(log.refused);
             }
         }
         all
@@ -95,6 +117,7 @@ struct Writer {
     prefix: String,
     stop: Arc<AtomicBool>,
     last_ack: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    sticky: bool,
 }
 
 impl Writer {
@@ -139,13 +162,30 @@ impl Writer {
                     *self.last_ack.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
                 }
                 Ok(_) => {
-                    // Written but not confirmed on any replica: not acknowledged. Ask the
-                    // sentinels again: this master may have lost its replicas.
-                    log.failures.push(Instant::now());
-                    current = None;
+                    // Written but not confirmed on any replica: `OK` alone, which split
+                    // brain may undo. The next write gets a new key, so this one can be
+                    // read back on its own.
+                    let now = Instant::now();
+                    log.ok_only.push(Ack {
+                        key,
+                        at: now,
+                        master: addr,
+                    });
+                    seq += 1;
+                    log.failures.push(now);
+                    if !self.sticky {
+                        // A careful client asks the sentinels again: this master may have
+                        // lost its replicas.
+                        current = None;
+                    }
                 }
-                Err(_) => {
-                    log.failures.push(Instant::now());
+                Err(e) => {
+                    let now = Instant::now();
+                    // In a pipeline the crate reports the server error without its code.
+                    if e.code() == Some("NOREPLICAS") || e.to_string().contains("NOREPLICAS") {
+                        log.refused.push((now, addr));
+                    }
+                    log.failures.push(now);
                     current = None;
                 }
             }
@@ -192,6 +232,28 @@ pub async fn count_missing(
         let values: Vec<Option<String>> =
             redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
         missing += values.iter().filter(|v| v.is_none()).count() as u64;
+    }
+    Ok(missing)
+}
+
+/// Of `keys`, those the master at `addr` does not have, in order.
+pub async fn missing_keys(
+    probe: &Probe,
+    addr: SocketAddr,
+    keys: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut con = probe.connect(addr).await?;
+    let mut missing = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
+        missing.extend(
+            chunk
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.clone()),
+        );
     }
     Ok(missing)
 }

@@ -383,6 +383,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
         // The start-up script appends `replicaof` when this pod is not the current master.
         replicaof: None,
         persistence: &topology.persistence,
+        replication: &topology.replication,
         extra: topology
             .redis
             .extra

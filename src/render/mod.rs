@@ -87,6 +87,8 @@ pub struct RedisConf<'a> {
     /// The current master, or `None` when this node is the master.
     pub replicaof: Option<Endpoint>,
     pub persistence: &'a Persistence,
+    /// `[replication]`: `min-replicas-to-write` / `-max-lag`, written when turned on.
+    pub replication: &'a crate::topology::Replication,
     /// `redis.extra`, in the topology's key order, written last.
     pub extra: Vec<Directive>,
 }
@@ -108,6 +110,7 @@ impl<'a> RedisConf<'a> {
             announce: Endpoint::new(node.ip, REDIS_PORT),
             replicaof: (node.ip != master_ip).then(|| Endpoint::new(master_ip, REDIS_PORT)),
             persistence: &topology.persistence,
+            replication: &topology.replication,
             extra: topology
                 .redis
                 .extra

@@ -17,6 +17,10 @@ const SUBNET: Subnet = Subnet([172, 28, 5]);
 /// The topology an empty `topology.toml` checks to, named `demo`.
 pub(crate) fn default_topology() -> Topology {
     Topology {
+        replication: crate::topology::Replication {
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+        },
         source: PathBuf::from("<string>"),
         cluster: Cluster {
             name: "demo".into(),
@@ -289,4 +293,24 @@ fn quote_escapes_what_redis_unescapes() {
     assert_eq!(quote(""), "\"\"");
     assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
     assert_eq!(quote("a\nb"), "\"a\\x0ab\"");
+}
+
+#[test]
+fn min_replicas_are_written_only_when_turned_on() {
+    let mut topology = default_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let master = &layout.nodes[0];
+    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+        .render()
+        .unwrap();
+    assert!(!conf.contains("min-replicas"), "{conf}");
+    topology.replication.min_replicas_to_write = 1;
+    topology.replication.min_replicas_max_lag = 5;
+    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+        .render()
+        .unwrap();
+    assert!(
+        conf.contains("\nmin-replicas-to-write 1\nmin-replicas-max-lag 5\n"),
+        "{conf}"
+    );
 }

@@ -35,6 +35,17 @@ pub struct Topology {
     pub persistence: Persistence,
     pub redis: RedisSpec,
     pub kubernetes: KubernetesSpec,
+    pub replication: Replication,
+}
+
+/// `[replication]`: how many replicas a master needs to accept writes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Replication {
+    /// `min-replicas-to-write`: 0 = the master accepts writes with no replica at all.
+    pub min_replicas_to_write: u8,
+    /// `min-replicas-max-lag`: seconds since a replica's last acknowledgement after which
+    /// it no longer counts.
+    pub min_replicas_max_lag: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

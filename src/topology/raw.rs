@@ -25,6 +25,14 @@ pub struct RawTopology {
     pub persistence: RawPersistence,
     pub redis: RawRedis,
     pub kubernetes: RawKubernetes,
+    pub replication: RawReplication,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReplication {
+    pub min_replicas_to_write: Option<i64>,
+    pub min_replicas_max_lag: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -238,6 +246,13 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("zone_spread", Kind::String),
             ("platform_uid", Kind::Bool),
             ("sentinel_storage_size", Kind::String),
+        ],
+    ),
+    (
+        "replication",
+        &[
+            ("min_replicas_to_write", Kind::Integer),
+            ("min_replicas_max_lag", Kind::Integer),
         ],
     ),
 ];

@@ -17,6 +17,8 @@ use super::{
     Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology, ZoneSpread,
 };
 
+mod replication;
+
 pub const DEFAULT_NAME: &str = "demo";
 pub const MAX_NAME_LEN: usize = 40;
 pub const MAX_REPLICAS: i64 = 16;
@@ -58,6 +60,13 @@ const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
         "rcluster (each node's config is one self-contained file)",
     ),
     ("appendonly", "`persistence.aof`"),
+    (
+        "min-replicas-to-write",
+        "`replication.min_replicas_to_write`",
+    ),
+    ("min-slaves-to-write", "`replication.min_replicas_to_write`"),
+    ("min-replicas-max-lag", "`replication.min_replicas_max_lag`"),
+    ("min-slaves-max-lag", "`replication.min_replicas_max_lag`"),
     ("appendfilename", "`persistence.appendfilename`"),
     ("appendfsync", "`persistence.appendfsync`"),
     ("dbfilename", "`persistence.dbfilename`"),
@@ -126,6 +135,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     let redis = c.redis();
     let kubernetes = c.kubernetes();
     c.cross_warnings(&persistence, &redis, &kubernetes);
+    let replication = c.replication(&replicas);
     Validation {
         topology: Topology {
             source: PathBuf::from("<string>"),
@@ -137,6 +147,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
             persistence,
             redis,
             kubernetes,
+            replication,
         },
         errors: c.errors,
         warnings: c.warnings,

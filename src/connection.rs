@@ -1,0 +1,194 @@
+//! How an application connects to the group: the settings `rcluster env` prints and
+//! `failover-test -- CMD` puts in its command's environment. The password itself is never
+//! among them, only the path of a private file that holds it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::probe::Probe;
+use crate::secret::Secret;
+use crate::topology::{AuthSource, Layout, Loaded};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// `host:port` of every sentinel, reachable from this host.
+    pub sentinels: Vec<String>,
+    pub master_name: String,
+    /// The current master as the first sentinel that answers names it; `None` when none did.
+    pub master: Option<String>,
+    /// A file (mode 0600) that holds the password, for the data nodes and the sentinels.
+    pub password_file: PathBuf,
+}
+
+impl Settings {
+    /// `RCLUSTER_*` variables, in a fixed order.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("RCLUSTER_SENTINELS".to_string(), self.sentinels.join(",")),
+            ("RCLUSTER_MASTER_NAME".to_string(), self.master_name.clone()),
+        ];
+        if let Some(master) = &self.master {
+            vars.push(("RCLUSTER_MASTER".to_string(), master.clone()));
+        }
+        vars.push((
+            "RCLUSTER_PASSWORD_FILE".to_string(),
+            self.password_file.display().to_string(),
+        ));
+        vars
+    }
+
+    /// `export NAME='value'` lines for `eval "$(rcluster env)"`.
+    pub fn to_shell(&self) -> String {
+        self.vars()
+            .iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+            .collect()
+    }
+
+    /// `NAME=value` lines for a `.env` file (values double-quoted when they need it).
+    pub fn to_dotenv(&self) -> String {
+        self.vars()
+            .iter()
+            .map(|(k, v)| {
+                if v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ",.:/_-".contains(c))
+                {
+                    format!("{k}={v}\n")
+                } else {
+                    format!("{k}=\"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Single quotes, with each `'` written as `'\''`.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Ask the sentinels for the current master and put the settings together.
+pub async fn settings(
+    loaded: &Loaded,
+    layout: &Layout,
+    probe: &Probe,
+    password: &Secret,
+) -> anyhow::Result<Settings> {
+    let master_name = loaded.topology.sentinel.master_name.clone();
+    let sentinels: Vec<SocketAddr> = layout
+        .sentinels()
+        .map(|n| SocketAddr::from((n.ip, n.port)))
+        .collect();
+    let mut master = None;
+    for s in &sentinels {
+        if let Ok(Some((host, port))) = probe.master_addr(*s, &master_name).await {
+            master = Some(format!("{host}:{port}"));
+            break;
+        }
+    }
+    Ok(Settings {
+        sentinels: sentinels.iter().map(|s| s.to_string()).collect(),
+        master_name,
+        master,
+        password_file: password_file(loaded, password)?,
+    })
+}
+
+/// A private file holding the password: the topology's own file, or the generated one in
+/// the state directory; for a password from the environment or the topology itself, a
+/// copy written (0600) next to where a generated one would be.
+pub fn password_file(loaded: &Loaded, password: &Secret) -> anyhow::Result<PathBuf> {
+    let cluster = &loaded.topology.cluster.name;
+    match &loaded.topology.auth {
+        AuthSource::Generated => Ok(crate::password_store::password_path(cluster)),
+        AuthSource::File(path) => {
+            let base = loaded
+                .topology
+                .source
+                .parent()
+                .unwrap_or_else(|| Path::new("."));
+            let full = if path.is_absolute() {
+                path.clone()
+            } else {
+                base.join(path)
+            };
+            Ok(std::fs::canonicalize(&full).unwrap_or(full))
+        }
+        AuthSource::Literal | AuthSource::Env(_) => {
+            let path = crate::password_store::state_dir()
+                .join(cluster)
+                .join("client-password");
+            write_private(&path, password.expose())?;
+            Ok(path)
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(format!("{text}\n").as_bytes())
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Settings {
+        Settings {
+            sentinels: vec!["172.28.1.101:26379".into(), "172.28.1.102:26379".into()],
+            master_name: "mymaster".into(),
+            master: Some("172.28.1.10:6379".into()),
+            password_file: PathBuf::from("/home/a b/.local/state/rcluster/demo/password"),
+        }
+    }
+
+    #[test]
+    fn shell_output_is_quoted_exports() {
+        assert_eq!(
+            sample().to_shell(),
+            "export RCLUSTER_SENTINELS='172.28.1.101:26379,172.28.1.102:26379'\n\
+             export RCLUSTER_MASTER_NAME='mymaster'\n\
+             export RCLUSTER_MASTER='172.28.1.10:6379'\n\
+             export RCLUSTER_PASSWORD_FILE='/home/a b/.local/state/rcluster/demo/password'\n"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn dotenv_output_quotes_only_what_needs_it() {
+        assert_eq!(
+            sample().to_dotenv(),
+            "RCLUSTER_SENTINELS=172.28.1.101:26379,172.28.1.102:26379\n\
+             RCLUSTER_MASTER_NAME=mymaster\n\
+             RCLUSTER_MASTER=172.28.1.10:6379\n\
+             RCLUSTER_PASSWORD_FILE=\"/home/a b/.local/state/rcluster/demo/password\"\n"
+        );
+    }
+
+    #[test]
+    fn no_master_no_variable() {
+        let mut s = sample();
+        s.master = None;
+        assert!(!s.to_shell().contains("RCLUSTER_MASTER="));
+    }
+}
