@@ -223,17 +223,24 @@ fn delay_fails_over_without_a_crash_the_users_command_runs_through_it_and_env_co
     assert!(helpers.trim().is_empty(), "helpers left: {helpers}");
 
     // A failing command fails the run, and the report has its exit status and output.
+    // With --pass-password-env (the user's opt-in) the command also gets the password
+    // itself; it exits 9 instead of 3 if that is not the one in the file.
     let out = group.rcluster(&[
         "--json",
         "failover-test",
         "--no-writers",
         "--warmup",
         "0",
+        "--pass-password-env",
         "--",
         "sh",
         "-c",
-        "echo giving up >&2; exit 3",
+        r#"test "$RCLUSTER_PASSWORD" = "$(cat "$RCLUSTER_PASSWORD_FILE")" || exit 9; echo giving up >&2; exit 3"#,
     ]);
+    assert!(
+        !out.stdout.contains(&group.password()) && !out.stderr.contains(&group.password()),
+        "the password is in rcluster's output"
+    );
     assert_eq!(out.code, 1, "{}", out.describe());
     let run = &out.json()["runs"][0];
     assert_eq!(run["passed"], false, "{run}");
