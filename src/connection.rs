@@ -127,9 +127,9 @@ pub fn password_file(loaded: &Loaded, password: &Secret) -> anyhow::Result<PathB
     }
 }
 
+/// The password store's writer, in a private (0700) directory of its own.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -137,16 +137,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create `{}`", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(format!("{text}\n").as_bytes())
-        .with_context(|| format!("cannot write `{}`", path.display()))
+    crate::password_store::write_private(path, &format!("{text}\n"))
 }
 
 #[cfg(test)]

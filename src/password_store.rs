@@ -103,7 +103,8 @@ pub fn password_or_generate(loaded: &Loaded, cluster: &str) -> anyhow::Result<Se
     }
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Write a file only its owner can read (0600, also when it already existed), synced.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
