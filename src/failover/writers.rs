@@ -226,14 +226,7 @@ pub async fn count_missing(
     addr: SocketAddr,
     keys: &[String],
 ) -> anyhow::Result<u64> {
-    let mut con = probe.connect(addr).await?;
-    let mut missing = 0;
-    for chunk in keys.chunks(1000) {
-        let values: Vec<Option<String>> =
-            redis::cmd("MGET").arg(chunk).query_async(&mut con).await?;
-        missing += values.iter().filter(|v| v.is_none()).count() as u64;
-    }
-    Ok(missing)
+    Ok(missing_keys(probe, addr, keys).await?.len() as u64)
 }
 
 /// Of `keys`, those the master at `addr` does not have, in order.
