@@ -68,7 +68,7 @@ pub enum Command {
 
     /// redis-cli on the current master (or a named node), already authenticated.
     #[command(
-        after_help = "Examples:\n  rcluster cli\n  rcluster cli replica-1 -- INFO replication\n  rcluster cli -- SET greeting hello"
+        after_help = "Examples:\n  rcluster cli\n  rcluster cli replica-1 -- INFO replication\n  rcluster cli -- SET greeting hello\n  rcluster cli --user app -- SET app:greeting hello"
     )]
     Cli(CliArgs),
 
@@ -111,6 +111,10 @@ pub struct CliArgs {
     /// Node to talk to (`master`, `replica-1`, `sentinel-2` or the container name);
     /// default: the current master, as the sentinels say.
     pub node: Option<String>,
+    /// Log in as this `[acl]` user (its password reaches redis-cli through its environment,
+    /// never a command line); default: rcluster's own login.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// One command to run instead of an interactive session.
     #[arg(last = true)]
     pub args: Vec<String>,

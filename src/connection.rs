@@ -2,6 +2,7 @@
 //! `failover-test -- CMD` puts in its command's environment. The password itself is never
 //! among them, only the path of a private file that holds it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 
 use crate::probe::Probe;
 use crate::secret::Secret;
-use crate::topology::{AuthSource, Layout, Loaded};
+use crate::topology::{AuthSource, Layout, Loaded, UserPassword};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Settings {
@@ -21,6 +22,13 @@ pub struct Settings {
     pub master: Option<String>,
     /// A file (mode 0600) that holds the password, for the data nodes and the sentinels.
     pub password_file: PathBuf,
+    /// The user that goes with `password_file` on the data nodes when `acl.disable_default`
+    /// turns `default` off (`rcluster`); `None` = `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `[acl]` users: a private file (0600) holding each one's password, by user name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_password_files: BTreeMap<String, PathBuf>,
 }
 
 impl Settings {
@@ -37,6 +45,12 @@ impl Settings {
             "RCLUSTER_PASSWORD_FILE".to_string(),
             self.password_file.display().to_string(),
         ));
+        if let Some(user) = &self.user {
+            vars.push(("RCLUSTER_USER".to_string(), user.clone()));
+        }
+        for (name, path) in &self.user_password_files {
+            vars.push((user_file_var(name), path.display().to_string()));
+        }
         vars
     }
 
@@ -63,6 +77,21 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// `RCLUSTER_USER_<NAME>_PASSWORD_FILE`, the name upper-cased and `-` as `_`.
+pub fn user_file_var(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    format!("RCLUSTER_USER_{name}_PASSWORD_FILE")
 }
 
 /// Single quotes, with each `'` written as `'\''`.
@@ -94,7 +123,40 @@ pub async fn settings(
         master_name,
         master,
         password_file: password_file(loaded, password)?,
+        user: loaded.topology.login_user().map(str::to_string),
+        user_password_files: user_password_files(loaded, password)?,
     })
+}
+
+/// A private file per `[acl]` user holding its password: the user's own `password_file`,
+/// else a copy written (0600) under the group's state directory (`users/NAME`).
+pub fn user_password_files(
+    loaded: &Loaded,
+    password: &Secret,
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let topology = &loaded.topology;
+    let mut files = BTreeMap::new();
+    for user in topology.acl.iter().flat_map(|acl| acl.users.iter()) {
+        let path = match &user.password {
+            UserPassword::File(path) => {
+                let full = topology
+                    .source
+                    .parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .join(path);
+                std::fs::canonicalize(&full).unwrap_or(full)
+            }
+            UserPassword::Generated | UserPassword::Env(_) => {
+                let path =
+                    crate::password_store::user_password_path(&topology.cluster.name, &user.name);
+                let secret = crate::acl::user_password(user, password.expose());
+                write_private(&path, secret.expose())?;
+                path
+            }
+        };
+        files.insert(user.name.clone(), path);
+    }
+    Ok(files)
 }
 
 /// A private file holding the password: the topology's own file, or the generated one in
@@ -150,6 +212,8 @@ mod tests {
             master_name: "mymaster".into(),
             master: Some("172.28.1.10:6379".into()),
             password_file: PathBuf::from("/home/a b/.local/state/rcluster/demo/password"),
+            user: None,
+            user_password_files: BTreeMap::new(),
         }
     }
 
@@ -174,6 +238,19 @@ mod tests {
              RCLUSTER_MASTER=172.28.1.10:6379\n\
              RCLUSTER_PASSWORD_FILE=\"/home/a b/.local/state/rcluster/demo/password\"\n"
         );
+    }
+
+    #[test]
+    fn acl_login_and_user_files_are_paths_never_passwords() {
+        let mut s = sample();
+        s.user = Some("rcluster".into());
+        s.user_password_files
+            .insert("app-1".into(), PathBuf::from("/s/demo/users/app-1"));
+        let shell = s.to_shell();
+        assert!(shell.ends_with(
+            "export RCLUSTER_USER='rcluster'\n\
+             export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n"
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! loops), `executor` (runs a plan), `password_store` (the generated passwords on disk).
 //! `commands` holds one short script per subcommand; nothing outside it imports it.
 
+pub mod acl;
 pub mod addressing;
 pub mod cli;
 pub mod commands;

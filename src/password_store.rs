@@ -38,6 +38,11 @@ pub fn password_path(cluster: &str) -> PathBuf {
     state_dir().join(cluster).join("password")
 }
 
+/// Where `rcluster env` keeps the password of an `[acl]` user for applications.
+pub fn user_password_path(cluster: &str, user: &str) -> PathBuf {
+    state_dir().join(cluster).join("users").join(user)
+}
+
 /// Where the password of this group comes from, for `status` to tell the user.
 pub fn password_origin(loaded: &Loaded, cluster: &str) -> String {
     use crate::topology::AuthSource;

@@ -62,6 +62,12 @@ pub fn load(global: &Global) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
+/// rcluster's login to the group's nodes with the group `password` (see
+/// `Credentials::for_group`).
+pub fn credentials(loaded: &Loaded, password: Secret) -> crate::probe::Credentials {
+    crate::probe::Credentials::for_group(&loaded.topology, password)
+}
+
 /// The password every command that talks to Redis needs; a clear error when the group
 /// was never brought up and the topology names none.
 pub fn password(loaded: &Loaded) -> anyhow::Result<Secret> {

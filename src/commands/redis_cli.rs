@@ -12,7 +12,8 @@ use crate::docker::observe::observe;
 use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::probe::Probe;
 use crate::probe::survey;
-use crate::topology::Node;
+use crate::secret::Secret;
+use crate::topology::{Node, Topology};
 
 pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     let loaded = super::load(global)?;
@@ -41,7 +42,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             let ip = survey::current_master(
                 &layout,
                 &observed,
-                &Probe::new(password.clone()),
+                &Probe::new(super::credentials(&loaded, password.clone())),
                 &topo.sentinel.master_name,
             )
             .await;
@@ -52,6 +53,12 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         }
     };
 
+    let (user, secret) = login(topo, &node, args.user.as_deref(), &password)?;
+    let mut auth = Vec::new();
+    if let Some(user) = &user {
+        auth.extend(["--user".to_string(), user.clone()]);
+    }
+
     if args.args.is_empty() {
         // Interactive: the host's redis-cli, straight to the node's address.
         let status = Command::new("redis-cli")
@@ -59,7 +66,8 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             .arg(node.ip.to_string())
             .arg("-p")
             .arg(node.port.to_string())
-            .env("REDISCLI_AUTH", password.expose())
+            .args(&auth)
+            .env("REDISCLI_AUTH", secret.expose())
             .status()
             .map_err(|e| {
                 CommandError::failed(format!("cannot run `redis-cli` on this host ({e}); install `redis-tools`, or pass a command after `--` to run it inside the container"),
@@ -88,8 +96,9 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         "-p".to_string(),
         node.port.to_string(),
     ];
+    cmd.extend(auth);
     cmd.extend(args.args.iter().cloned());
-    let env = vec![format!("REDISCLI_AUTH={}", password.expose())];
+    let env = vec![format!("REDISCLI_AUTH={}", secret.expose())];
     let code = engine
         .exec(&container.id, cmd, env, |bytes| {
             let mut stdout = std::io::stdout().lock();
@@ -97,4 +106,44 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         })
         .await?;
     Ok(if code == 0 { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Who `cli` logs in as on `node`: rcluster's own login, or the `[acl]` user `--user`
+/// names (only on data nodes: the sentinels hold no application users).
+fn login(
+    topology: &Topology,
+    node: &Node,
+    user: Option<&str>,
+    password: &Secret,
+) -> anyhow::Result<(Option<String>, Secret)> {
+    let Some(name) = user else {
+        return Ok((topology.login_user().map(str::to_string), password.clone()));
+    };
+    let names: Vec<&str> = topology
+        .acl
+        .iter()
+        .flat_map(|acl| acl.users.iter().map(|u| u.name.as_str()))
+        .collect();
+    let Some(acl_user) = topology.acl_user(name) else {
+        let known = if names.is_empty() {
+            "the topology has no `[acl]` users".to_string()
+        } else {
+            format!("users: {}", names.join(", "))
+        };
+        return Err(CommandError::usage(format!(
+            "`--user {name}` is not a user of the topology's `[acl]`; {known}"
+        ))
+        .into());
+    };
+    if !node.role.is_data() {
+        return Err(CommandError::usage(format!(
+            "`--user {name}`: `{}` is a sentinel, which holds no `[acl]` users; name a data node, or leave out `--user`",
+            node.name
+        ))
+        .into());
+    }
+    Ok((
+        Some(name.to_string()),
+        crate::acl::user_password(acl_user, password.expose()),
+    ))
 }

@@ -79,6 +79,7 @@ async fn snapshot(
                     reason: "the group does not exist".to_string(),
                 }],
                 password_source: password_store::password_origin(loaded, cluster),
+                acl_users: None,
                 password: None,
             };
             format!("{}\n", json_line(&document)?)
@@ -88,7 +89,7 @@ async fn snapshot(
         return Ok((EXIT_FAILED, text));
     }
     let password = super::password(loaded)?;
-    let probe = Probe::new(password.clone())
+    let probe = Probe::new(super::credentials(loaded, password.clone()))
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
         survey::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
@@ -102,6 +103,16 @@ async fn snapshot(
     }
     let code = if health.healthy { EXIT_OK } else { EXIT_FAILED };
     let origin = password_store::password_origin(loaded, cluster);
+    let acl_users = match (&topology.acl, &health.master) {
+        (Some(_), Some(master)) => Some(
+            probe
+                .acl_users(survey::addr(master))
+                .await
+                .unwrap_or_default(),
+        ),
+        (Some(_), None) => Some(Vec::new()),
+        (None, _) => None,
+    };
     let text = if global.json {
         let mut document = json(
             cluster,
@@ -111,12 +122,27 @@ async fn snapshot(
             topology.cluster.bind,
             &origin,
         );
+        document.acl_users = acl_users;
         if args.show_secrets {
             document.password = Some(password.expose().to_string());
         }
         format!("{}\n", json_line(&document)?)
     } else {
         let mut text = table(cluster, &reports, &health, topology.cluster.bind);
+        if let Some(users) = &acl_users {
+            let listed: Vec<String> = users
+                .iter()
+                .map(|u| format!("{} ({})", u.name, if u.on { "on" } else { "off" }))
+                .collect();
+            text.push_str(&format!(
+                "acl users: {}\n",
+                if listed.is_empty() {
+                    "unknown (no master answered)".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            ));
+        }
         text.push_str(&format!("password: {origin}"));
         if args.show_secrets {
             text.push_str(&format!(" = {}", password.expose()));
@@ -257,6 +283,10 @@ pub struct StatusJson {
     pub volumes: Option<Vec<String>>,
     pub problems: Vec<health::Problem>,
     pub password_source: String,
+    /// With `[acl]`: every user of the master (`ACL LIST`), name and on/off only; empty
+    /// when the master could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_users: Option<Vec<crate::probe::parse::AclUserState>>,
     /// Only with `--show-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -373,6 +403,7 @@ fn json(
         volumes: None,
         problems: health.problems.clone(),
         password_source: password_origin.to_string(),
+        acl_users: None,
         password: None,
     }
 }

@@ -101,19 +101,47 @@ impl<T> Asked<T> for Result<T, RedisError> {
     }
 }
 
-/// Connects to nodes with one password and explicit timeouts (the crate's defaults are
+/// How rcluster logs in: a user (`None` = `default`) and its password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub password: Secret,
+}
+
+impl Credentials {
+    /// rcluster's own login to a group: the group password, as `default`, or as the admin
+    /// user when `acl.disable_default` turns `default` off (every node has that user).
+    pub fn for_group(topology: &crate::topology::Topology, password: Secret) -> Credentials {
+        Credentials {
+            user: topology.login_user().map(str::to_string),
+            password,
+        }
+    }
+}
+
+/// The `default` user with this password.
+impl From<Secret> for Credentials {
+    fn from(password: Secret) -> Credentials {
+        Credentials {
+            user: None,
+            password,
+        }
+    }
+}
+
+/// Connects to nodes with one login and explicit timeouts (the crate's defaults are
 /// 1 s to connect and 500 ms per command; a probe that hangs must not stall a poll loop).
 #[derive(Clone)]
 pub struct Probe {
-    password: Secret,
+    credentials: Credentials,
     connect_timeout: Duration,
     response_timeout: Duration,
 }
 
 impl Probe {
-    pub fn new(password: Secret) -> Probe {
+    pub fn new(credentials: impl Into<Credentials>) -> Probe {
         Probe {
-            password,
+            credentials: credentials.into(),
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(1000),
         }
@@ -130,11 +158,15 @@ impl Probe {
         let info = (addr.ip().to_string(), addr.port())
             .into_connection_info()
             .asked(what)?
-            .set_redis_settings(
-                RedisConnectionInfo::default()
-                    .set_password(self.password.expose())
-                    .set_skip_set_lib_name(),
-            );
+            .set_redis_settings({
+                let settings = RedisConnectionInfo::default()
+                    .set_password(self.credentials.password.expose())
+                    .set_skip_set_lib_name();
+                match &self.credentials.user {
+                    Some(user) => settings.set_username(user),
+                    None => settings,
+                }
+            });
         redis::Client::open(info).asked(what)
     }
 
@@ -158,6 +190,21 @@ impl Probe {
             .await
             .asked(|| format!("INFO replication on {addr}"))?;
         Replication::parse(&text).map_err(|what| ProbeError::Protocol { what, source: None })
+    }
+
+    /// Every ACL user of a data node and whether it is on (`ACL LIST`, passwords dropped),
+    /// in the node's order.
+    pub async fn acl_users(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<Vec<parse::AclUserState>, ProbeError> {
+        let mut con = self.connect(addr).await?;
+        let lines: Vec<String> = redis::cmd("ACL")
+            .arg("LIST")
+            .query_async(&mut con)
+            .await
+            .asked(|| format!("ACL LIST on {addr}"))?;
+        Ok(lines.iter().filter_map(|l| parse::acl_user(l)).collect())
     }
 
     /// Everything a sentinel says about `master_name`, in one connection.

@@ -153,9 +153,49 @@ impl SentinelView {
     }
 }
 
+/// A user as `status` shows it: its name and whether it is on, never its rules'
+/// passwords or hashes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AclUserState {
+    pub name: String,
+    pub on: bool,
+}
+
+/// One `ACL LIST` line (`user NAME on|off #hash ~keys ...`) -> name and state; only the
+/// first three words are read, so no hash or password goes further.
+pub fn acl_user(line: &str) -> Option<AclUserState> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "user" {
+        return None;
+    }
+    let name = words.next()?.to_string();
+    let on = match words.next()? {
+        "on" => true,
+        "off" => false,
+        _ => return None,
+    };
+    Some(AclUserState { name, on })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acl_list_lines_give_name_and_state_only() {
+        let on = acl_user("user app on #5e88 ~app:* resetchannels -@all +get").unwrap();
+        assert_eq!(
+            on,
+            AclUserState {
+                name: "app".into(),
+                on: true
+            }
+        );
+        let off = acl_user("user default off resetkeys -@all").unwrap();
+        assert!(!off.on);
+        assert_eq!(acl_user("garbage"), None);
+        assert!(!format!("{on:?}").contains("5e88"));
+    }
 
     const MASTER_INFO: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
         slave0:ip=172.28.1.11,port=6379,state=online,offset=1234,lag=0\r\n\

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior};
 
+use crate::acl::AclConf;
 use crate::secret::MASK;
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
 use crate::topology::{Layout, Node, Persistence, Topology};
@@ -91,6 +92,8 @@ pub struct RedisConf<'a> {
     pub replication: &'a crate::topology::Replication,
     /// `redis.extra`, in the topology's key order, written last.
     pub extra: Vec<Directive>,
+    /// `[acl]`: `user` lines, `masteruser`; `None` without `[acl]`.
+    pub acl: Option<AclConf>,
 }
 
 impl<'a> RedisConf<'a> {
@@ -120,6 +123,7 @@ impl<'a> RedisConf<'a> {
                     value: value.clone(),
                 })
                 .collect(),
+            acl: AclConf::new(topology, password),
         }
     }
 
@@ -165,6 +169,8 @@ pub struct SentinelConf<'a> {
     /// Addresses are host names (Kubernetes): Sentinel must resolve them, and redis 7.0
     /// refuses a `sentinel monitor` naming a host without this.
     pub resolve_hostnames: bool,
+    /// `[acl]`: `sentinel auth-user`, and the admin user; `None` without `[acl]`.
+    pub acl: Option<AclConf>,
 }
 
 impl<'a> SentinelConf<'a> {
@@ -205,6 +211,7 @@ impl<'a> SentinelConf<'a> {
                 })
                 .collect(),
             resolve_hostnames: false,
+            acl: AclConf::new(topology, password),
         }
     }
 

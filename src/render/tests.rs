@@ -75,7 +75,32 @@ pub(crate) fn default_topology() -> Topology {
             platform_uid: false,
             sentinel_storage_size: "100Mi".into(),
         },
+        acl: None,
     }
+}
+
+/// The default group with `[acl]`: `default` off, `app` generated, `ops` from a file.
+fn acl_topology() -> Topology {
+    use crate::topology::{Acl, AclUser, UserPassword};
+    let mut topology = default_topology();
+    topology.acl = Some(Acl {
+        users: vec![
+            AclUser {
+                name: "app".into(),
+                rules: "on ~app:* +@all -@dangerous".into(),
+                password: UserPassword::Generated,
+                secret: None,
+            },
+            AclUser {
+                name: "ops".into(),
+                rules: "on ~* +@read".into(),
+                password: UserPassword::File("ops.txt".into()),
+                secret: Some(crate::secret::Secret::new("ops-Pa55word")),
+            },
+        ],
+        disable_default: true,
+    });
+    topology
 }
 
 /// Render `key` (`master`, `replica-1`, `sentinel-1`...) of a fresh group.
@@ -313,4 +338,51 @@ fn min_replicas_are_written_only_when_turned_on() {
         conf.contains("\nmin-replicas-to-write 1\nmin-replicas-max-lag 5\n"),
         "{conf}"
     );
+}
+
+#[test]
+fn acl_master() {
+    insta::assert_snapshot!(render(&acl_topology(), "master"));
+}
+
+#[test]
+fn acl_sentinel() {
+    insta::assert_snapshot!(render(&acl_topology(), "sentinel-1"));
+}
+
+#[test]
+fn acl_with_default_on_keeps_requirepass_and_no_admin_user() {
+    let mut topology = acl_topology();
+    if let Some(acl) = topology.acl.as_mut() {
+        acl.disable_default = false;
+    }
+    let master = render(&topology, "master");
+    assert!(master.contains(&format!("\nrequirepass \"{PASSWORD}\"\n")));
+    assert!(!master.contains("user default"));
+    assert!(!master.contains("user rcluster on"));
+    assert!(master.contains("\nmasteruser rcluster-replication\n"));
+    let sentinel = render(&topology, "sentinel-1");
+    assert!(!sentinel.contains("\nuser "), "{sentinel}");
+    assert!(sentinel.contains("\nsentinel auth-user mymaster rcluster-sentinel\n"));
+}
+
+#[test]
+fn acl_configs_hold_hashes_not_user_passwords() {
+    let topology = acl_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    for (node, text) in render_all(&topology, &layout, PASSWORD).expect("renders") {
+        assert!(!text.contains("ops-Pa55word"), "{}", node.name);
+        let app = crate::acl::derived_password(PASSWORD, "app");
+        assert!(!text.contains(app.expose()), "{}", node.name);
+    }
+    // Masked: neither passwords nor hashes.
+    for (node, text) in render_all(&topology, &layout, MASK).expect("renders") {
+        assert!(!text.contains(PASSWORD), "{}", node.name);
+        for line in text.lines().filter(|l| l.starts_with("user ")) {
+            assert!(
+                line.ends_with(&format!("#{MASK}")) || line.starts_with("user default off"),
+                "{line}"
+            );
+        }
+    }
 }

@@ -36,6 +36,54 @@ pub struct Topology {
     pub redis: RedisSpec,
     pub kubernetes: KubernetesSpec,
     pub replication: Replication,
+    /// `[acl]`; `None` when the file has no `[acl]` section (the `default` user with the
+    /// group password, as without ACL).
+    pub acl: Option<Acl>,
+}
+
+/// `[acl]`: the named users, and whether the `default` user is turned off.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Acl {
+    /// In name order.
+    pub users: Vec<AclUser>,
+    /// `default` is `off` on the data nodes; rcluster logs in as [`crate::acl::ADMIN_USER`].
+    pub disable_default: bool,
+}
+
+/// One `acl.users` entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AclUser {
+    pub name: String,
+    /// ACL rules as the user wrote them; never a password (`>`, `<`, `#`, `!`, `nopass`).
+    pub rules: String,
+    pub password: UserPassword,
+    /// The password read from `password_env` / `password_file` by `load`; `None` for a
+    /// generated one (derived from the group password, see `crate::acl`).
+    #[serde(skip)]
+    pub secret: Option<crate::secret::Secret>,
+}
+
+/// Where an ACL user's password comes from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum UserPassword {
+    Generated,
+    Env(String),
+    File(PathBuf),
+}
+
+impl Topology {
+    /// The user rcluster logs in as on every node: `None` = `default` (the group password
+    /// through `requirepass`), else the admin user that holds the group password.
+    pub fn login_user(&self) -> Option<&'static str> {
+        self.acl
+            .as_ref()
+            .filter(|acl| acl.disable_default)
+            .map(|_| crate::acl::ADMIN_USER)
+    }
+
+    pub fn acl_user(&self, name: &str) -> Option<&AclUser> {
+        self.acl.as_ref()?.users.iter().find(|u| u.name == name)
+    }
 }
 
 /// `[replication]`: how many replicas a master needs to accept writes.
@@ -348,7 +396,19 @@ pub fn parse(
                 Err(e) => errors.push(e),
             }
         }
-        topology = Some(checked.topology);
+        let mut checked_topology = checked.topology;
+        // As with `[auth]`: a user whose keys are wrong is not read (its errors say enough).
+        let wrong: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+        let base = source_path.parent().unwrap_or(Path::new(""));
+        errors.extend(auth::resolve_users(
+            &doc,
+            &mut checked_topology,
+            &wrong,
+            base,
+            env,
+            read_file,
+        ));
+        topology = Some(checked_topology);
     }
     sort_by_position(&mut errors);
     sort_by_position(&mut warnings);

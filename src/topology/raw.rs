@@ -26,7 +26,36 @@ pub struct RawTopology {
     pub redis: RawRedis,
     pub kubernetes: RawKubernetes,
     pub replication: RawReplication,
+    pub acl: RawAcl,
 }
+
+/// `[acl]`: named users, and whether the `default` user is turned off.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcl {
+    pub users: Option<BTreeMap<String, RawAclUser>>,
+    pub disable_default: Option<bool>,
+}
+
+/// One `acl.users` entry: the rules alone (`app = "on ~app:* +@all"`, the password is
+/// generated), or a table that also names where the password comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawAclUser {
+    Rules(String),
+    Table(RawAclUserTable),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAclUserTable {
+    pub rules: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// The keys of an `acl.users.NAME` table.
+pub const ACL_USER_KEYS: &[&str] = &["rules", "password_env", "password_file"];
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,6 +177,9 @@ pub enum Kind {
     Table,
     /// `redis.extra`: a table whose values are strings or integers.
     Directives,
+    /// `acl.users`: a table whose values are rule strings or `{ rules, password_env,
+    /// password_file }` tables.
+    Users,
 }
 
 impl Kind {
@@ -157,7 +189,7 @@ impl Kind {
             Kind::String => "a string",
             Kind::Bool => "`true` or `false`",
             Kind::StringList => "a list of strings",
-            Kind::Table | Kind::Directives => "a table",
+            Kind::Table | Kind::Directives | Kind::Users => "a table",
         }
     }
 
@@ -168,7 +200,10 @@ impl Kind {
                 | (Kind::String, DeValue::String(_))
                 | (Kind::Bool, DeValue::Boolean(_))
                 | (Kind::StringList, DeValue::Array(_))
-                | (Kind::Table | Kind::Directives, DeValue::Table(_))
+                | (
+                    Kind::Table | Kind::Directives | Kind::Users,
+                    DeValue::Table(_)
+                )
         )
     }
 }
@@ -254,6 +289,10 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("min_replicas_to_write", Kind::Integer),
             ("min_replicas_max_lag", Kind::Integer),
         ],
+    ),
+    (
+        "acl",
+        &[("users", Kind::Users), ("disable_default", Kind::Bool)],
     ),
 ];
 
@@ -438,6 +477,7 @@ impl<'t> Reader<'t> {
                 (Kind::Directives, DeValue::Table(entries)) => {
                     Some(self.walk_directives(&dotted, entries))
                 }
+                (Kind::Users, DeValue::Table(entries)) => Some(self.walk_users(&dotted, entries)),
                 _ => Some(value.get_ref().clone()),
             };
             match kept {
@@ -493,6 +533,57 @@ impl<'t> Reader<'t> {
                     };
                     let message = format!(
                         "`{path}` must be a string or an integer, found {}{hint}",
+                        article(other.type_str())
+                    );
+                    self.error_at_span(&path, key.span(), message);
+                    self.doc.broken.insert(path);
+                }
+            }
+        }
+        DeValue::Table(kept)
+    }
+
+    /// `acl.users`: each user is a rules string or a table of [`ACL_USER_KEYS`], all
+    /// strings. A user with a wrong key or type is dropped whole (and marked broken), so
+    /// validation does not also call it incomplete.
+    fn walk_users<'i>(&mut self, dotted: &str, entries: &DeTable<'i>) -> DeValue<'i> {
+        let mut kept = DeTable::new();
+        for (key, value) in entries.iter() {
+            let path = format!("{dotted}.{}", key.get_ref());
+            self.record(&path, &key.span());
+            match value.get_ref() {
+                DeValue::String(_) => {
+                    kept.insert(key.clone(), value.clone());
+                }
+                DeValue::Table(fields) => {
+                    let mut ok = true;
+                    for (field, v) in fields.iter() {
+                        let name: &str = field.get_ref();
+                        let field_path = format!("{path}.{name}");
+                        self.record(&field_path, &field.span());
+                        if !ACL_USER_KEYS.contains(&name) {
+                            let message = format!(
+                                "unknown key `{field_path}`{}; valid keys of a user: {}",
+                                did_you_mean(name, ACL_USER_KEYS),
+                                backticked(ACL_USER_KEYS)
+                            );
+                            self.error_at_span(&field_path, field.span(), message);
+                            ok = false;
+                        } else if !matches!(v.get_ref(), DeValue::String(_)) {
+                            let message = type_message(&field_path, Kind::String, v.get_ref());
+                            self.error_at_span(&field_path, field.span(), message);
+                            ok = false;
+                        }
+                    }
+                    if ok {
+                        kept.insert(key.clone(), value.clone());
+                    } else {
+                        self.doc.broken.insert(path);
+                    }
+                }
+                other => {
+                    let message = format!(
+                        "`{path}` must be the user's rules as a string (`\"on ~app:* +@all\"`) or a table (`{{ rules = \"...\", password_env = \"NAME\" }}`), found {}",
                         article(other.type_str())
                     );
                     self.error_at_span(&path, key.span(), message);
@@ -667,6 +758,7 @@ mod tests {
                     Kind::Bool => "true",
                     Kind::StringList => "[\"1 1\"]",
                     Kind::Table | Kind::Directives => "{ a = \"b\" }",
+                    Kind::Users => "{ a = \"on\", b = { rules = \"on\", password_env = \"X\" } }",
                 };
                 text.push_str(&format!("{key} = {value}\n"));
             }

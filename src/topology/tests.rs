@@ -242,7 +242,7 @@ fn unknown_sections_list_the_valid_ones() {
         "sentinels",
         2,
         2,
-        "unknown section `sentinels` (did you mean `sentinel`?); valid sections: `cluster`, `auth`, `master`, `replicas`, `sentinel`, `persistence`, `redis`, `kubernetes`, `replication`",
+        "unknown section `sentinels` (did you mean `sentinel`?); valid sections: `cluster`, `auth`, `master`, `replicas`, `sentinel`, `persistence`, `redis`, `kubernetes`, `replication`, `acl`",
     );
 }
 
@@ -1115,4 +1115,76 @@ fn diagnostics_format_as_file_line_column() {
         format_diagnostics(Path::new("t.toml"), &[located_nowhere]),
         "warning: t.toml: m\n"
     );
+}
+
+// ---- [acl] ----------------------------------------------------------------------------
+
+#[test]
+fn acl_users_in_both_forms_with_their_password_sources() {
+    let text = "[acl]\ndisable_default = true\n\n[acl.users]\napp = \"on  ~app:*   +@all -@dangerous\"\n\n[acl.users.ops]\nrules = \"on ~* +@read\"\npassword_env = \"OPS_PW\"\n\n[acl.users.batch]\nrules = \"on ~batch:* +@all\"\npassword_file = \"batch.txt\"\n";
+    let env = |var: &str| (var == "OPS_PW").then(|| "ops-secret".to_string());
+    let files = |path: &Path| {
+        if path == Path::new("dir/batch.txt") {
+            Ok("batch-secret\n".to_string())
+        } else {
+            no_files(path)
+        }
+    };
+    let loaded =
+        parse(Path::new("dir/topology.toml"), text, None, &env, &files).expect("valid acl");
+    let t = &loaded.topology;
+    assert_eq!(t.login_user(), Some("rcluster"));
+    let acl = t.acl.as_ref().expect("acl");
+    let names: Vec<&str> = acl.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["app", "batch", "ops"]);
+    let app = t.acl_user("app").expect("app");
+    assert_eq!(app.rules, "on ~app:* +@all -@dangerous");
+    assert_eq!(app.password, UserPassword::Generated);
+    assert_eq!(app.secret, None);
+    let ops = t.acl_user("ops").expect("ops");
+    assert_eq!(ops.password, UserPassword::Env("OPS_PW".into()));
+    assert_eq!(ops.secret.as_ref().map(|s| s.expose()), Some("ops-secret"));
+    let batch = t.acl_user("batch").expect("batch");
+    assert_eq!(
+        batch.secret.as_ref().map(|s| s.expose()),
+        Some("batch-secret")
+    );
+    assert_eq!(loaded.warnings, vec![]);
+}
+
+#[test]
+fn no_acl_section_means_default_login_and_no_acl() {
+    let t = check("").expect("valid").topology;
+    assert_eq!(t.acl, None);
+    assert_eq!(t.login_user(), None);
+    // An empty `[acl]` turns ACL on (replication and Sentinel users) with `default` kept.
+    let t = check("[acl]\n").expect("valid").topology;
+    assert_eq!(t.login_user(), None);
+    assert!(
+        t.acl
+            .is_some_and(|a| a.users.is_empty() && !a.disable_default)
+    );
+}
+
+#[test]
+fn acl_rules_never_hold_a_password() {
+    for rules in [
+        "on >pw ~*",
+        "on <pw ~*",
+        "on #abc ~*",
+        "on !abc ~*",
+        "on nopass ~*",
+        "on resetpass ~*",
+        "reset on ~*",
+    ] {
+        let (key, line, _, message) = error(&format!("[acl.users]\napp = \"{rules}\"\n"));
+        assert_eq!((key.as_str(), line), ("acl.users.app", 2), "{rules}");
+        assert!(message.contains("password"), "{rules}: {message}");
+        assert!(
+            !message.contains("pw ") && !message.contains("abc"),
+            "{message}"
+        );
+    }
+    // Selectors are rules too.
+    assert!(check("[acl.users]\napp = \"on ~app:* +get (~other:* +set)\"\n").is_ok());
 }

@@ -17,6 +17,7 @@ use super::{
     Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology, ZoneSpread,
 };
 
+mod acl;
 mod replication;
 
 pub const DEFAULT_NAME: &str = "demo";
@@ -39,6 +40,9 @@ const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ("dir", "rcluster (the data volume)"),
     ("requirepass", "`[auth]`"),
     ("masterauth", "`[auth]`"),
+    ("masteruser", "`[acl]` (the replication user)"),
+    ("user", "`[acl]` (`acl.users`)"),
+    ("aclfile", "`[acl]` (`acl.users`)"),
     (
         "replicaof",
         "rcluster at creation and Sentinel after a failover",
@@ -136,6 +140,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     let kubernetes = c.kubernetes();
     c.cross_warnings(&persistence, &redis, &kubernetes);
     let replication = c.replication(&replicas);
+    let acl = c.acl();
     Validation {
         topology: Topology {
             source: PathBuf::from("<string>"),
@@ -148,6 +153,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
             redis,
             kubernetes,
             replication,
+            acl,
         },
         errors: c.errors,
         warnings: c.warnings,

@@ -19,8 +19,8 @@ use crate::executor::{Executor, Finally};
 use crate::health::Health;
 use crate::password_store;
 use crate::plan::{self, Plan};
-use crate::probe::Probe;
 use crate::probe::survey;
+use crate::probe::{Credentials, Probe};
 use crate::report::{Event, MasterJson, Reporter, json_line};
 use crate::topology::{Layout, Loaded};
 
@@ -85,14 +85,20 @@ async fn up(
     let hashes = config_hash::config_hashes(topology, &layout, &source.choice().reference)?;
     let existing_password = password_store::password(loaded, cluster)?;
     if let Some(p) = &existing_password {
-        refuse_a_changed_password(&layout, &observed, &Probe::new(p.clone()), loaded).await?;
+        refuse_a_changed_password(
+            &layout,
+            &observed,
+            &Probe::new(Credentials::for_group(topology, p.clone())),
+            loaded,
+        )
+        .await?;
     }
     let master = match &existing_password {
         Some(p) if !observed.containers.is_empty() => {
             survey::current_master(
                 &layout,
                 &observed,
-                &Probe::new(p.clone()),
+                &Probe::new(Credentials::for_group(topology, p.clone())),
                 &topology.sentinel.master_name,
             )
             .await
@@ -110,8 +116,11 @@ async fn up(
     check_ports_free(&layout, &plan, topology.cluster.bind)?;
 
     let password = password_store::password_or_generate(loaded, cluster)?;
+    // The `[acl]` users' passwords, in private files next to the group password, for
+    // `rcluster env` and the applications.
+    crate::connection::user_password_files(loaded, &password)?;
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let probe = Probe::new(password.clone());
+    let probe = Probe::new(Credentials::for_group(topology, password.clone()));
     let executor = Executor {
         engine: EngineSteps {
             engine,
