@@ -450,3 +450,97 @@ fn a_wrong_password_is_an_auth_probe_error_and_a_closed_port_is_unreachable() {
         );
     });
 }
+
+/// The default group with `[acl]`; `disable_default` as given.
+fn acl_topology(disable_default: bool) -> Topology {
+    parse_topology(&format!(
+        "[auth]\npassword = \"{PASSWORD}\"\n\n[acl]\ndisable_default = {disable_default}\n\n[acl.users]\napp = \"on ~app:* +@all -@dangerous\"\nsel = \"on ~sel:* +get (~other:* +set)\"\n"
+    ))
+}
+
+#[test]
+fn redis_and_sentinel_accept_acl_users() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // `default` kept (so this harness's `AUTH PASSWORD` works): every user is there.
+    let topology = acl_topology(false);
+    let layout = Layout::new(&topology, SUBNET);
+    let configs = render::render_all(&topology, &layout, PASSWORD).expect("renders");
+    let (node, text) = configs
+        .iter()
+        .find(|(n, _)| n.role.is_data())
+        .expect("a data node");
+    let (_server, mut con) = start_data_node(tmp.path(), node, text);
+    let mut users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(&mut con)
+        .expect("ACL USERS");
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            "app",
+            "default",
+            "rcluster-replication",
+            "rcluster-sentinel",
+            "sel"
+        ]
+    );
+    assert_eq!(config_get(&mut con, "masteruser"), "rcluster-replication");
+    // The Sentinel user may run what Sentinel sends and nothing else.
+    let mut dry = |user: &str, args: &[&str]| -> redis::RedisResult<String> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("DRYRUN").arg(user);
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con)
+    };
+    assert_eq!(dry("rcluster-sentinel", &["INFO"]).expect("dryrun"), "OK");
+    assert_eq!(
+        dry("rcluster-sentinel", &["CONFIG", "REWRITE"]).expect("dryrun"),
+        "OK"
+    );
+    assert_ne!(
+        dry("rcluster-sentinel", &["GET", "k"]).expect("dryrun"),
+        "OK"
+    );
+    assert_ne!(
+        dry("rcluster-sentinel", &["CONFIG", "SET", "maxmemory", "1"]).expect("dryrun"),
+        "OK"
+    );
+    assert_eq!(
+        dry("rcluster-replication", &["REPLCONF", "ack", "0"]).expect("dryrun"),
+        "OK"
+    );
+    assert_ne!(
+        dry("rcluster-replication", &["GET", "k"]).expect("dryrun"),
+        "OK"
+    );
+    assert_eq!(dry("app", &["SET", "app:1", "v"]).expect("dryrun"), "OK");
+    assert_ne!(dry("app", &["SET", "other", "v"]).expect("dryrun"), "OK");
+    assert_ne!(dry("app", &["FLUSHALL"]).expect("dryrun"), "OK");
+    assert_eq!(dry("sel", &["SET", "other:1", "v"]).expect("dryrun"), "OK");
+
+    // `default` off: the sentinels get the admin user and log in to the data nodes as
+    // the Sentinel user; Sentinel accepts both.
+    let topology = acl_topology(true);
+    let layout = Layout::new(&topology, SUBNET);
+    let configs = render::render_all(&topology, &layout, PASSWORD).expect("renders");
+    let (node, text) = configs
+        .iter()
+        .find(|(n, _)| !n.role.is_data())
+        .expect("a sentinel");
+    let (_sentinel, mut con) = start_sentinel(tmp.path(), &node.name, text);
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(&mut con)
+        .expect("ACL USERS");
+    assert!(users.contains(&"rcluster".to_string()), "{users:?}");
+    let who: String = redis::cmd("AUTH")
+        .arg("rcluster")
+        .arg(PASSWORD)
+        .query(&mut con)
+        .and_then(|()| redis::cmd("ACL").arg("WHOAMI").query(&mut con))
+        .expect("the admin user logs in to the sentinel");
+    assert_eq!(who, "rcluster");
+}
