@@ -188,6 +188,14 @@ fn sentinel_myid(pod: &str) -> String {
 /// Every object of the group, in apply order. The password goes only into the Secret (and,
 /// hashed, into the checksum annotation).
 pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Object>> {
+    // The pods' configs get the password from the Secret at start-up; the ACL users'
+    // hashes and passwords would need the same path, which is not built yet. Refuse rather
+    // than deploy pods without the users the topology asks for.
+    if topology.acl.is_some() {
+        anyhow::bail!(
+            "`[acl]` is not rendered for Kubernetes yet: the pods would run without its users; remove `[acl]` for `render --format k8s`, or use `up` / `--format compose`"
+        );
+    }
     let spec = &topology.kubernetes;
     let names = Names {
         topology,
@@ -358,14 +366,6 @@ fn numbers_as_strings(value: &serde_json::Value) -> serde_json::Value {
 
 /// The objects as multi-document YAML, `---` between documents.
 pub fn render(topology: &Topology, password: Password) -> anyhow::Result<String> {
-    // The pods' configs get the password from the Secret at start-up; the ACL users'
-    // hashes and passwords would need the same path, which is not built yet. Refuse rather
-    // than deploy pods without the users the topology asks for.
-    if topology.acl.is_some() {
-        anyhow::bail!(
-            "`[acl]` is not rendered for Kubernetes yet: the pods would run without its users; remove `[acl]` for `render --format k8s`, or use `up` / `--format compose`"
-        );
-    }
     let objects = objects(topology, password)?;
     serde_saphyr::to_string_multiple(&objects).context("cannot serialize the Kubernetes manifests")
 }

@@ -386,3 +386,17 @@ fn acl_configs_hold_hashes_not_user_passwords() {
         }
     }
 }
+
+#[test]
+fn kubernetes_refuses_acl_rather_than_render_pods_without_the_users() {
+    let password = super::k8s::Password {
+        value: None,
+        include_secret: false,
+    };
+    let e = super::k8s::render(&acl_topology(), password).expect_err("refused");
+    assert!(
+        e.to_string()
+            .contains("`[acl]` is not rendered for Kubernetes yet"),
+        "{e}"
+    );
+}

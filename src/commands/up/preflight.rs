@@ -29,8 +29,16 @@ pub(super) async fn refuse_a_changed_password(
     };
     if e.is_auth() {
         let cluster = &loaded.topology.cluster.name;
+        // rcluster's login also changes with `acl.disable_default` (`rcluster` instead of
+        // `default`): the nodes then reject it the same way.
+        let login = match loaded.topology.login_user() {
+            Some(user) => format!(
+                " (logging in as `{user}`, since `acl.disable_default` is on; turning it on or off also needs the nodes recreated)"
+            ),
+            None => String::new(),
+        };
         return Err(CommandError::refused(format!(
-                "nothing was changed: `{}` rejects the password from {}; it changed since the group was created. \
+                "nothing was changed: `{}` rejects the password from {}{login}; it changed since the group was created. \
                  Put the old password back, or recreate the nodes with the new one: `rcluster down` then `rcluster up` \
                  (the data volumes are kept)",
                 node.name,
