@@ -48,22 +48,12 @@ pub fn user_password(user: &AclUser, group_password: &str) -> Secret {
         .unwrap_or_else(|| derived_password(group_password, &user.name))
 }
 
-/// The `#<sha256>` form of a password in a `user` line; masked along with the group
-/// password (for anything a user sees).
-fn hash(password: &str, masked: bool) -> String {
-    if masked {
-        MASK.to_string()
-    } else {
-        hex::encode(Sha256::digest(password.as_bytes()))
-    }
-}
-
 /// One `user NAME RULES #HASH` line of redis.conf / sentinel.conf.
 #[derive(Clone, serde::Serialize)]
 pub struct UserLine {
     pub name: String,
     pub rules: String,
-    /// SHA-256 of the password in hex, or the mask.
+    /// SHA-256 of the password in hex, the mask, or a placeholder (Kubernetes).
     pub hash: String,
 }
 
@@ -85,44 +75,90 @@ pub struct AclConf {
     pub sentinel_password: String,
 }
 
+/// The placeholder a Kubernetes start-up script replaces with the SHA-256 of `user`'s
+/// password (hex, so nothing in it needs escaping).
+pub fn hash_placeholder(user: &str) -> String {
+    format!("__RCLUSTER_ACL_HASH_{user}__")
+}
+
+/// The placeholder a Kubernetes start-up script replaces with `user`'s password (only
+/// rcluster's derived ones, which are hex).
+pub fn password_placeholder(user: &str) -> String {
+    format!("__RCLUSTER_ACL_PASSWORD_{user}__")
+}
+
+/// The key of a Kubernetes Secret that holds an `[acl]` user's own password (one from
+/// `password_env` / `password_file`).
+pub fn secret_key(user: &str) -> String {
+    format!("acl-{user}")
+}
+
 impl AclConf {
     /// `None` without `[acl]`. `password` is the group password as the config gets it:
     /// [`MASK`] masks every password and hash.
     pub fn new(topology: &Topology, password: &str) -> Option<AclConf> {
-        let acl = topology.acl.as_ref()?;
         let masked = password == MASK;
-        let secret = |user: &str| {
-            if masked {
-                MASK.to_string()
-            } else {
-                derived_password(password, user).expose().to_string()
-            }
-        };
-        let line = |name: &str, rules: &str, password: &str| UserLine {
-            name: name.to_string(),
+        AclConf::build(
+            topology,
+            &|user: &AclUserRef| {
+                if masked {
+                    return MASK.to_string();
+                }
+                let own = match user {
+                    AclUserRef::Group => password.to_string(),
+                    AclUserRef::Derived(name) => {
+                        derived_password(password, name).expose().to_string()
+                    }
+                    AclUserRef::Topology(u) => user_password(u, password).expose().to_string(),
+                };
+                hex::encode(Sha256::digest(own.as_bytes()))
+            },
+            &|name: &str| {
+                if masked {
+                    MASK.to_string()
+                } else {
+                    derived_password(password, name).expose().to_string()
+                }
+            },
+        )
+    }
+
+    /// The same with placeholders that a Kubernetes start-up script fills from the
+    /// Secret (see `templates/k8s-lib.sh.j2`, `acl_sed`).
+    pub fn placeholders(topology: &Topology) -> Option<AclConf> {
+        AclConf::build(
+            topology,
+            &|user: &AclUserRef| hash_placeholder(user.name()),
+            &password_placeholder,
+        )
+    }
+
+    fn build(
+        topology: &Topology,
+        hash_of: &dyn Fn(&AclUserRef) -> String,
+        clear: &dyn Fn(&str) -> String,
+    ) -> Option<AclConf> {
+        let acl = topology.acl.as_ref()?;
+        let line = |user: AclUserRef, rules: &str| UserLine {
+            name: user.name().to_string(),
             rules: rules.to_string(),
-            hash: hash(password, masked),
+            hash: hash_of(&user),
         };
-        let admin = line(ADMIN_USER, &format!("on {ADMIN_RULES}"), password);
+        let admin = line(AclUserRef::Group, &format!("on {ADMIN_RULES}"));
         let mut users = Vec::new();
         if acl.disable_default {
             users.push(admin.clone());
         }
-        let replication_password = secret(REPLICATION_USER);
-        let sentinel_password = secret(SENTINEL_USER);
         users.push(line(
-            REPLICATION_USER,
+            AclUserRef::Derived(REPLICATION_USER),
             &format!("on {REPLICATION_RULES}"),
-            &replication_password,
         ));
         users.push(line(
-            SENTINEL_USER,
+            AclUserRef::Derived(SENTINEL_USER),
             &format!("on {SENTINEL_RULES}"),
-            &sentinel_password,
         ));
         for user in &acl.users {
-            let own = user_password(user, password);
-            users.push(line(&user.name, &user.rules, own.expose()));
+            users.push(line(AclUserRef::Topology(user), &user.rules));
         }
         Some(AclConf {
             disable_default: acl.disable_default,
@@ -133,11 +169,76 @@ impl AclConf {
                 Vec::new()
             },
             replication_user: REPLICATION_USER,
-            replication_password,
+            replication_password: clear(REPLICATION_USER),
             sentinel_user: SENTINEL_USER,
-            sentinel_password,
+            sentinel_password: clear(SENTINEL_USER),
         })
     }
+}
+
+/// Whose password a `user` line hashes.
+enum AclUserRef<'a> {
+    /// The admin: the group password itself.
+    Group,
+    /// One of rcluster's users, with a derived password.
+    Derived(&'a str),
+    /// A topology user: its own password, or a derived one.
+    Topology(&'a AclUser),
+}
+
+impl AclUserRef<'_> {
+    fn name(&self) -> &str {
+        match self {
+            AclUserRef::Group => ADMIN_USER,
+            AclUserRef::Derived(name) => name,
+            AclUserRef::Topology(user) => &user.name,
+        }
+    }
+}
+
+/// How a Kubernetes start-up script gets an ACL user's password (to hash it, and for
+/// rcluster's own users to write it as `masterauth` / `auth-pass`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScriptUser {
+    pub name: String,
+    /// `group` (the Secret's password), `derived` (from it), or `secret` (its own key).
+    pub source: &'static str,
+    /// Its clear password goes into a config (`masterauth`, `sentinel auth-pass`).
+    pub clear: bool,
+}
+
+/// Every user whose hash (or password) a Kubernetes config holds as a placeholder.
+pub fn script_users(topology: &Topology) -> Vec<ScriptUser> {
+    let Some(acl) = &topology.acl else {
+        return Vec::new();
+    };
+    let mut users = Vec::new();
+    if acl.disable_default {
+        users.push(ScriptUser {
+            name: ADMIN_USER.into(),
+            source: "group",
+            clear: false,
+        });
+    }
+    for name in [REPLICATION_USER, SENTINEL_USER] {
+        users.push(ScriptUser {
+            name: name.into(),
+            source: "derived",
+            clear: true,
+        });
+    }
+    for user in &acl.users {
+        users.push(ScriptUser {
+            name: user.name.clone(),
+            source: if user.secret.is_some() {
+                "secret"
+            } else {
+                "derived"
+            },
+            clear: false,
+        });
+    }
+    users
 }
 
 #[cfg(test)]

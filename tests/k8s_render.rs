@@ -450,13 +450,42 @@ struct Scripts {
 
 impl Scripts {
     fn new(password: &str) -> Scripts {
+        Scripts::with_topology(password, "", &[])
+    }
+
+    /// The group `demo` with more topology text (`[acl]`), and more files in the Secret.
+    fn with_topology(password: &str, more: &str, secret_files: &[(&str, &str)]) -> Scripts {
         let dir = tempfile::tempdir().expect("tempdir");
-        let topology = write_topology(dir.path(), "[cluster]\nname = \"demo\"\n");
+        // An `[acl]` user's `password_file`, for topologies that name one.
+        std::fs::write(dir.path().join("ops.password"), "ops-Pa55\n").expect("write");
+        let topology = write_topology(dir.path(), &format!("[cluster]\nname = \"demo\"\n{more}"));
+        Scripts::from_topology(dir, &topology, password, secret_files)
+    }
+
+    /// The scripts of an existing topology file (the group must be named `demo`).
+    fn with_topology_file(
+        password: &str,
+        topology: &Path,
+        secret_files: &[(&str, &str)],
+    ) -> Scripts {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Scripts::from_topology(dir, topology, password, secret_files)
+    }
+
+    fn from_topology(
+        dir: tempfile::TempDir,
+        topology: &Path,
+        password: &str,
+        secret_files: &[(&str, &str)],
+    ) -> Scripts {
         let manifest = dir.path().join("demo.k8s.yaml");
-        std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+        std::fs::write(&manifest, render_k8s(topology, &[])).expect("write manifest");
         let root = dir.path().to_str().expect("utf-8").to_owned();
         std::fs::create_dir_all(dir.path().join("secret")).expect("mkdir");
         std::fs::write(dir.path().join("secret/password"), password).expect("write secret");
+        for (name, text) in secret_files {
+            std::fs::write(dir.path().join("secret").join(name), text).expect("write secret");
+        }
         for doc in documents(&manifest) {
             if doc["kind"] != "ConfigMap" {
                 continue;
@@ -486,6 +515,7 @@ impl Scripts {
     -h) host=$2; shift 2 ;;
     -p) shift 2 ;;
     --no-auth-warning) shift ;;
+    --user) echo "$2" >> {root}/logins; shift 2 ;;
     *) break ;;
   esac
 done
@@ -827,7 +857,16 @@ fn a_sentinel_without_state_asks_the_group_and_ids_stay_consistent() {
 
 #[test]
 fn every_script_is_valid_posix_sh_and_passes_shellcheck() {
-    let scripts = Scripts::new("pw");
+    shellcheck_all(&Scripts::new("pw"));
+    // With `[acl]` the scripts carry more: the login user and `acl_sed`.
+    shellcheck_all(&Scripts::with_topology(
+        "pw",
+        ACL_TOPOLOGY,
+        &[("acl-ops", "ops-Pa55")],
+    ));
+}
+
+fn shellcheck_all(scripts: &Scripts) {
     let shellcheck = Command::new("shellcheck").arg("--version").output();
     assert!(
         matches!(shellcheck, Ok(ref o) if o.status.success()),
@@ -854,4 +893,95 @@ fn every_script_is_valid_posix_sh_and_passes_shellcheck() {
             );
         }
     }
+}
+
+/// `[acl]` with `default` off, a generated user and one whose password is its own (in
+/// the Secret as `acl-ops`).
+const ACL_TOPOLOGY: &str = "[acl]\ndisable_default = true\n\n[acl.users]\napp = \"on ~app:* +@all -@dangerous\"\n\n[acl.users.ops]\nrules = \"on ~* +@read\"\npassword_file = \"ops.password\"\n";
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[test]
+fn acl_configs_get_hashes_from_the_secret_and_the_scripts_log_in_as_rcluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ops.password"), "ops-Pa55\n").expect("write");
+    std::fs::write(dir.path().join("group.password"), "group-Pa55\n").expect("write");
+    let topology = write_topology(
+        dir.path(),
+        &format!(
+            "[cluster]\nname = \"demo\"\n\n[auth]\npassword_file = \"group.password\"\n\n{ACL_TOPOLOGY}"
+        ),
+    );
+    // The manifests validate, and the user's own password is in the Secret only when asked.
+    let manifest = dir.path().join("with-secret.yaml");
+    let yaml = render_k8s(&topology, &["--show-secrets"]);
+    assert!(yaml.contains("acl-ops: ops-Pa55"), "{yaml}");
+    std::fs::write(&manifest, &yaml).expect("write");
+    assert_valid(&manifest, true);
+    let without = render_k8s(&topology, &[]);
+    assert!(!without.contains("ops-Pa55"));
+    let manifest = dir.path().join("without-secret.yaml");
+    std::fs::write(&manifest, &without).expect("write");
+    assert_valid(&manifest, false);
+
+    // The start scripts fill the hashes in, with the same passwords `rcluster` derives.
+    let password = "group-Pa55";
+    let scripts = Scripts::with_topology_file(password, &topology, &[("acl-ops", "ops-Pa55")]);
+    let (master, _) = scripts.start("redis", "demo-redis-0");
+    assert!(!master.contains("__RCLUSTER_"), "{master}");
+    assert!(!master.contains("\nrequirepass "), "{master}");
+    assert!(master.contains("\nuser default off "), "{master}");
+    let derived = |user: &str| {
+        rcluster::acl::derived_password(password, user)
+            .expose()
+            .to_string()
+    };
+    for (user, secret) in [
+        ("rcluster", password.to_string()),
+        ("rcluster-replication", derived("rcluster-replication")),
+        ("rcluster-sentinel", derived("rcluster-sentinel")),
+        ("app", derived("app")),
+        ("ops", "ops-Pa55".to_string()),
+    ] {
+        let line = master
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} ")))
+            .unwrap_or_else(|| panic!("no user {user}:\n{master}"));
+        assert!(
+            line.ends_with(&format!(" #{}", sha256_hex(&secret))),
+            "{line}"
+        );
+    }
+    assert!(master.contains(&format!(
+        "\nmasterauth \"{}\"\n",
+        derived("rcluster-replication")
+    )));
+    let (sentinel, _) = scripts.start("sentinel", "demo-sentinel-0");
+    assert!(!sentinel.contains("__RCLUSTER_"), "{sentinel}");
+    assert!(
+        sentinel.contains(&format!(
+            "\nsentinel auth-pass mymaster \"{}\"\n",
+            derived("rcluster-sentinel")
+        )),
+        "{sentinel}"
+    );
+    assert!(
+        sentinel.contains(&format!(
+            "\nuser rcluster on ~* &* +@all #{}\n",
+            sha256_hex(password)
+        )),
+        "{sentinel}"
+    );
+    // A replica asks the group who the master is, as `rcluster`.
+    scripts.answers(&redis_pod(0), "ROLE", &["master"]);
+    let (replica, _) = scripts.start("redis", "demo-redis-1");
+    assert_eq!(replicaof(&replica), follows(0));
+    let logins = std::fs::read_to_string(scripts.dir.path().join("logins")).expect("logins");
+    assert!(
+        !logins.is_empty() && logins.lines().all(|l| l == "rcluster"),
+        "{logins}"
+    );
 }

@@ -75,6 +75,20 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
             ),
             None => {}
         }
+        // `[acl]` users with their own password read it from the same Secret.
+        let own: Vec<String> = topology
+            .acl
+            .iter()
+            .flat_map(|acl| acl.users.iter())
+            .filter(|u| u.secret.is_some())
+            .map(|u| format!("`{}`", crate::acl::secret_key(&u.name)))
+            .collect();
+        if !own.is_empty() && (k8s.existing_secret.is_some() || !args.show_secrets) {
+            eprintln!(
+                "note: the `[acl]` users' own passwords are read from the keys {} of the same Secret; add them (`--from-file=acl-NAME=<file>`)",
+                own.join(", ")
+            );
+        }
     }
     let password = render::k8s::Password {
         value: known.as_ref().map(|p| p.expose()),

@@ -25,6 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
+use crate::acl::AclConf;
+
 use super::{BIND_DUAL_STACK, Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
 use crate::topology::{AntiAffinity, Topology, ZoneSpread};
@@ -188,14 +190,6 @@ fn sentinel_myid(pod: &str) -> String {
 /// Every object of the group, in apply order. The password goes only into the Secret (and,
 /// hashed, into the checksum annotation).
 pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Object>> {
-    // The pods' configs get the password from the Secret at start-up; the ACL users'
-    // hashes and passwords would need the same path, which is not built yet. Refuse rather
-    // than deploy pods without the users the topology asks for.
-    if topology.acl.is_some() {
-        anyhow::bail!(
-            "`[acl]` is not rendered for Kubernetes yet: the pods would run without its users; remove `[acl]` for `render --format k8s`, or use `up` / `--format compose`"
-        );
-    }
     let spec = &topology.kubernetes;
     let names = Names {
         topology,
@@ -224,7 +218,12 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
     let secret_checksum = password
         .value
         .filter(|_| spec.existing_secret.is_none())
-        .map(|p| checksum(&[p]));
+        .map(|p| {
+            // The `[acl]` users' own passwords live in the same Secret.
+            let mut parts = vec![p];
+            parts.extend(acl_secrets(topology).map(|(_, secret)| secret));
+            checksum(&parts)
+        });
     let mut objects = Vec::new();
     if password.include_secret && spec.existing_secret.is_none() {
         let value = password.value.context(
@@ -371,12 +370,44 @@ pub fn render(topology: &Topology, password: Password) -> anyhow::Result<String>
 }
 
 fn secret(names: &Names, password: &str) -> Secret {
+    let mut data = BTreeMap::from([(PASSWORD_KEY.to_string(), password.to_string())]);
+    for (name, value) in acl_secrets(names.topology) {
+        data.insert(crate::acl::secret_key(name), value.to_string());
+    }
     Secret {
         metadata: names.meta(names.secret(), "auth"),
         type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([(PASSWORD_KEY.into(), password.into())])),
+        string_data: Some(data),
         ..Secret::default()
     }
+}
+
+/// The Secret's keys the pods read: the password, and each `[acl]` user's own password.
+fn secret_items(names: &Names) -> Vec<KeyToPath> {
+    let mut items = vec![KeyToPath {
+        key: names.secret_key(),
+        path: PASSWORD_KEY.into(),
+        ..KeyToPath::default()
+    }];
+    for (name, _) in acl_secrets(names.topology) {
+        let key = crate::acl::secret_key(name);
+        items.push(KeyToPath {
+            key: key.clone(),
+            path: key,
+            ..KeyToPath::default()
+        });
+    }
+    items
+}
+
+/// The `[acl]` users whose password is their own (from `password_env` / `password_file`),
+/// with it: the Secret holds them under `acl-<name>`.
+fn acl_secrets(topology: &Topology) -> impl Iterator<Item = (&str, &str)> {
+    topology
+        .acl
+        .iter()
+        .flat_map(|acl| acl.users.iter())
+        .filter_map(|u| Some((u.name.as_str(), u.secret.as_ref()?.expose())))
 }
 
 fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
@@ -401,8 +432,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
                 value: value.clone(),
             })
             .collect(),
-        // `render` refuses `[acl]` for Kubernetes (see `render`).
-        acl: None,
+        acl: AclConf::placeholders(topology),
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
@@ -456,7 +486,7 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
             })
             .collect(),
         resolve_hostnames: true,
-        acl: None,
+        acl: AclConf::placeholders(names.topology),
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;
@@ -498,6 +528,12 @@ struct ScriptContext {
     master_name: String,
     data_dir: &'static str,
     password_file: String,
+    /// Where the Secret is mounted: `[acl]` users' own passwords are files `acl-<name>` there.
+    secret_dir: &'static str,
+    /// The user the scripts log in as (`rcluster` when `acl.disable_default`), or none.
+    login_user: Option<&'static str>,
+    /// The `[acl]` users whose hashes (and passwords) the configs hold as placeholders.
+    acl_users: Vec<crate::acl::ScriptUser>,
     cli_timeout_s: u32,
     /// How long a start-up script looks for the master before it falls back to what the
     /// node was (redis) or to ordinal 0 (a sentinel with no state, nothing answering).
@@ -524,6 +560,9 @@ fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
         master_name: spec.master_name.clone(),
         data_dir: super::DATA_DIR,
         password_file: format!("{SECRET_MOUNT}/{PASSWORD_KEY}"),
+        secret_dir: SECRET_MOUNT,
+        login_user: names.topology.login_user(),
+        acl_users: crate::acl::script_users(names.topology),
         cli_timeout_s: CLI_TIMEOUT_S,
         decide_timeout_s: decide_timeout_s(names.topology),
         prestop_budget_s: prestop_budget_s(names.topology),
@@ -850,11 +889,7 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
                             name: "secret".into(),
                             secret: Some(SecretVolumeSource {
                                 secret_name: Some(names.secret()),
-                                items: Some(vec![KeyToPath {
-                                    key: names.secret_key(),
-                                    path: PASSWORD_KEY.into(),
-                                    ..KeyToPath::default()
-                                }]),
+                                items: Some(secret_items(names)),
                                 // Readable by the pod's group (fsGroup) only.
                                 default_mode: Some(0o440),
                                 ..SecretVolumeSource::default()

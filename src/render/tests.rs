@@ -388,15 +388,22 @@ fn acl_configs_hold_hashes_not_user_passwords() {
 }
 
 #[test]
-fn kubernetes_refuses_acl_rather_than_render_pods_without_the_users() {
+fn kubernetes_configs_hold_placeholders_the_pods_fill_never_a_password_or_hash() {
     let password = super::k8s::Password {
-        value: None,
+        value: Some(PASSWORD),
         include_secret: false,
     };
-    let e = super::k8s::render(&acl_topology(), password).expect_err("refused");
+    let yaml = super::k8s::render(&acl_topology(), password).expect("renders");
+    assert!(yaml.contains("user app on ~app:* +@all -@dangerous #__RCLUSTER_ACL_HASH_app__"));
+    assert!(yaml.contains("masterauth \"__RCLUSTER_ACL_PASSWORD_rcluster-replication__\""));
     assert!(
-        e.to_string()
-            .contains("`[acl]` is not rendered for Kubernetes yet"),
-        "{e}"
+        yaml.contains("--user rcluster "),
+        "the scripts log in as rcluster"
     );
+    assert!(
+        !yaml.contains("ops-Pa55word"),
+        "no Secret without --show-secrets"
+    );
+    let app = crate::acl::derived_password(PASSWORD, "app");
+    assert!(!yaml.contains(app.expose()));
 }
