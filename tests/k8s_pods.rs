@@ -232,6 +232,27 @@ const CONVERGE: Duration = Duration::from_secs(120);
 /// How long pods may take to be Ready again.
 const READY: Duration = Duration::from_secs(180);
 
+/// A connection to `host:port` as `user`.
+fn connect_as(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> redis::RedisResult<redis::Connection> {
+    use redis::IntoConnectionInfo;
+    let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+        .into_connection_info()?
+        .set_redis_settings(
+            redis::RedisConnectionInfo::default()
+                .set_username(user)
+                .set_password(password),
+        );
+    let con = redis::Client::open(info)?.get_connection_with_timeout(Duration::from_secs(5))?;
+    con.set_read_timeout(Some(Duration::from_secs(5)))?;
+    con.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(con)
+}
+
 /// The rendered group running in an emulated cluster, with the names read from its
 /// manifests.
 struct Group {
@@ -243,6 +264,8 @@ struct Group {
     sentinel_port: u16,
     master_name: String,
     password: String,
+    /// The user the test logs in as: `rcluster` when the fixture turns `default` off.
+    user: Option<String>,
 }
 
 /// A password for one test run, never printed.
@@ -359,6 +382,11 @@ fn master_name(manifests: &kube::Manifests) -> String {
 
 impl Group {
     fn start(test: &str, fixture: &str) -> Group {
+        Group::start_as(test, fixture, None)
+    }
+
+    /// The group of `fixture`, logging in as `user` (`None` = `default`).
+    fn start_as(test: &str, fixture: &str, user: Option<&str>) -> Group {
         let yaml = render(fixture, &fresh_password());
         let cluster = Cluster::start(test, &yaml, Options::default());
         let manifests = cluster.manifests();
@@ -375,6 +403,7 @@ impl Group {
             redis_port,
             sentinel_port,
             password,
+            user: user.map(str::to_string),
         }
     }
 
@@ -397,8 +426,20 @@ impl Group {
             .cluster
             .pod_ip(pod)
             .ok_or_else(|| format!("pod `{pod}` does not exist"))?;
-        common::connect(&ip.to_string(), port, &self.password)
+        self.connect_ip(ip, port)
             .map_err(|e| format!("cannot connect to `{pod}` ({ip}:{port}): {e}"))
+    }
+
+    /// A connection to `ip:port`, logged in as the test's user.
+    fn connect_ip(
+        &self,
+        ip: std::net::Ipv4Addr,
+        port: u16,
+    ) -> redis::RedisResult<redis::Connection> {
+        match &self.user {
+            None => common::connect(&ip.to_string(), port, &self.password),
+            Some(user) => connect_as(&ip.to_string(), port, user, &self.password),
+        }
     }
 
     /// A name or address a node reported, as an address the test can reach.
@@ -547,9 +588,7 @@ impl Writer {
                 let master = group.master_from_sentinels();
                 if master != current.as_ref().map(|(ip, _)| *ip) {
                     current = master.and_then(|ip| {
-                        common::connect(&ip.to_string(), group.redis_port, &group.password)
-                            .ok()
-                            .map(|c| (ip, c))
+                        group.connect_ip(ip, group.redis_port).ok().map(|c| (ip, c))
                     });
                 }
             }
@@ -1045,6 +1084,78 @@ fn node_loading_a_large_dataset_is_not_killed_by_its_probes() {
             "a replica loading a large dataset is not killed".to_string(),
             result,
         ));
+        results
+    });
+}
+
+/// `[acl]` with `default` off on Kubernetes: the start-up scripts fill in the users from
+/// the Secret, replicas sync as `rcluster-replication`, Sentinel monitors as
+/// `rcluster-sentinel`, the scripts and probes log in as `rcluster`; deleting the master
+/// pod fails over without losing an acknowledged write, and every redis pod, the deleted
+/// one back as a replica, has the users; the app user (password derived as `rcluster`
+/// derives it) writes only its keys.
+#[test]
+fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
+    let _lock = common::docker_lock();
+    let group = Group::start_as("acl", "k8s-group-acl.toml", Some("rcluster"));
+    let redis = group.redis_pods();
+    with_writer(&group, |writer| {
+        let mut results = Vec::new();
+        let Some(master) = fresh_start(&group, writer, &mut results) else {
+            return results;
+        };
+        common::poll("the writer's acknowledged keys", CONVERGE, || {
+            (writer.acked().len() >= 50).then_some(())
+        });
+        let old = master.clone();
+        let uid = group.cluster.pod_uid(&old);
+        group.cluster.delete_pod(&old);
+        let deleted = (|| {
+            wait_recreated(&group, &old, &uid)?;
+            let master = verdict(&group, writer, &redis)?;
+            if master == old {
+                return Err(format!("`{old}` came back as the master, not as a replica"));
+            }
+            // Every redis pod has every user, and `default` is off.
+            for pod in &redis {
+                let mut con = group.connect(pod, group.redis_port)?;
+                let mut users: Vec<String> = redis::cmd("ACL")
+                    .arg("USERS")
+                    .query(&mut con)
+                    .map_err(|e| format!("ACL USERS on `{pod}`: {e}"))?;
+                users.sort();
+                if users
+                    != [
+                        "app",
+                        "default",
+                        "rcluster",
+                        "rcluster-replication",
+                        "rcluster-sentinel",
+                    ]
+                {
+                    return Err(format!("users on `{pod}`: {users:?}"));
+                }
+                let ip = group.cluster.pod_ip(pod).ok_or("no ip")?;
+                if common::connect(&ip.to_string(), group.redis_port, &group.password).is_ok() {
+                    return Err(format!("`{pod}` accepts the `default` user"));
+                }
+            }
+            let ip = group.cluster.pod_ip(&master).ok_or("no master ip")?;
+            let app = rcluster::acl::derived_password(&group.password, "app");
+            let mut con = connect_as(&ip.to_string(), group.redis_port, "app", app.expose())
+                .map_err(|e| format!("app logs in to `{master}`: {e}"))?;
+            redis::cmd("SET")
+                .arg("app:k")
+                .arg("v")
+                .query::<()>(&mut con)
+                .map_err(|e| format!("app writes its key: {e}"))?;
+            let other: redis::RedisResult<()> = redis::cmd("SET").arg("k").arg("v").query(&mut con);
+            if !matches!(&other, Err(e) if e.code() == Some("NOPERM")) {
+                return Err(format!("app wrote another key: {other:?}"));
+            }
+            Ok(())
+        })();
+        results.push(("delete the master pod".to_string(), deleted));
         results
     });
 }
