@@ -253,4 +253,9 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     for secret in [admin.as_str(), app_password.as_str(), READER_PASSWORD] {
         assert!(!transcript.contains(secret), "a password was printed");
     }
+
+    // `down --volumes` forgets the users' passwords with the group's.
+    group.rcluster_ok(&["down", "--volumes"]);
+    let users_dir = group.state_dir().join(&group.name).join("users");
+    assert!(!users_dir.exists(), "{} is left", users_dir.display());
 }
