@@ -143,6 +143,36 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
         }
     }
 
+    // On the master, the replicas' links log in as the replication user and the
+    // sentinels as theirs (CLIENT LIST names each connection's user).
+    let mut admin_con = connect_as(&host, port, Some("rcluster"), &admin).expect("admin logs in");
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut admin_con)
+        .expect("CLIENT LIST");
+    let replica_links: Vec<&str> = clients
+        .lines()
+        .filter(|l| l.contains(" flags=S "))
+        .collect();
+    assert_eq!(replica_links.len(), 2, "{clients}");
+    assert!(
+        replica_links
+            .iter()
+            .all(|l| l.contains(" user=rcluster-replication ")),
+        "{clients}"
+    );
+    let sentinel_links: Vec<&str> = clients
+        .lines()
+        .filter(|l| l.contains(" name=sentinel-"))
+        .collect();
+    assert!(!sentinel_links.is_empty(), "{clients}");
+    assert!(
+        sentinel_links
+            .iter()
+            .all(|l| l.contains(" user=rcluster-sentinel ")),
+        "{clients}"
+    );
+
     // The app user: no other keys, no CONFIG.
     assert!(is_noperm(
         redis::cmd("SET")
