@@ -1188,3 +1188,30 @@ fn acl_rules_never_hold_a_password() {
     // Selectors are rules too.
     assert!(check("[acl.users]\napp = \"on ~app:* +get (~other:* +set)\"\n").is_ok());
 }
+
+#[test]
+fn acl_users_inline_as_the_issue_writes_them() {
+    let text = "[acl]\nusers = { app = \"on ~app:* +@all -@dangerous\", ops = { rules = \"on ~* +@read\", password_env = \"OPS_PW\" } }\n";
+    let env = |var: &str| (var == "OPS_PW").then(|| "ops-secret".to_string());
+    let loaded = parse(Path::new("topology.toml"), text, None, &env, &no_files).expect("valid");
+    let t = loaded.topology;
+    assert_eq!(t.login_user(), None);
+    assert_eq!(
+        t.acl_user("app").map(|u| u.rules.as_str()),
+        Some("on ~app:* +@all -@dangerous")
+    );
+    assert_eq!(
+        t.acl_user("ops")
+            .and_then(|u| u.secret.as_ref())
+            .map(|s| s.expose()),
+        Some("ops-secret")
+    );
+    // A wrong key inside an inline user is located at that key.
+    let (key, line, _, message) =
+        error("[acl]\nusers = { app = { rules = \"on\", pasword_env = \"X\" } }\n");
+    assert_eq!((key.as_str(), line), ("acl.users.app.pasword_env", 2));
+    assert!(
+        message.contains("did you mean `password_env`?"),
+        "{message}"
+    );
+}
