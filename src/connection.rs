@@ -21,6 +21,15 @@ pub struct Settings {
     pub master: Option<String>,
     /// A file (mode 0600) that holds the password, for the data nodes and the sentinels.
     pub password_file: PathBuf,
+    /// With `[tls]`: the CA to verify every node with (the nodes and sentinels speak only
+    /// TLS then, unless `tls.plaintext_port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Under `tls.client_auth = "optional"` or `"yes"`: the certificate and key to present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -37,6 +46,15 @@ impl Settings {
             "RCLUSTER_PASSWORD_FILE".to_string(),
             self.password_file.display().to_string(),
         ));
+        for (name, path) in [
+            ("RCLUSTER_TLS_CA_FILE", &self.tls_ca_file),
+            ("RCLUSTER_TLS_CERT_FILE", &self.tls_cert_file),
+            ("RCLUSTER_TLS_KEY_FILE", &self.tls_key_file),
+        ] {
+            if let Some(path) = path {
+                vars.push((name.to_string(), path.display().to_string()));
+            }
+        }
         vars
     }
 
@@ -89,11 +107,18 @@ pub async fn settings(
             break;
         }
     }
+    let tls = crate::tls::client_files(loaded);
+    let identity = tls
+        .as_ref()
+        .filter(|files| files.client_auth.presents_certificate());
     Ok(Settings {
         sentinels: sentinels.iter().map(|s| s.to_string()).collect(),
         master_name,
         master,
         password_file: password_file(loaded, password)?,
+        tls_ca_file: tls.as_ref().map(|files| files.ca.clone()),
+        tls_cert_file: identity.map(|files| files.cert.clone()),
+        tls_key_file: identity.map(|files| files.key.clone()),
     })
 }
 
@@ -150,6 +175,9 @@ mod tests {
             master_name: "mymaster".into(),
             master: Some("172.28.1.10:6379".into()),
             password_file: PathBuf::from("/home/a b/.local/state/rcluster/demo/password"),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 
@@ -174,6 +202,24 @@ mod tests {
              RCLUSTER_MASTER=172.28.1.10:6379\n\
              RCLUSTER_PASSWORD_FILE=\"/home/a b/.local/state/rcluster/demo/password\"\n"
         );
+    }
+
+    #[test]
+    fn tls_adds_the_ca_and_the_client_certificate_files() {
+        let mut s = sample();
+        s.tls_ca_file = Some(PathBuf::from("/state/demo/tls/ca.crt"));
+        assert!(
+            s.to_shell()
+                .ends_with("export RCLUSTER_TLS_CA_FILE='/state/demo/tls/ca.crt'\n")
+        );
+        assert!(!s.to_shell().contains("RCLUSTER_TLS_CERT_FILE"));
+        s.tls_cert_file = Some(PathBuf::from("/state/demo/tls/client.crt"));
+        s.tls_key_file = Some(PathBuf::from("/state/demo/tls/client.key"));
+        assert!(s.to_dotenv().ends_with(
+            "RCLUSTER_TLS_CA_FILE=/state/demo/tls/ca.crt\n\
+             RCLUSTER_TLS_CERT_FILE=/state/demo/tls/client.crt\n\
+             RCLUSTER_TLS_KEY_FILE=/state/demo/tls/client.key\n"
+        ));
     }
 
     #[test]

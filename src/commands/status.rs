@@ -88,7 +88,7 @@ async fn snapshot(
         return Ok((EXIT_FAILED, text));
     }
     let password = super::password(loaded)?;
-    let probe = Probe::new(password.clone())
+    let probe = Probe::for_group(loaded, password.clone())?
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
         survey::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{BIND_DUAL_STACK, Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
-use crate::topology::{AntiAffinity, Topology, ZoneSpread};
+use crate::topology::{AntiAffinity, Node, Role, Topology, ZoneSpread};
 
 /// The shell functions every script of the group sources.
 pub const LIB_TEMPLATE: (&str, &str) = (
@@ -177,6 +177,50 @@ impl Names<'_> {
     fn redis_count(&self) -> u8 {
         1 + self.topology.replicas.count
     }
+}
+
+/// The names a client reaches the pod standing for `node` by on Kubernetes: the pod's DNS
+/// name (`<cluster>-redis-0` stands for the master, `<cluster>-redis-<i>` for replica i,
+/// `<cluster>-sentinel-<i-1>` for sentinel i), its short forms, and the Service it is
+/// reached through. For the certificates' subject alternative names (`tls`).
+pub fn dns_names(topology: &Topology, node: &Node) -> Vec<String> {
+    let spec = &topology.kubernetes;
+    let names = Names {
+        topology,
+        cluster: &topology.cluster.name,
+        namespace: &spec.namespace,
+        domain: &spec.cluster_domain,
+    };
+    let (set, service, ordinal) = match node.role {
+        Role::Master => (names.redis(), names.redis(), 0),
+        Role::Replica => (names.redis(), names.redis(), node.index),
+        Role::Sentinel => (
+            names.sentinel(),
+            names.sentinel_headless(),
+            node.index.saturating_sub(1),
+        ),
+    };
+    let pod = format!("{set}-{ordinal}");
+    let mut out = vec![
+        names.pod_dns(&set, ordinal, &service),
+        format!("{pod}.{service}.{}.svc", names.namespace),
+        format!("{pod}.{service}"),
+        pod,
+    ];
+    let services: &[String] = match node.role {
+        Role::Sentinel => &[names.sentinel(), names.sentinel_headless()],
+        _ => &[names.redis()],
+    };
+    for service in services {
+        out.push(format!(
+            "{service}.{}.svc.{}",
+            names.namespace, names.domain
+        ));
+        out.push(format!("{service}.{}.svc", names.namespace));
+        out.push(format!("{service}.{}", names.namespace));
+        out.push(service.clone());
+    }
+    out
 }
 
 /// The fixed `sentinel myid` of a sentinel pod; the start-up script computes the same.
@@ -393,6 +437,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
                 value: value.clone(),
             })
             .collect(),
+        tls: None,
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
@@ -446,6 +491,7 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
             })
             .collect(),
         resolve_hostnames: true,
+        tls: None,
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;

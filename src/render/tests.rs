@@ -75,6 +75,7 @@ pub(crate) fn default_topology() -> Topology {
             platform_uid: false,
             sentinel_storage_size: "100Mi".into(),
         },
+        tls: crate::topology::TlsSpec::off(),
     }
 }
 

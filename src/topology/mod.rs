@@ -36,6 +36,71 @@ pub struct Topology {
     pub redis: RedisSpec,
     pub kubernetes: KubernetesSpec,
     pub replication: Replication,
+    pub tls: TlsSpec,
+}
+
+/// `[tls]`: whether the group speaks TLS, and with which certificates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsSpec {
+    pub enabled: bool,
+    /// The user's own CA, certificate and key (one certificate for every node), as written
+    /// (relative paths start at the topology file's directory); `None` = rcluster generates
+    /// a CA and one certificate per node in the state directory.
+    pub files: Option<TlsFiles>,
+    pub client_auth: ClientAuth,
+    /// Keep a plaintext port next to the TLS one (inside the group network only).
+    pub plaintext_port: bool,
+    /// Kubernetes: a Secret the user manages holding `ca.crt`, `tls.crt` and `tls.key`.
+    pub existing_secret: Option<String>,
+}
+
+impl TlsSpec {
+    /// `[tls]` with nothing set: plaintext, as before TLS existed.
+    pub fn off() -> TlsSpec {
+        TlsSpec {
+            enabled: false,
+            files: None,
+            client_auth: ClientAuth::No,
+            plaintext_port: false,
+            existing_secret: None,
+        }
+    }
+}
+
+/// `tls.ca_file`, `tls.cert_file`, `tls.key_file`, as written in the topology.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `tls.client_auth`: Redis's `tls-auth-clients`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Clients need no certificate.
+    No,
+    /// A client certificate, when given, must be signed by the CA.
+    Optional,
+    /// Mutual TLS: every client must present a certificate signed by the CA.
+    Yes,
+}
+
+impl ClientAuth {
+    /// The value of `tls-auth-clients`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::No => "no",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Yes => "yes",
+        }
+    }
+
+    /// Whether rcluster's own clients (and replication) present a certificate.
+    pub fn presents_certificate(self) -> bool {
+        self != ClientAuth::No
+    }
 }
 
 /// `[replication]`: how many replicas a master needs to accept writes.
@@ -348,6 +413,17 @@ pub fn parse(
                 Err(e) => errors.push(e),
             }
         }
+        let tls_ok = !errors.iter().any(|e| e.key.starts_with("tls"));
+        if let (true, true, Some(files)) = (
+            tls_ok,
+            checked.topology.tls.enabled,
+            &checked.topology.tls.files,
+        ) {
+            let base = source_path.parent().unwrap_or(Path::new(""));
+            let (e, w) = tls_file_problems(&doc, files, base, read_file);
+            errors.extend(e);
+            warnings.extend(w);
+        }
         topology = Some(checked.topology);
     }
     sort_by_position(&mut errors);
@@ -367,6 +443,51 @@ pub fn parse(
             warnings,
         }),
     }
+}
+
+/// Read the user's CA, certificate and key and check that they belong together
+/// (`crate::tls::check_files`), located at their keys.
+fn tls_file_problems(
+    doc: &raw::RawDocument,
+    files: &TlsFiles,
+    base: &Path,
+    read_file: &dyn Fn(&Path) -> io::Result<String>,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let full = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let (ca, cert, key) = (full(&files.ca), full(&files.cert), full(&files.key));
+    let read = |p: &Path| read_file(p).map_err(|e| e.to_string().to_lowercase());
+    let user = crate::tls::UserFiles {
+        ca: (&ca, read(&ca)),
+        cert: (&cert, read(&cert)),
+        key: (&key, read(&key)),
+    };
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for problem in crate::tls::check_files(&user, time::OffsetDateTime::now_utc()) {
+        let p = doc.position(problem.key);
+        let d = Diagnostic {
+            severity: if problem.warning {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            key: problem.key.to_string(),
+            line: p.map(|p| p.line),
+            column: p.map(|p| p.column),
+            message: problem.message,
+        };
+        if problem.warning {
+            warnings.push(d);
+        } else {
+            errors.push(d);
+        }
+    }
+    (errors, warnings)
 }
 
 /// File order reads best; diagnostics without a place (from flags) come first.

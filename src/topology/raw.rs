@@ -26,6 +26,19 @@ pub struct RawTopology {
     pub redis: RawRedis,
     pub kubernetes: RawKubernetes,
     pub replication: RawReplication,
+    pub tls: RawTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub enabled: Option<bool>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub client_auth: Option<String>,
+    pub plaintext_port: Option<bool>,
+    pub existing_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -253,6 +266,18 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
         &[
             ("min_replicas_to_write", Kind::Integer),
             ("min_replicas_max_lag", Kind::Integer),
+        ],
+    ),
+    (
+        "tls",
+        &[
+            ("enabled", Kind::Bool),
+            ("ca_file", Kind::String),
+            ("cert_file", Kind::String),
+            ("key_file", Kind::String),
+            ("client_auth", Kind::String),
+            ("plaintext_port", Kind::Bool),
+            ("existing_secret", Kind::String),
         ],
     ),
 ];

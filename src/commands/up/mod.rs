@@ -22,6 +22,7 @@ use crate::plan::{self, Plan};
 use crate::probe::Probe;
 use crate::probe::survey;
 use crate::report::{Event, MasterJson, Reporter, json_line};
+use crate::secret::Secret;
 use crate::topology::{Layout, Loaded};
 
 pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
@@ -82,17 +83,25 @@ async fn up(
     }
 
     let source = image::choose(topology.redis.image.as_deref())?;
-    let hashes = config_hash::config_hashes(topology, &layout, &source.choice().reference)?;
+    let hashes = config_hash::config_hashes(
+        topology,
+        &layout,
+        &source.choice().reference,
+        &crate::tls::fingerprint(loaded)?,
+    )?;
     let existing_password = password_store::password(loaded, cluster)?;
+    // Generated certificates that do not exist yet: the group (if any) runs without them.
+    let existing_tls = crate::tls::client(loaded).ok().flatten();
+    let existing_probe = |p: &Secret| Probe::new(p.clone()).with_tls(existing_tls.clone());
     if let Some(p) = &existing_password {
-        refuse_a_changed_password(&layout, &observed, &Probe::new(p.clone()), loaded).await?;
+        refuse_a_changed_password(&layout, &observed, &existing_probe(p), loaded).await?;
     }
     let master = match &existing_password {
         Some(p) if !observed.containers.is_empty() => {
             survey::current_master(
                 &layout,
                 &observed,
-                &Probe::new(p.clone()),
+                &existing_probe(p),
                 &topology.sentinel.master_name,
             )
             .await
@@ -111,13 +120,16 @@ async fn up(
 
     let password = password_store::password_or_generate(loaded, cluster)?;
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let probe = Probe::new(password.clone());
+    // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
+    let tls = crate::tls::ensure(loaded, &layout, &[])?;
+    let probe = Probe::for_group(loaded, password.clone())?;
     let executor = Executor {
         engine: EngineSteps {
             engine,
             topology,
             layout: &layout,
             password: &password,
+            tls: tls.as_ref(),
             image: &image,
             hashes: &hashes,
             report,
