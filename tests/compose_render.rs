@@ -282,3 +282,48 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
     );
     drop(guard);
 }
+
+/// With `[tls]` and `--show-secrets`, each node directory holds its CA, certificate and
+/// key (private), the compose file mounts them read-only, and docker-compose accepts it.
+#[test]
+fn a_tls_compose_file_mounts_each_nodes_certificate_read_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = tmp.path().join("topology.toml");
+    std::fs::write(
+        &topology,
+        "[cluster]\nname = \"cmp-tls\"\n[auth]\npassword_env = \"CMP_TLS_PASSWORD\"\n[tls]\nenabled = true\n",
+    )
+    .expect("write topology");
+    let out = tmp.path().join("out");
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args(["render", "--format", "compose", "--show-secrets", "--out"])
+        .arg(&out)
+        .env("RCLUSTER_STATE_DIR", tmp.path().join("state"))
+        .env("CMP_TLS_PASSWORD", "compose-tls-password")
+        .output()
+        .expect("rcluster runs");
+    assert!(rendered.status.success(), "{}", text(&rendered));
+    let compose = out.join("docker-compose.yml");
+    let yaml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(
+        yaml.contains("./cmp-tls-master/tls.key:/etc/redis/tls.key:ro"),
+        "{yaml}"
+    );
+    for node in ["cmp-tls-master", "cmp-tls-sentinel-3"] {
+        for file in ["ca.crt", "tls.crt", "tls.key"] {
+            let path = out.join(node).join(file);
+            let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path:?}");
+        }
+    }
+    let config = std::fs::read_to_string(out.join("cmp-tls-master/redis.conf")).expect("conf");
+    assert!(config.contains("\ntls-port 6379\n"), "{config}");
+    let check = run(
+        "docker-compose",
+        &["-f", compose.to_str().expect("utf-8"), "config", "-q"],
+    );
+    assert!(check.status.success(), "{}", text(&check));
+}

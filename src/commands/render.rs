@@ -135,7 +135,20 @@ fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::R
         user: choice.own.then(|| format!("{REDIS_UID}:{REDIS_UID}")),
     };
     let password = password_to_render(loaded, args.show_secrets, global.quiet);
-    let files = render::compose::render(topology, &layout, &image, &password?)?;
+    // The certificates are made like `up` makes them (generated ones for this layout's
+    // addresses, kept in the state directory); keys only with `--show-secrets`.
+    let tls = if topology.tls.enabled && args.show_secrets {
+        crate::tls::ensure(loaded, &layout, &[])?
+    } else {
+        None
+    };
+    if topology.tls.enabled && !args.show_secrets && !global.quiet {
+        eprintln!(
+            "note: `[tls]` is on and the certificate files (`ca.crt`, `tls.crt`, `tls.key` in each node's directory) are left out; \
+             render with `--format compose --show-secrets` to include them"
+        );
+    }
+    let files = render::compose::render(topology, &layout, &image, &password?, tls.as_ref())?;
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         let node = file.node.unwrap_or_else(|| topology.cluster.name.clone());
