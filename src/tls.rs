@@ -75,6 +75,13 @@ pub struct CertKey {
     pub key_pem: Secret,
 }
 
+/// One certificate and key with the CA that signed it: what the Kubernetes pods share.
+#[derive(Clone)]
+pub struct CertKeyWithCa {
+    pub ca_pem: String,
+    pub pair: CertKey,
+}
+
 /// What the containers get: the CA, and each node's certificate (by node key).
 #[derive(Clone)]
 pub struct GroupTls {
@@ -205,6 +212,59 @@ pub fn client(loaded: &Loaded) -> anyhow::Result<Option<ClientTls>> {
     Ok(Some(ClientTls { ca_pem, identity }))
 }
 
+/// The names a client reaches any pod of the Kubernetes rendering by (one certificate is
+/// shared by every pod, through one Secret): every pod's and Service's DNS names, and
+/// loopback for the pods' own probes.
+pub fn kubernetes_sans(topology: &Topology) -> Vec<String> {
+    let layout = Layout::new(
+        topology,
+        crate::topology::Subnet::derived(&topology.cluster.name),
+    );
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    for node in &layout.nodes {
+        names.extend(crate::render::k8s::dns_names(topology, node));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+/// The Kubernetes pods' certificate (generated into the state directory like the nodes'
+/// ones, or the user's own files); `None` with TLS off.
+pub fn ensure_kubernetes(loaded: &Loaded) -> anyhow::Result<Option<CertKeyWithCa>> {
+    let topology = &loaded.topology;
+    if !topology.tls.enabled {
+        return Ok(None);
+    }
+    let layout = Layout::new(
+        topology,
+        crate::topology::Subnet::derived(&topology.cluster.name),
+    );
+    let Some(group) = ensure_user_files(loaded, &layout)? else {
+        let store = Store::open(&topology.cluster.name)?;
+        let (ca_pem, ca_key) = store.ca(&topology.cluster.name)?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
+            .context("cannot read the generated CA certificate")?;
+        let pair = store.leaf(
+            "kubernetes",
+            &format!("{} pods", topology.cluster.name),
+            &kubernetes_sans(topology),
+            &issuer,
+            OffsetDateTime::now_utc(),
+        )?;
+        return Ok(Some(CertKeyWithCa { ca_pem, pair }));
+    };
+    let pair = group.node(&layout.master().key)?.clone();
+    Ok(Some(CertKeyWithCa {
+        ca_pem: group.ca_pem,
+        pair,
+    }))
+}
+
 /// The certificates the containers get, generating (or renewing) what is missing; `None`
 /// with TLS off. `extra` goes into every node's subject alternative names.
 pub fn ensure(
@@ -216,23 +276,8 @@ pub fn ensure(
     if !topology.tls.enabled {
         return Ok(None);
     }
-    if let Some(files) = &topology.tls.files {
-        let read = |path: &Path| {
-            let path = topology_path(loaded, path);
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the TLS file `{}`", path.display()))
-        };
-        let ca_pem = read(&files.ca)?;
-        let mine = CertKey {
-            cert_pem: read(&files.cert)?,
-            key_pem: Secret::new(read(&files.key)?),
-        };
-        let nodes = layout
-            .nodes
-            .iter()
-            .map(|n| (n.key.clone(), mine.clone()))
-            .collect();
-        return Ok(Some(GroupTls { ca_pem, nodes }));
+    if let Some(group) = ensure_user_files(loaded, layout)? {
+        return Ok(Some(group));
     }
     let store = Store::open(&topology.cluster.name)?;
     let (ca_pem, ca_key) = store.ca(&topology.cluster.name)?;
@@ -252,6 +297,29 @@ pub fn ensure(
         &issuer,
         now,
     )?;
+    Ok(Some(GroupTls { ca_pem, nodes }))
+}
+
+/// The user's own CA, certificate and key for every node; `None` when rcluster generates.
+fn ensure_user_files(loaded: &Loaded, layout: &Layout) -> anyhow::Result<Option<GroupTls>> {
+    let Some(files) = &loaded.topology.tls.files else {
+        return Ok(None);
+    };
+    let read = |path: &Path| {
+        let path = topology_path(loaded, path);
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the TLS file `{}`", path.display()))
+    };
+    let ca_pem = read(&files.ca)?;
+    let mine = CertKey {
+        cert_pem: read(&files.cert)?,
+        key_pem: Secret::new(read(&files.key)?),
+    };
+    let nodes = layout
+        .nodes
+        .iter()
+        .map(|n| (n.key.clone(), mine.clone()))
+        .collect();
     Ok(Some(GroupTls { ca_pem, nodes }))
 }
 

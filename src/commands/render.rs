@@ -76,9 +76,33 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
             None => {}
         }
     }
+    let tls_spec = &topology.tls;
+    // Made like `up` makes the Docker nodes' ones, in the state directory: one certificate
+    // every pod shares (it names every pod and Service).
+    let tls = if tls_spec.enabled && args.show_secrets && tls_spec.existing_secret.is_none() {
+        crate::tls::ensure_kubernetes(loaded)?
+    } else {
+        None
+    };
+    if tls_spec.enabled && !global.quiet {
+        match &tls_spec.existing_secret {
+            Some(name) => eprintln!(
+                "note: the pods read `ca.crt`, `tls.crt` and `tls.key` from your Secret `{name}` in namespace `{}`; rcluster renders no TLS Secret",
+                k8s.namespace
+            ),
+            None if !args.show_secrets => eprintln!(
+                "note: the TLS Secret `{name}-tls` is left out (render with `--show-secrets` to include it); create it first: \
+                 kubectl -n {ns} create secret generic {name}-tls --from-file=ca.crt=<CA> --from-file=tls.crt=<certificate> --from-file=tls.key=<key>",
+                name = topology.cluster.name,
+                ns = k8s.namespace
+            ),
+            None => {}
+        }
+    }
     let password = render::k8s::Password {
         value: known.as_ref().map(|p| p.expose()),
         include_secret: args.show_secrets,
+        tls: tls.as_ref(),
     };
     let yaml = render::k8s::render(topology, password)?;
     let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));

@@ -69,6 +69,8 @@ const REDIS_UID: i64 = 999;
 const CONFIG_MOUNT: &str = "/config";
 /// Where the Secret is mounted (read-only); the scripts read `password` from there.
 const SECRET_MOUNT: &str = "/run/secrets/rcluster";
+/// Where the TLS Secret (`ca.crt`, `tls.crt`, `tls.key`) is mounted (read-only), with `[tls]`.
+const TLS_MOUNT: &str = "/run/secrets/rcluster-tls";
 /// Each redis-cli call of a script may take this long: a node that is not there must not
 /// stall a start-up, a probe or a preStop hook.
 const CLI_TIMEOUT_S: u32 = 2;
@@ -96,6 +98,9 @@ pub struct Password<'a> {
     /// Render a Secret holding `value`. Without it the Secret is left out: the pods then
     /// use the one already in the cluster (never a placeholder Redis would accept).
     pub include_secret: bool,
+    /// With `[tls]` and `include_secret`: the CA and the pods' certificate and key to render
+    /// in the TLS Secret (never with `tls.existing_secret`).
+    pub tls: Option<&'a crate::tls::CertKeyWithCa>,
 }
 
 /// The names every object and script agrees on.
@@ -118,6 +123,13 @@ impl Names<'_> {
         match &self.topology.kubernetes.existing_secret {
             Some(_) => self.topology.kubernetes.existing_secret_key.clone(),
             None => PASSWORD_KEY.into(),
+        }
+    }
+    /// The Secret the pods read `ca.crt`, `tls.crt` and `tls.key` from, with `[tls]`.
+    fn tls_secret(&self) -> String {
+        match &self.topology.tls.existing_secret {
+            Some(name) => name.clone(),
+            None => format!("{}-tls", self.cluster),
         }
     }
     fn redis_config(&self) -> String {
@@ -269,6 +281,12 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
         )?;
         objects.push(Object::Secret(Box::new(secret(&names, value))));
     }
+    if topology.tls.enabled && password.include_secret && topology.tls.existing_secret.is_none() {
+        let tls = password.tls.context(
+            "no certificates to put in the TLS Secret; this is a bug in rcluster (render makes them with `--show-secrets`)",
+        )?;
+        objects.push(Object::Secret(Box::new(tls_secret(&names, tls))));
+    }
     let redis_set = redis_statefulset(
         &names,
         redis_resources,
@@ -415,6 +433,20 @@ fn secret(names: &Names, password: &str) -> Secret {
     }
 }
 
+/// `kubernetes.io/tls`: the pods' certificate and key, and the CA that signed it.
+fn tls_secret(names: &Names, tls: &crate::tls::CertKeyWithCa) -> Secret {
+    Secret {
+        metadata: names.meta(names.tls_secret(), "tls"),
+        type_: Some("kubernetes.io/tls".into()),
+        string_data: Some(BTreeMap::from([
+            ("ca.crt".into(), tls.ca_pem.clone()),
+            ("tls.crt".into(), tls.pair.cert_pem.clone()),
+            ("tls.key".into(), tls.pair.key_pem.expose().to_string()),
+        ])),
+        ..Secret::default()
+    }
+}
+
 fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     let topology = names.topology;
     let redis_conf = RedisConf {
@@ -437,7 +469,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
                 value: value.clone(),
             })
             .collect(),
-        tls: None,
+        tls: super::TlsConf::for_node(topology, true, TLS_MOUNT),
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
@@ -491,7 +523,7 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
             })
             .collect(),
         resolve_hostnames: true,
-        tls: None,
+        tls: super::TlsConf::for_node(names.topology, false, TLS_MOUNT),
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;
@@ -539,6 +571,8 @@ struct ScriptContext {
     decide_timeout_s: u32,
     /// How long the preStop hook may take to move mastership away.
     prestop_budget_s: u32,
+    /// With `[tls]`: the mounted CA, certificate and key redis-cli uses; `None` = plaintext.
+    tls: Option<super::TlsConf>,
 }
 
 fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
@@ -562,6 +596,7 @@ fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
         cli_timeout_s: CLI_TIMEOUT_S,
         decide_timeout_s: decide_timeout_s(names.topology),
         prestop_budget_s: prestop_budget_s(names.topology),
+        tls: super::TlsConf::for_node(names.topology, kind == "redis", TLS_MOUNT),
     }
 }
 
@@ -637,12 +672,17 @@ fn redis_statefulset(
         name: "redis".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("redis", REDIS_PORT)]),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_MOUNT, true),
-            mount("secret", SECRET_MOUNT, true),
-            mount("tmp", "/tmp", false),
-            mount("data", super::DATA_DIR, false),
-        ]),
+        volume_mounts: Some(
+            vec![
+                mount("config", CONFIG_MOUNT, true),
+                mount("secret", SECRET_MOUNT, true),
+                mount("tmp", "/tmp", false),
+                mount("data", super::DATA_DIR, false),
+            ]
+            .into_iter()
+            .chain(tls_mount(names))
+            .collect(),
+        ),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(script_action("prestop.sh", &[])),
@@ -679,12 +719,17 @@ fn sentinel_statefulset(
         name: "sentinel".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_MOUNT, true),
-            mount("secret", SECRET_MOUNT, true),
-            mount("tmp", "/tmp", false),
-            mount("data", super::DATA_DIR, false),
-        ]),
+        volume_mounts: Some(
+            vec![
+                mount("config", CONFIG_MOUNT, true),
+                mount("secret", SECRET_MOUNT, true),
+                mount("tmp", "/tmp", false),
+                mount("data", super::DATA_DIR, false),
+            ]
+            .into_iter()
+            .chain(tls_mount(names))
+            .collect(),
+        ),
         ..pod_container(names, resources)
     };
     let claim = claim(names, "sentinel", spec.sentinel_storage_size.clone());
@@ -828,6 +873,28 @@ struct StatefulSetParts {
     checksums: Checksums,
 }
 
+/// The TLS Secret's mount, with `[tls]`.
+fn tls_mount(names: &Names) -> Option<VolumeMount> {
+    names
+        .topology
+        .tls
+        .enabled
+        .then(|| mount("tls", TLS_MOUNT, true))
+}
+
+/// The TLS Secret as a volume, with `[tls]`: readable by the pod's group (fsGroup) only.
+fn tls_volume(names: &Names) -> Option<Volume> {
+    names.topology.tls.enabled.then(|| Volume {
+        name: "tls".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(names.tls_secret()),
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    })
+}
+
 fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
     let component = parts.component;
     let pod_meta = ObjectMeta {
@@ -871,37 +938,42 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![parts.container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: parts.config_map,
-                                default_mode: Some(0o444),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "secret".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(names.secret()),
-                                items: Some(vec![KeyToPath {
-                                    key: names.secret_key(),
-                                    path: PASSWORD_KEY.into(),
-                                    ..KeyToPath::default()
-                                }]),
-                                // Readable by the pod's group (fsGroup) only.
-                                default_mode: Some(0o440),
-                                ..SecretVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                    ]),
+                    volumes: Some(
+                        vec![
+                            Volume {
+                                name: "config".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: parts.config_map,
+                                    default_mode: Some(0o444),
+                                    ..ConfigMapVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "secret".into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(names.secret()),
+                                    items: Some(vec![KeyToPath {
+                                        key: names.secret_key(),
+                                        path: PASSWORD_KEY.into(),
+                                        ..KeyToPath::default()
+                                    }]),
+                                    // Readable by the pod's group (fsGroup) only.
+                                    default_mode: Some(0o440),
+                                    ..SecretVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "tmp".into(),
+                                empty_dir: Some(EmptyDirVolumeSource::default()),
+                                ..Volume::default()
+                            },
+                        ]
+                        .into_iter()
+                        .chain(tls_volume(names))
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },
