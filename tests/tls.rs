@@ -227,6 +227,124 @@ fn a_tls_group_speaks_only_tls_and_clients_follow_its_failovers() {
     assert_eq!(again["healthy"], true, "{again}");
 }
 
+/// A /24 in 172.28.0.0/14 that no network of the engine overlaps, like `up` picks one.
+fn free_subnet(seed: u32) -> [u8; 3] {
+    let ids = docker_ok(&["network", "ls", "-q"]);
+    let mut args = vec![
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ];
+    args.extend(ids.split_whitespace());
+    let used: Vec<(u32, u32)> = docker_ok(&args)
+        .split_whitespace()
+        .filter_map(|cidr| {
+            let (addr, prefix) = cidr.split_once('/')?;
+            let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+            let prefix: u32 = prefix.parse().ok()?;
+            Some((u32::from(addr), prefix))
+        })
+        .collect();
+    (0..1024u32)
+        .map(|i| (seed + i) % 1024)
+        .map(|n| [172, 28 + (n / 256) as u8, (n % 256) as u8])
+        .find(|[a, b, c]| {
+            let net = u32::from(std::net::Ipv4Addr::new(*a, *b, *c, 0));
+            !used.iter().any(|(addr, prefix)| {
+                let shorter = (*prefix).min(24);
+                let mask = if shorter == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - shorter)
+                };
+                net & mask == addr & mask
+            })
+        })
+        .expect("no free /24 in 172.28.0.0/14")
+}
+
+/// Certificates the user brings (one for every node, naming the nodes' fixed addresses),
+/// `client_auth = "no"` and a plaintext port kept next to TLS: the CA is enough to
+/// connect, the plaintext port answers on the group network only, `down --volumes`
+/// leaves nothing of the group's TLS state.
+#[test]
+fn user_certificates_and_a_kept_plaintext_port() {
+    let _lock = docker_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = free_subnet(std::process::id());
+    let ip = |last: u8| format!("{a}.{b}.{c}.{last}");
+    let now = time::OffsetDateTime::now_utc();
+    let (ca_pem, ca_key) = rcluster::tls::generate_ca("mine", now).expect("ca");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).expect("issuer");
+    let sans: Vec<String> = [ip(10), ip(11), ip(101), "localhost".into()].to_vec();
+    let mine = rcluster::tls::issue("my redis", &sans, &issuer, now).expect("certificate");
+    std::fs::write(dir.path().join("ca.pem"), &ca_pem).expect("write");
+    std::fs::write(dir.path().join("redis.pem"), &mine.cert_pem).expect("write");
+    std::fs::write(dir.path().join("redis.key"), mine.key_pem.expose()).expect("write");
+    let topology = dir.path().join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "[cluster]\nsubnet = \"{a}.{b}.{c}.0/24\"\n[master]\nport = 0\n[replicas]\ncount = 1\nport = 0\n\
+             [sentinel]\ncount = 1\nport = 0\nquorum = 1\n\
+             [tls]\nenabled = true\nca_file = \"ca.pem\"\ncert_file = \"redis.pem\"\nkey_file = \"redis.key\"\n\
+             client_auth = \"no\"\nplaintext_port = true\n"
+        ),
+    )
+    .expect("write topology");
+    let mut group = Group::new("tls-user", "fast.toml");
+    group.topology = topology;
+    let up = group.up();
+    assert_eq!(up["master"]["host"], ip(10), "{up}");
+    group.wait_healthy(HEALTHY_DEADLINE);
+    let password = group.password();
+    let ca = dir.path().join("ca.pem");
+    let ca = ca.to_str().expect("utf-8");
+
+    // TLS with the CA alone (no client certificate asked for), on both kinds of node.
+    for (host, port) in [(ip(10), "6379"), (ip(101), "26379")] {
+        let tls = redis_cli_ping(
+            &password,
+            &["-h", &host, "-p", port, "--tls", "--cacert", ca],
+        );
+        assert!(
+            tls.stdout.contains("PONG"),
+            "{host}:{port}: {}",
+            tls.describe()
+        );
+        let plain = redis_cli_ping(&password, &["-h", &host, "-p", port]);
+        assert!(!plain.stdout.contains("PONG"), "{}", plain.describe());
+    }
+    // The kept plaintext ports, on the group network (not published).
+    for (host, port) in [(ip(11), "6380"), (ip(101), "26380")] {
+        let plain = redis_cli_ping(&password, &["-h", &host, "-p", port]);
+        assert!(
+            plain.stdout.contains("PONG"),
+            "{host}:{port}: {}",
+            plain.describe()
+        );
+    }
+    let env = group.rcluster_ok(&["--json", "env"]).json();
+    assert!(
+        env["tls_ca_file"]
+            .as_str()
+            .expect("ca")
+            .ends_with("/ca.pem"),
+        "{env}"
+    );
+    assert!(
+        env.get("tls_cert_file").is_none(),
+        "no client certificate asked for: {env}"
+    );
+
+    group.rcluster_ok(&["down", "--volumes"]);
+    assert!(
+        !group.state_dir().join(&group.name).exists(),
+        "`down --volumes` left the group's state"
+    );
+}
+
 /// The Python client; killed if the test fails before it exits.
 struct App(std::process::Child);
 
