@@ -641,6 +641,21 @@ pub fn check_files(files: &UserFiles<'_>, now: OffsetDateTime) -> Vec<FileProble
     problems
 }
 
+/// Which of `names` the PEM certificate does not name (DNS names and IP addresses as
+/// written; no wildcard matching); `None` when it cannot be read (`check_files` says why).
+pub fn unnamed(cert_pem: &str, names: &[String]) -> Option<Vec<String>> {
+    let parsed = Parsed::new(cert_pem).ok()?;
+    let cert = parsed.cert().ok()?;
+    let have = san_strings(&cert);
+    Some(
+        names
+            .iter()
+            .filter(|n| !have.contains(n))
+            .cloned()
+            .collect(),
+    )
+}
+
 /// The SubjectPublicKeyInfo (DER) of a PEM private key.
 fn public_key_of(pem: &str) -> Result<Vec<u8>, String> {
     let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())

@@ -268,15 +268,21 @@ fn tls_files_that_do_not_belong_together_are_named_at_their_keys() {
     let now = time::OffsetDateTime::now_utc();
     let (ca_pem, ca_key) = generate_ca("mine", now).expect("ca");
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).expect("issuer");
-    let node = issue("node", &["localhost".to_string()], &issuer, now).expect("cert");
-    let other = issue("other", &["localhost".to_string()], &issuer, now).expect("cert");
+    let addresses: Vec<String> = ["10", "11", "12", "101", "102", "103"]
+        .iter()
+        .map(|last| format!("172.30.77.{last}"))
+        .collect();
+    let node = issue("node", &addresses, &issuer, now).expect("cert");
+    let other = issue("other", &addresses[..5], &issuer, now).expect("cert");
     fs::write(dir.path().join("ca.pem"), &ca_pem).expect("write");
     fs::write(dir.path().join("node.pem"), &node.cert_pem).expect("write");
     fs::write(dir.path().join("node.key"), node.key_pem.expose()).expect("write");
     fs::write(dir.path().join("other.key"), other.key_pem.expose()).expect("write");
+    fs::write(dir.path().join("other.pem"), &other.cert_pem).expect("write");
     let topology = |key: &str, ca: &str| {
         format!(
-            "[tls]\nenabled = true\nca_file = \"{ca}\"\ncert_file = \"node.pem\"\nkey_file = \"{key}\"\n"
+            "[tls]\nenabled = true\nca_file = \"{ca}\"\ncert_file = \"node.pem\"\nkey_file = \"{key}\"\n\
+             [cluster]\nsubnet = \"172.30.77.0/24\"\n"
         )
     };
 
@@ -307,4 +313,16 @@ fn tls_files_that_do_not_belong_together_are_named_at_their_keys() {
     );
     assert_eq!(lines[2], "error: invalid topology `t.toml`: 2 error(s)");
     assert!(!stderr.contains("BEGIN"), "{stderr}");
+
+    // A certificate that misses a node's address: rcluster's and clients' checks would fail.
+    let text_toml = topology("other.key", "ca.pem").replace("node.pem", "other.pem");
+    fs::write(dir.path().join("t.toml"), text_toml).expect("write");
+    let out = rcluster(dir.path(), &["-f", "t.toml", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: t.toml:4:1: `tls.cert_file` (`")
+            && stderr.contains("other.pem`) does not name the node address(es) 172.30.77.103: "),
+        "{stderr}"
+    );
 }

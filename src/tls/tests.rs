@@ -191,3 +191,22 @@ fn check_warns_30_days_before_expiry() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn unnamed_lists_the_addresses_a_certificate_misses() {
+    let (ca_pem, ca_key) = generate_ca("demo", now()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let leaf = issue(
+        "n",
+        &["172.28.5.10".to_string(), "demo-master".to_string()],
+        &issuer,
+        now(),
+    )
+    .unwrap();
+    let wanted = ["172.28.5.10".to_string(), "172.28.5.11".to_string()];
+    assert_eq!(
+        unnamed(&leaf.cert_pem, &wanted),
+        Some(vec!["172.28.5.11".to_string()])
+    );
+    assert_eq!(unnamed("not pem", &wanted), None);
+}

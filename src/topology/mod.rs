@@ -420,7 +420,7 @@ pub fn parse(
             &checked.topology.tls.files,
         ) {
             let base = source_path.parent().unwrap_or(Path::new(""));
-            let (e, w) = tls_file_problems(&doc, files, base, read_file);
+            let (e, w) = tls_file_problems(&doc, &checked.topology, files, base, read_file);
             errors.extend(e);
             warnings.extend(w);
         }
@@ -449,6 +449,7 @@ pub fn parse(
 /// (`crate::tls::check_files`), located at their keys.
 fn tls_file_problems(
     doc: &raw::RawDocument,
+    topology: &Topology,
     files: &TlsFiles,
     base: &Path,
     read_file: &dyn Fn(&Path) -> io::Result<String>,
@@ -468,7 +469,11 @@ fn tls_file_problems(
         key: (&key, read(&key)),
     };
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
-    for problem in crate::tls::check_files(&user, time::OffsetDateTime::now_utc()) {
+    let mut problems = crate::tls::check_files(&user, time::OffsetDateTime::now_utc());
+    if let (true, Ok(cert_pem)) = (problems.is_empty(), &user.cert.1) {
+        problems.extend(node_addresses_named(topology, &cert, cert_pem));
+    }
+    for problem in problems {
         let p = doc.position(problem.key);
         let d = Diagnostic {
             severity: if problem.warning {
@@ -488,6 +493,46 @@ fn tls_file_problems(
         }
     }
     (errors, warnings)
+}
+
+/// One certificate serves every node, and rcluster and clients check that it names the
+/// address they connect to (the one Sentinel hands out): with `cluster.subnet` fixed the
+/// addresses are known, and a missing one is an error; otherwise `up` picks the subnet
+/// and a certificate without the likely addresses gets a warning.
+fn node_addresses_named(
+    topology: &Topology,
+    cert_path: &Path,
+    cert_pem: &str,
+) -> Option<crate::tls::FileProblem> {
+    let subnet = topology
+        .cluster
+        .subnet
+        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
+    let layout = Layout::new(topology, subnet);
+    let addresses: Vec<String> = layout.nodes.iter().map(|n| n.ip.to_string()).collect();
+    let missing = crate::tls::unnamed(cert_pem, &addresses)?;
+    if missing.is_empty() {
+        return None;
+    }
+    let name = format!("`tls.cert_file` (`{}`)", cert_path.display());
+    Some(match topology.cluster.subnet {
+        Some(_) => crate::tls::FileProblem {
+            key: "tls.cert_file",
+            warning: false,
+            message: format!(
+                "{name} does not name the node address(es) {}: rcluster and clients check that a node's certificate names the address they connect to; issue it for every node's address",
+                missing.join(", ")
+            ),
+        },
+        None => crate::tls::FileProblem {
+            key: "tls.cert_file",
+            warning: true,
+            message: format!(
+                "{name} does not name the node address(es) {}, which `up` gives the nodes unless that subnet is taken: rcluster and clients check that a node's certificate names the address they connect to; set `cluster.subnet` and issue the certificate for the nodes' addresses",
+                missing.join(", ")
+            ),
+        },
+    })
 }
 
 /// File order reads best; diagnostics without a place (from flags) come first.
