@@ -338,6 +338,29 @@ fn user_certificates_and_a_kept_plaintext_port() {
         "no client certificate asked for: {env}"
     );
 
+    // Turning TLS off cannot roll node by node: refused before anything changes.
+    let ids = group.container_ids();
+    let text = std::fs::read_to_string(&group.topology).expect("topology");
+    std::fs::write(
+        &group.topology,
+        text.replace("enabled = true", "enabled = false"),
+    )
+    .expect("write topology");
+    let refused = group.rcluster(&["up"]);
+    assert_ne!(refused.code, 0, "{}", refused.describe());
+    assert!(
+        refused
+            .stderr
+            .contains("was created with TLS on and the topology turns it off"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(
+        group.container_ids(),
+        ids,
+        "the refused `up` changed containers"
+    );
+
     group.rcluster_ok(&["down", "--volumes"]);
     assert!(
         !group.state_dir().join(&group.name).exists(),

@@ -267,6 +267,15 @@ impl EngineSteps<'_> {
                     (labels::ROLE, node.role.to_string()),
                     (labels::NODE, node.key.clone()),
                     (labels::CONFIG_HASH, hash),
+                    (
+                        labels::TLS,
+                        if self.topology.tls.enabled {
+                            "on"
+                        } else {
+                            "off"
+                        }
+                        .to_string(),
+                    ),
                 ],
             )),
             exposed_ports: Some(vec![port.clone()]),

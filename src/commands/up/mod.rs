@@ -6,7 +6,9 @@ mod preflight;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use self::preflight::{check_ports_free, refuse_a_changed_password, refuse_removing_the_master};
+use self::preflight::{
+    check_ports_free, refuse_a_changed_password, refuse_removing_the_master, refuse_switching_tls,
+};
 use super::Global;
 use crate::addressing;
 use crate::cli::UpArgs;
@@ -89,6 +91,7 @@ async fn up(
         &source.choice().reference,
         &crate::tls::fingerprint(loaded)?,
     )?;
+    refuse_switching_tls(&observed, loaded)?;
     let existing_password = password_store::password(loaded, cluster)?;
     // Generated certificates that do not exist yet: the group (if any) runs without them.
     let existing_tls = crate::tls::client(loaded).ok().flatten();
