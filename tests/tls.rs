@@ -97,6 +97,14 @@ fn a_tls_group_speaks_only_tls_and_clients_follow_its_failovers() {
     }
     let ca = dir.join("ca.crt");
     let identity = (dir.join("client.crt"), dir.join("client.key"));
+    assert_eq!(
+        status["tls"]["ca_file"],
+        ca.display().to_string(),
+        "{status}"
+    );
+    assert_eq!(status["tls"]["client_auth"], "yes", "{status}");
+    let human = group.rcluster_ok(&["status"]).stdout;
+    assert!(human.contains("tls: on, CA `"), "{human}");
 
     // `rcluster env`: the files' paths, never their contents.
     let env = group.rcluster_ok(&["--json", "env"]);

@@ -80,6 +80,7 @@ async fn snapshot(
                 }],
                 password_source: password_store::password_origin(loaded, cluster),
                 password: None,
+                tls: TlsJson::of(loaded),
             };
             format!("{}\n", json_line(&document)?)
         } else {
@@ -114,6 +115,7 @@ async fn snapshot(
         if args.show_secrets {
             document.password = Some(password.expose().to_string());
         }
+        document.tls = TlsJson::of(loaded);
         format!("{}\n", json_line(&document)?)
     } else {
         let mut text = table(cluster, &reports, &health, topology.cluster.bind);
@@ -122,6 +124,9 @@ async fn snapshot(
             text.push_str(&format!(" = {}", password.expose()));
         }
         text.push('\n');
+        if let Some(tls) = TlsJson::of(loaded) {
+            text.push_str(&tls.line());
+        }
         text
     };
     Ok((code, text))
@@ -260,6 +265,36 @@ pub struct StatusJson {
     /// Only with `--show-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// With `[tls]`: the CA clients verify the nodes with, and what they must present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsJson>,
+}
+
+/// `status --json`'s `tls`.
+#[derive(serde::Serialize)]
+pub struct TlsJson {
+    pub ca_file: String,
+    /// `no`, `optional` or `yes` (`tls.client_auth`).
+    pub client_auth: &'static str,
+}
+
+impl TlsJson {
+    fn of(loaded: &Loaded) -> Option<TlsJson> {
+        crate::tls::client_files(loaded).map(|files| TlsJson {
+            ca_file: files.ca.display().to_string(),
+            client_auth: files.client_auth.as_str(),
+        })
+    }
+
+    /// The line `status` prints under the table.
+    fn line(&self) -> String {
+        let clients = match self.client_auth {
+            "yes" => "clients must present a certificate",
+            "optional" => "client certificates optional",
+            _ => "no client certificate asked for",
+        };
+        format!("tls: on, CA `{}`; {clients}\n", self.ca_file)
+    }
 }
 
 /// Nodes that answer, by the role they report (sentinels: by the role they were created with).
@@ -374,5 +409,6 @@ fn json(
         problems: health.problems.clone(),
         password_source: password_origin.to_string(),
         password: None,
+        tls: None,
     }
 }
