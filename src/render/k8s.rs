@@ -269,10 +269,14 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
     let redis_config = redis_config_map(&names)?;
     let sentinel_config = sentinel_config_map(&names)?;
     // The user's Secret is theirs to roll out: rcluster cannot see it.
+    // A renewed certificate rolls the pods too (they read the TLS Secret at start).
     let secret_checksum = password
         .value
         .filter(|_| spec.existing_secret.is_none())
-        .map(|p| checksum(&[p]));
+        .map(|p| match password.tls {
+            Some(tls) => checksum(&[p, &tls.ca_pem, &tls.pair.cert_pem]),
+            None => checksum(&[p]),
+        });
     let mut objects = Vec::new();
     if password.include_secret && spec.existing_secret.is_none() {
         let value = password.value.context(
