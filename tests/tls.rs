@@ -233,6 +233,14 @@ fn a_tls_group_speaks_only_tls_and_clients_follow_its_failovers() {
     );
     let again = group.wait_healthy(HEALTHY_DEADLINE);
     assert_eq!(again["healthy"], true, "{again}");
+    // And once everything runs, `up` again changes nothing (generated certificates are
+    // not part of the config hash: they follow the layout).
+    let idle = group.up();
+    assert_eq!(idle["changed"], false, "{idle}");
+
+    // `down --volumes` forgets the CA and the certificates with the password.
+    group.rcluster_ok(&["down", "--volumes"]);
+    assert!(!dir.exists(), "`down --volumes` left `{}`", dir.display());
 }
 
 /// A /24 in 172.28.0.0/14 that no network of the engine overlaps, like `up` picks one.
