@@ -29,6 +29,15 @@ pub struct Settings {
     /// `[acl]` users: a private file (0600) holding each one's password, by user name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub user_password_files: BTreeMap<String, PathBuf>,
+    /// With `[tls]`: the CA to verify every node with (the nodes and sentinels speak only
+    /// TLS then, unless `tls.plaintext_port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Under `tls.client_auth = "optional"` or `"yes"`: the certificate and key to present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -50,6 +59,15 @@ impl Settings {
         }
         for (name, path) in &self.user_password_files {
             vars.push((user_file_var(name), path.display().to_string()));
+        }
+        for (name, path) in [
+            ("RCLUSTER_TLS_CA_FILE", &self.tls_ca_file),
+            ("RCLUSTER_TLS_CERT_FILE", &self.tls_cert_file),
+            ("RCLUSTER_TLS_KEY_FILE", &self.tls_key_file),
+        ] {
+            if let Some(path) = path {
+                vars.push((name.to_string(), path.display().to_string()));
+            }
         }
         vars
     }
@@ -118,6 +136,10 @@ pub async fn settings(
             break;
         }
     }
+    let tls = crate::tls::client_files(loaded);
+    let identity = tls
+        .as_ref()
+        .filter(|files| files.client_auth.presents_certificate());
     Ok(Settings {
         sentinels: sentinels.iter().map(|s| s.to_string()).collect(),
         master_name,
@@ -125,6 +147,9 @@ pub async fn settings(
         password_file: password_file(loaded, password)?,
         user: loaded.topology.login_user().map(str::to_string),
         user_password_files: user_password_files(loaded, password)?,
+        tls_ca_file: tls.as_ref().map(|files| files.ca.clone()),
+        tls_cert_file: identity.map(|files| files.cert.clone()),
+        tls_key_file: identity.map(|files| files.key.clone()),
     })
 }
 
@@ -214,6 +239,9 @@ mod tests {
             password_file: PathBuf::from("/home/a b/.local/state/rcluster/demo/password"),
             user: None,
             user_password_files: BTreeMap::new(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 
@@ -250,6 +278,24 @@ mod tests {
         assert!(shell.ends_with(
             "export RCLUSTER_USER='rcluster'\n\
              export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n"
+        ));
+    }
+
+    #[test]
+    fn tls_adds_the_ca_and_the_client_certificate_files() {
+        let mut s = sample();
+        s.tls_ca_file = Some(PathBuf::from("/state/demo/tls/ca.crt"));
+        assert!(
+            s.to_shell()
+                .ends_with("export RCLUSTER_TLS_CA_FILE='/state/demo/tls/ca.crt'\n")
+        );
+        assert!(!s.to_shell().contains("RCLUSTER_TLS_CERT_FILE"));
+        s.tls_cert_file = Some(PathBuf::from("/state/demo/tls/client.crt"));
+        s.tls_key_file = Some(PathBuf::from("/state/demo/tls/client.key"));
+        assert!(s.to_dotenv().ends_with(
+            "RCLUSTER_TLS_CA_FILE=/state/demo/tls/ca.crt\n\
+             RCLUSTER_TLS_CERT_FILE=/state/demo/tls/client.crt\n\
+             RCLUSTER_TLS_KEY_FILE=/state/demo/tls/client.key\n"
         ));
     }
 

@@ -11,6 +11,8 @@ pub const NODE: &str = "io.rcluster.node";
 pub const CONFIG_HASH: &str = "io.rcluster.config-hash";
 /// The rcluster version that created the resource.
 pub const VERSION: &str = "io.rcluster.version";
+/// `on` on a container created with `[tls]` (its nodes speak only TLS); absent otherwise.
+pub const TLS: &str = "io.rcluster.tls";
 /// On the network: the /24 the group's fixed addresses live in.
 pub const SUBNET: &str = "io.rcluster.subnet";
 

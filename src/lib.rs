@@ -27,6 +27,7 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod secret;
+pub mod tls;
 pub mod topology;
 pub mod wait;
 

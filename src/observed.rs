@@ -91,6 +91,8 @@ pub struct ObservedContainer {
     pub ip: Option<Ipv4Addr>,
     /// Host port published for the node's port, when any.
     pub host_port: Option<u16>,
+    /// Created with `[tls]` on (the TLS label): it speaks only TLS.
+    pub tls: bool,
 }
 
 impl ObservedContainer {

@@ -439,6 +439,7 @@ mod tests {
                     config_hash: format!("h-{}", n.key),
                     ip: Some(n.ip),
                     host_port: Some(n.host_port),
+                    tls: false,
                 })
                 .collect(),
             networks: vec![ObservedNetwork {

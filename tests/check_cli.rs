@@ -259,3 +259,70 @@ fn a_missing_file_and_a_bad_name_override_are_usage_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("ok: `other`"));
 }
+
+/// `[tls]` with the user's own files: every problem at once, each at its key's line.
+#[test]
+fn tls_files_that_do_not_belong_together_are_named_at_their_keys() {
+    use rcluster::tls::{generate_ca, issue};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc();
+    let (ca_pem, ca_key) = generate_ca("mine", now).expect("ca");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).expect("issuer");
+    let addresses: Vec<String> = ["10", "11", "12", "101", "102", "103"]
+        .iter()
+        .map(|last| format!("172.30.77.{last}"))
+        .collect();
+    let node = issue("node", &addresses, &issuer, now).expect("cert");
+    let other = issue("other", &addresses[..5], &issuer, now).expect("cert");
+    fs::write(dir.path().join("ca.pem"), &ca_pem).expect("write");
+    fs::write(dir.path().join("node.pem"), &node.cert_pem).expect("write");
+    fs::write(dir.path().join("node.key"), node.key_pem.expose()).expect("write");
+    fs::write(dir.path().join("other.key"), other.key_pem.expose()).expect("write");
+    fs::write(dir.path().join("other.pem"), &other.cert_pem).expect("write");
+    let topology = |key: &str, ca: &str| {
+        format!(
+            "[tls]\nenabled = true\nca_file = \"{ca}\"\ncert_file = \"node.pem\"\nkey_file = \"{key}\"\n\
+             [cluster]\nsubnet = \"172.30.77.0/24\"\n"
+        )
+    };
+
+    fs::write(dir.path().join("t.toml"), topology("node.key", "ca.pem")).expect("write");
+    let out = rcluster(dir.path(), &["-f", "t.toml", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+
+    fs::write(
+        dir.path().join("t.toml"),
+        topology("other.key", "missing.pem"),
+    )
+    .expect("write");
+    let out = rcluster(dir.path(), &["-f", "t.toml", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: t.toml:3:1: `tls.ca_file` (`")
+            && lines[0].contains("missing.pem`) cannot be read: "),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("error: t.toml:5:1: `tls.key_file` (`")
+            && lines[1].contains("other.key`) is not the key of `tls.cert_file`"),
+        "{stderr}"
+    );
+    assert_eq!(lines[2], "error: invalid topology `t.toml`: 2 error(s)");
+    assert!(!stderr.contains("BEGIN"), "{stderr}");
+
+    // A certificate that misses a node's address: rcluster's and clients' checks would fail.
+    let text_toml = topology("other.key", "ca.pem").replace("node.pem", "other.pem");
+    fs::write(dir.path().join("t.toml"), text_toml).expect("write");
+    let out = rcluster(dir.path(), &["-f", "t.toml", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: t.toml:4:1: `tls.cert_file` (`")
+            && stderr.contains("other.pem`) does not name the node address(es) 172.30.77.103: "),
+        "{stderr}"
+    );
+}

@@ -282,3 +282,194 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
     );
     drop(guard);
 }
+
+/// With `[tls]` and `--show-secrets`, each node directory holds its CA, certificate and
+/// key (private), the compose file mounts them read-only, and docker-compose accepts it.
+#[test]
+fn a_tls_compose_file_mounts_each_nodes_certificate_read_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = tmp.path().join("topology.toml");
+    std::fs::write(
+        &topology,
+        "[cluster]\nname = \"cmp-tls\"\n[auth]\npassword_env = \"CMP_TLS_PASSWORD\"\n[tls]\nenabled = true\n",
+    )
+    .expect("write topology");
+    let out = tmp.path().join("out");
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args(["render", "--format", "compose", "--show-secrets", "--out"])
+        .arg(&out)
+        .env("RCLUSTER_STATE_DIR", tmp.path().join("state"))
+        .env("CMP_TLS_PASSWORD", "compose-tls-password")
+        .output()
+        .expect("rcluster runs");
+    assert!(rendered.status.success(), "{}", text(&rendered));
+    let compose = out.join("docker-compose.yml");
+    let yaml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(
+        yaml.contains("./cmp-tls-master/tls.key:/etc/redis/tls.key:ro"),
+        "{yaml}"
+    );
+    for node in ["cmp-tls-master", "cmp-tls-sentinel-3"] {
+        for file in ["ca.crt", "tls.crt", "tls.key"] {
+            let path = out.join(node).join(file);
+            let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path:?}");
+        }
+    }
+    let config = std::fs::read_to_string(out.join("cmp-tls-master/redis.conf")).expect("conf");
+    assert!(config.contains("\ntls-port 6379\n"), "{config}");
+    let check = run(
+        "docker-compose",
+        &["-f", compose.to_str().expect("utf-8"), "config", "-q"],
+    );
+    assert!(check.status.success(), "{}", text(&check));
+}
+
+/// A TLS compose group comes up: every sentinel, asked over TLS with the rendered CA and
+/// certificate, names one master with its replica (replication and monitoring over TLS).
+#[test]
+fn a_tls_compose_group_replicates_and_is_monitored_over_tls() {
+    let _lock = common::docker_lock();
+    common::ensure_image();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let name = format!("cmptls-{}-{}", std::process::id(), nanos % 100_000);
+    let password = format!("compose-tls-{nanos}");
+    let subnet = free_subnet(std::process::id() + nanos + 7);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = tmp.path().join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "[cluster]\nname = \"{name}\"\nsubnet = \"{subnet}\"\n\n\
+             [auth]\npassword_env = \"CMP_TLS_PASSWORD\"\n\n\
+             [master]\nport = 0\n\n[replicas]\ncount = 1\nport = 0\n\n\
+             [sentinel]\ncount = 3\nport = 0\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\n[tls]\nenabled = true\nclient_auth = \"yes\"\n"
+        ),
+    )
+    .expect("write topology");
+    let out = tmp.path().join("out");
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&topology)
+        .args([
+            "-q",
+            "render",
+            "--format",
+            "compose",
+            "--show-secrets",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RCLUSTER_STATE_DIR", tmp.path().join("state"))
+        .env("CMP_TLS_PASSWORD", &password)
+        .output()
+        .expect("rcluster runs");
+    assert!(rendered.status.success(), "{}", text(&rendered));
+    for entry in std::fs::read_dir(&out).expect("read out dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            std::os::unix::fs::chown(&path, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
+            for file in std::fs::read_dir(&path).expect("read node dir") {
+                let file = file.expect("dir entry").path();
+                std::os::unix::fs::chown(&file, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
+            }
+        }
+    }
+    let compose = out.join("docker-compose.yml");
+    let guard = ProjectGuard {
+        project: name.clone(),
+        compose: compose.clone(),
+    };
+    let compose_arg = compose.to_str().expect("utf-8").to_owned();
+    let up = run(
+        "docker-compose",
+        &["-p", &guard.project, "-f", &compose_arg, "up", "-d"],
+    );
+    assert!(
+        up.status.success(),
+        "docker-compose up failed:\n{}",
+        text(&up)
+    );
+
+    let auth = format!("REDISCLI_AUTH={password}");
+    let ask = |container: &str, args: &[&str]| {
+        let mut full = vec![
+            "exec",
+            "-e",
+            &auth,
+            container,
+            "redis-cli",
+            "--no-auth-warning",
+            "--tls",
+            "--cacert",
+            "/etc/redis/ca.crt",
+            "--cert",
+            "/etc/redis/tls.crt",
+            "--key",
+            "/etc/redis/tls.key",
+        ];
+        full.extend_from_slice(args);
+        String::from_utf8_lossy(&run("docker", &full).stdout).into_owned()
+    };
+    let sentinels: Vec<String> = (1..=3).map(|i| format!("{name}-sentinel-{i}")).collect();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    loop {
+        let views: Vec<String> = sentinels
+            .iter()
+            .map(|s| ask(s, &["-p", "26379", "SENTINEL", "master", "mymaster"]))
+            .collect();
+        let summary: Vec<Option<(String, String)>> = views
+            .iter()
+            .map(|v| {
+                let lines: Vec<&str> = v.lines().collect();
+                let field = |name: &str| {
+                    lines
+                        .chunks(2)
+                        .find(|pair| pair[0] == name)
+                        .and_then(|pair| pair.get(1).map(|v| v.to_string()))
+                };
+                (field("flags")? == "master").then_some(())?;
+                Some((field("ip")?, field("num-slaves")?))
+            })
+            .collect();
+        let agreed = summary[0]
+            .as_ref()
+            .is_some_and(|(_, replicas)| replicas == "1")
+            && summary.iter().all(|v| v == &summary[0]);
+        if agreed {
+            eprintln!("sentinels agreed over TLS after {:?}", started.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sentinels never agreed over TLS on a master with its replica: {summary:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Plaintext is refused.
+    let plain = run(
+        "docker",
+        &[
+            "exec",
+            "-e",
+            &auth,
+            &format!("{name}-master"),
+            "redis-cli",
+            "--no-auth-warning",
+            "PING",
+        ],
+    );
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("PONG"),
+        "{}",
+        text(&plain)
+    );
+    drop(guard);
+}

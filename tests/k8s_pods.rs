@@ -1159,3 +1159,97 @@ fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
         results
     });
 }
+
+/// `[tls]` in pods: a fresh start, then deleting the master pod. Every pod turns Ready
+/// only when its probe's redis-cli (TLS, the mounted CA and certificate) gets answers;
+/// the checks run redis-cli with the same files inside a sentinel pod.
+#[test]
+fn a_tls_group_starts_and_survives_deleting_the_master() {
+    let _lock = common::docker_lock();
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(common::fixture("k8s-group-tls.toml"))
+        .args(["render", "--format", "k8s", "--show-secrets"])
+        .env("RCLUSTER_K8S_TEST_PASSWORD", fresh_password())
+        .env("RCLUSTER_STATE_DIR", state.path())
+        .output()
+        .expect("run rcluster render");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).expect("utf-8 manifests");
+    let cluster = Cluster::start("tls", &yaml, Options::default());
+    cluster.wait_all_ready(&["kt-redis", "kt-sentinel"], READY);
+
+    // redis-cli inside a sentinel pod, over TLS with the pod's own files (or without).
+    let cli = |host: &str, port: u16, tls: bool, args: &str| {
+        let flags = if tls {
+            "--tls --cacert /run/secrets/rcluster-tls/ca.crt \
+             --cert /run/secrets/rcluster-tls/tls.crt --key /run/secrets/rcluster-tls/tls.key"
+        } else {
+            ""
+        };
+        let script = format!(
+            "REDISCLI_AUTH=$(cat /run/secrets/rcluster/password) timeout 5 \
+             redis-cli --no-auth-warning {flags} -h {host} -p {port} {args}"
+        );
+        let (_, stdout, _) = cluster.exec("kt-sentinel-0", "sentinel", &["sh", "-c", &script]);
+        stdout.replace('\r', "")
+    };
+    // Every sentinel names one master, which reports its two replicas connected.
+    let converged = |not: Option<&str>| {
+        common::poll(
+            "the sentinels to agree on a master with 2 replicas over TLS",
+            CONVERGE,
+            || {
+                let named: Vec<String> = (0..3)
+                    .map(|i| {
+                        let host = format!("kt-sentinel-{i}.kt-sentinel-headless");
+                        cli(
+                            &host,
+                            26379,
+                            true,
+                            "SENTINEL get-master-addr-by-name mymaster",
+                        )
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                    })
+                    .collect();
+                let master = named[0].clone();
+                if master.is_empty() || named.iter().any(|n| *n != master) {
+                    return None;
+                }
+                if not.is_some_and(|old| master.starts_with(old)) {
+                    return None;
+                }
+                let info = cli(&master, 6379, true, "INFO replication");
+                (info.contains("role:master") && info.contains("connected_slaves:2"))
+                    .then_some(master)
+            },
+        )
+    };
+    let master = converged(None);
+    // Plaintext is refused by the data nodes and the sentinels; TLS answers.
+    let sentinel = "kt-sentinel-1.kt-sentinel-headless";
+    assert_eq!(cli(&master, 6379, true, "PING").trim(), "PONG");
+    assert_eq!(cli(sentinel, 26379, true, "PING").trim(), "PONG");
+    assert!(!cli(&master, 6379, false, "PING").contains("PONG"));
+    assert!(!cli(sentinel, 26379, false, "PING").contains("PONG"));
+
+    // Delete the master pod: the sentinels promote a replica over TLS, and the deleted pod
+    // comes back (a new address) as a replica of it.
+    let pod = master.split('.').next().expect("pod name").to_string();
+    let uid = cluster.pod_uid(&pod);
+    cluster.delete_pod(&pod);
+    common::poll(&format!("`{pod}` to be re-created"), READY, || {
+        (cluster.pod_uid(&pod).is_some() && cluster.pod_uid(&pod) != uid).then_some(())
+    });
+    cluster.wait_all_ready(&["kt-redis", "kt-sentinel"], READY);
+    let new_master = converged(Some(&pod));
+    assert_ne!(new_master, master);
+}

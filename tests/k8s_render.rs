@@ -40,8 +40,9 @@ fn write_topology(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// Validate a manifest file with `kubernetes-validate --strict`; panics with its report.
-fn assert_valid(manifest: &Path, with_secret: bool) {
+/// Validate a manifest file with `kubernetes-validate --strict`; panics with its report,
+/// else returns it.
+fn assert_valid(manifest: &Path, with_secret: bool) -> String {
     let probe = Command::new("python3")
         .args(["-m", "kubernetes_validate", "--version"])
         .output();
@@ -82,6 +83,7 @@ fn assert_valid(manifest: &Path, with_secret: bool) {
             "`{object}` was not validated:\n{report}"
         );
     }
+    report
 }
 
 /// The YAML documents as JSON values, parsed by the validator's own YAML loader.
@@ -503,6 +505,7 @@ impl Scripts {
                     .expect("string")
                     .replace("/config/", &format!("{root}/{component}/config/"))
                     .replace("/run/secrets/rcluster/", &format!("{root}/secret/"))
+                    .replace("/run/secrets/rcluster-tls/", &format!("{root}/tls/"))
                     .replace("/data/", &format!("{root}/{component}/data/"));
                 std::fs::write(config.join(key), text).expect("write");
             }
@@ -516,12 +519,15 @@ impl Scripts {
     -p) shift 2 ;;
     --no-auth-warning) shift ;;
     --user) echo "$2" >> {root}/logins; shift 2 ;;
+    --tls) tls="--tls"; shift ;;
+    --cacert|--cert|--key) [ -f "$2" ] || {{ echo "no $1 file $2" >&2; exit 1; }}; tls="$tls $1"; shift 2 ;;
     *) break ;;
   esac
 done
 [ "$REDISCLI_AUTH" = "$(cat {root}/secret/password)" ] || {{ echo "WRONGPASS"; exit 0; }}
 [ -d "{root}/group/$host" ] || exit 1
 echo "$host $*" >> {root}/asked
+[ -z "$tls" ] || echo "$host $tls" >> {root}/asked-tls
 [ -f "{root}/group/$host/$1" ] && cat "{root}/group/$host/$1"
 exit 0"#
         );
@@ -983,5 +989,157 @@ fn acl_configs_get_hashes_from_the_secret_and_the_scripts_log_in_as_rcluster() {
     assert!(
         !logins.is_empty() && logins.lines().all(|l| l == "rcluster"),
         "{logins}"
+    );
+}
+
+/// `[tls]` on Kubernetes: the TLS Secret (with `--show-secrets`) validates, holds a
+/// certificate for every pod's name signed by its CA, is mounted read-only into every pod;
+/// the configs listen with TLS only, and every redis-cli the scripts run speaks TLS.
+#[test]
+fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n[auth]\npassword_file = \"pw\"\n[tls]\nenabled = true\nclient_auth = \"yes\"\n",
+    );
+    std::fs::write(tmp.path().join("pw"), "k8s-tls-pw\n").expect("write");
+    let render = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+            .arg("-f")
+            .arg(&topology)
+            .args(["render", "--format", "k8s"])
+            .args(extra)
+            .env("RCLUSTER_STATE_DIR", tmp.path().join("state"))
+            .output()
+            .expect("rcluster runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = render(&["--show-secrets"]);
+    let manifest = tmp.path().join("m.yaml");
+    std::fs::write(&manifest, &out.stdout).expect("write");
+    let report = assert_valid(&manifest, true);
+    assert!(
+        report.contains("passed for resource secret/demo-tls against version 1.33"),
+        "{report}"
+    );
+    let m = Manifest::read(&manifest);
+    let secret = m.find("Secret", "demo-tls");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let data = &secret["stringData"];
+    for (key, file) in [("ca.crt", "ca.crt"), ("tls.crt", "tls.crt")] {
+        std::fs::write(tmp.path().join(file), data[key].as_str().expect(key)).expect("write");
+    }
+    for name in [
+        "demo-redis-2.demo-redis.default.svc.cluster.local",
+        "demo-sentinel-0.demo-sentinel-headless.default.svc.cluster.local",
+        "demo-sentinel.default.svc.cluster.local",
+    ] {
+        let verify = Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(tmp.path().join("ca.crt"))
+            .args(["-verify_hostname", name])
+            .arg(tmp.path().join("tls.crt"))
+            .output()
+            .expect("openssl runs");
+        assert!(
+            verify.status.success(),
+            "the pods' certificate does not verify for `{name}`: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+    for set in ["demo-redis", "demo-sentinel"] {
+        let pod = &m.find("StatefulSet", set)["spec"]["template"]["spec"];
+        let volume = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "tls")
+            .unwrap_or_else(|| panic!("{set} has no tls volume"));
+        assert_eq!(volume["secret"]["secretName"], "demo-tls");
+        assert_eq!(volume["secret"]["defaultMode"], 0o440);
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|v| v["name"] == "tls")
+            .unwrap_or_else(|| panic!("{set} does not mount tls"));
+        assert_eq!(mount["readOnly"], true);
+        assert_eq!(mount["mountPath"], "/run/secrets/rcluster-tls");
+    }
+    let redis_conf = m.find("ConfigMap", "demo-redis-config")["data"]["redis.conf"]
+        .as_str()
+        .expect("redis.conf")
+        .to_string();
+    assert!(
+        redis_conf.contains("\nport 0\ntls-port 6379\n"),
+        "{redis_conf}"
+    );
+    assert!(
+        redis_conf.contains("\ntls-auth-clients yes\n"),
+        "{redis_conf}"
+    );
+
+    // Without `--show-secrets`: no TLS Secret, and the note says how to make one.
+    let out = render(&[]);
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        !yaml.contains("BEGIN"),
+        "certificate or key rendered without --show-secrets"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("create secret generic demo-tls"),
+        "{stderr}"
+    );
+
+    // The scripts: every redis-cli they run passes the CA and the client certificate.
+    let scripts =
+        Scripts::with_topology("pw", "[tls]\nenabled = true\nclient_auth = \"yes\"\n", &[]);
+    let root = scripts.dir.path();
+    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::write(root.join("tls").join(file), "pem").expect("write");
+    }
+    scripts.answers(&sentinel_pod(1), "SENTINEL", &[&redis_pod(2), "6379"]);
+    scripts.answers(&sentinel_pod(2), "SENTINEL", &[&redis_pod(2), "6379"]);
+    scripts.answers(&redis_pod(2), "ROLE", &["master", "100"]);
+    let (conf, _) = scripts.start("redis", "demo-redis-0");
+    assert!(conf.contains("\ntls-port 6379\n"), "{conf}");
+    assert_eq!(replicaof(&conf), follows(2));
+    let asked = std::fs::read_to_string(root.join("asked")).unwrap_or_default();
+    let asked_tls = std::fs::read_to_string(root.join("asked-tls")).unwrap_or_default();
+    assert!(!asked.is_empty(), "the start-up script asked nothing");
+    assert_eq!(
+        asked.lines().count(),
+        asked_tls.lines().count(),
+        "every redis-cli call speaks TLS:\n{asked}\n{asked_tls}"
+    );
+    assert!(
+        asked_tls
+            .lines()
+            .all(|l| l.ends_with(" --tls --cacert --cert --key")),
+        "{asked_tls}"
+    );
+    // And they pass shellcheck with the TLS flags in.
+    let config = root.join("redis").join("config");
+    let out = Command::new("shellcheck")
+        .args(["--shell=sh", "--external-sources", "--source-path"])
+        .arg(&config)
+        .arg(config.join("lib.sh"))
+        .arg(config.join("start.sh"))
+        .arg(config.join("probe.sh"))
+        .arg(config.join("prestop.sh"))
+        .output()
+        .expect("run shellcheck");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

@@ -23,7 +23,7 @@ pub async fn run(global: &Global, args: &EnvArgs) -> anyhow::Result<i32> {
         .into());
     }
     let layout = addressing::layout(&loaded.topology, &observed);
-    let probe = Probe::new(super::credentials(&loaded, password.clone()));
+    let probe = Probe::for_group(&loaded, password.clone())?;
     let settings = crate::connection::settings(&loaded, &layout, &probe, &password).await?;
     let format = if global.json {
         EnvFormat::Json

@@ -54,7 +54,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     }
     let engine = Engine::connect().await?;
     let password = super::password(&loaded)?;
-    let probe = Probe::new(super::credentials(&loaded, password.clone()));
+    let probe = Probe::for_group(&loaded, password)?;
     let topo = &loaded.topology;
     let deadline =
         Duration::from_secs(args.deadline.unwrap_or(

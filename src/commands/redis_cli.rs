@@ -42,7 +42,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             let ip = survey::current_master(
                 &layout,
                 &observed,
-                &Probe::new(super::credentials(&loaded, password.clone())),
+                &Probe::for_group(&loaded, password.clone())?,
                 &topo.sentinel.master_name,
             )
             .await;
@@ -67,6 +67,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             .arg("-p")
             .arg(node.port.to_string())
             .args(&auth)
+            .args(tls_args(crate::tls::client_files(&loaded)))
             .env("REDISCLI_AUTH", secret.expose())
             .status()
             .map_err(|e| {
@@ -97,6 +98,16 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         node.port.to_string(),
     ];
     cmd.extend(auth);
+    // Inside the container: the node's own CA, certificate and key, next to its config.
+    cmd.extend(tls_args(crate::tls::client_files(&loaded).map(|files| {
+        let dir = std::path::Path::new(crate::render::CONFIG_DIR);
+        crate::tls::ClientFiles {
+            ca: dir.join(crate::tls::CA_FILE),
+            cert: dir.join(crate::tls::CERT_FILE),
+            key: dir.join(crate::tls::KEY_FILE),
+            client_auth: files.client_auth,
+        }
+    })));
     cmd.extend(args.args.iter().cloned());
     let env = vec![format!("REDISCLI_AUTH={}", secret.expose())];
     let code = engine
@@ -146,4 +157,26 @@ fn login(
         Some(name.to_string()),
         crate::acl::user_password(acl_user, password.expose()),
     ))
+}
+
+/// redis-cli's TLS flags: none for a plaintext group; `--tls --cacert`, and the client
+/// certificate when the group asks clients for one.
+fn tls_args(files: Option<crate::tls::ClientFiles>) -> Vec<String> {
+    let Some(files) = files else {
+        return Vec::new();
+    };
+    let mut args = vec![
+        "--tls".to_string(),
+        "--cacert".to_string(),
+        files.ca.display().to_string(),
+    ];
+    if files.client_auth.presents_certificate() {
+        args.extend([
+            "--cert".to_string(),
+            files.cert.display().to_string(),
+            "--key".to_string(),
+            files.key.display().to_string(),
+        ]);
+    }
+    args
 }

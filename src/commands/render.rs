@@ -90,9 +90,33 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
             );
         }
     }
+    let tls_spec = &topology.tls;
+    // Made like `up` makes the Docker nodes' ones, in the state directory: one certificate
+    // every pod shares (it names every pod and Service).
+    let tls = if tls_spec.enabled && args.show_secrets && tls_spec.existing_secret.is_none() {
+        crate::tls::ensure_kubernetes(loaded)?
+    } else {
+        None
+    };
+    if tls_spec.enabled && !global.quiet {
+        match &tls_spec.existing_secret {
+            Some(name) => eprintln!(
+                "note: the pods read `ca.crt`, `tls.crt` and `tls.key` from your Secret `{name}` in namespace `{}`; rcluster renders no TLS Secret",
+                k8s.namespace
+            ),
+            None if !args.show_secrets => eprintln!(
+                "note: the TLS Secret `{name}-tls` is left out (render with `--show-secrets` to include it); create it first: \
+                 kubectl -n {ns} create secret generic {name}-tls --from-file=ca.crt=<CA> --from-file=tls.crt=<certificate> --from-file=tls.key=<key>",
+                name = topology.cluster.name,
+                ns = k8s.namespace
+            ),
+            None => {}
+        }
+    }
     let password = render::k8s::Password {
         value: known.as_ref().map(|p| p.expose()),
         include_secret: args.show_secrets,
+        tls: tls.as_ref(),
     };
     let yaml = render::k8s::render(topology, password)?;
     let relative = PathBuf::from(format!("{}.k8s.yaml", topology.cluster.name));
@@ -149,7 +173,20 @@ fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::R
         user: choice.own.then(|| format!("{REDIS_UID}:{REDIS_UID}")),
     };
     let password = password_to_render(loaded, args.show_secrets, global.quiet);
-    let files = render::compose::render(topology, &layout, &image, &password?)?;
+    // The certificates are made like `up` makes them (generated ones for this layout's
+    // addresses, kept in the state directory); keys only with `--show-secrets`.
+    let tls = if topology.tls.enabled && args.show_secrets {
+        crate::tls::ensure(loaded, &layout, &[])?
+    } else {
+        None
+    };
+    if topology.tls.enabled && !args.show_secrets && !global.quiet {
+        eprintln!(
+            "note: `[tls]` is on and the certificate files (`ca.crt`, `tls.crt`, `tls.key` in each node's directory) are left out; \
+             render with `--format compose --show-secrets` to include them"
+        );
+    }
+    let files = render::compose::render(topology, &layout, &image, &password?, tls.as_ref())?;
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         let node = file.node.unwrap_or_else(|| topology.cluster.name.clone());

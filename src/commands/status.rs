@@ -81,6 +81,7 @@ async fn snapshot(
                 password_source: password_store::password_origin(loaded, cluster),
                 acl_users: None,
                 password: None,
+                tls: TlsJson::of(loaded),
             };
             format!("{}\n", json_line(&document)?)
         } else {
@@ -89,7 +90,7 @@ async fn snapshot(
         return Ok((EXIT_FAILED, text));
     }
     let password = super::password(loaded)?;
-    let probe = Probe::new(super::credentials(loaded, password.clone()))
+    let probe = Probe::for_group(loaded, password.clone())?
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
     let reports =
         survey::probe_all(&layout, &observed, &probe, &topology.sentinel.master_name).await;
@@ -126,6 +127,7 @@ async fn snapshot(
         if args.show_secrets {
             document.password = Some(password.expose().to_string());
         }
+        document.tls = TlsJson::of(loaded);
         format!("{}\n", json_line(&document)?)
     } else {
         let mut text = table(cluster, &reports, &health, topology.cluster.bind);
@@ -148,6 +150,9 @@ async fn snapshot(
             text.push_str(&format!(" = {}", password.expose()));
         }
         text.push('\n');
+        if let Some(tls) = TlsJson::of(loaded) {
+            text.push_str(&tls.line());
+        }
         text
     };
     Ok((code, text))
@@ -290,6 +295,36 @@ pub struct StatusJson {
     /// Only with `--show-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// With `[tls]`: the CA clients verify the nodes with, and what they must present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsJson>,
+}
+
+/// `status --json`'s `tls`.
+#[derive(serde::Serialize)]
+pub struct TlsJson {
+    pub ca_file: String,
+    /// `no`, `optional` or `yes` (`tls.client_auth`).
+    pub client_auth: &'static str,
+}
+
+impl TlsJson {
+    fn of(loaded: &Loaded) -> Option<TlsJson> {
+        crate::tls::client_files(loaded).map(|files| TlsJson {
+            ca_file: files.ca.display().to_string(),
+            client_auth: files.client_auth.as_str(),
+        })
+    }
+
+    /// The line `status` prints under the table.
+    fn line(&self) -> String {
+        let clients = match self.client_auth {
+            "yes" => "clients must present a certificate",
+            "optional" => "client certificates optional",
+            _ => "no client certificate asked for",
+        };
+        format!("tls: on, CA `{}`; {clients}\n", self.ca_file)
+    }
 }
 
 /// Nodes that answer, by the role they report (sentinels: by the role they were created with).
@@ -405,5 +440,6 @@ fn json(
         password_source: password_origin.to_string(),
         acl_users: None,
         password: None,
+        tls: None,
     }
 }

@@ -25,6 +25,8 @@ pub struct EngineSteps<'a> {
     pub topology: &'a Topology,
     pub layout: &'a Layout,
     pub password: &'a Secret,
+    /// The CA and each node's certificate, copied in next to the config; `None` = no TLS.
+    pub tls: Option<&'a crate::tls::GroupTls>,
     pub image: &'a ImageChoice,
     pub hashes: &'a HashMap<String, String>,
     pub report: &'a Reporter,
@@ -190,6 +192,24 @@ impl EngineSteps<'_> {
         tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
             .context("cannot build the config archive")?;
         add_owned(&mut tar, &file, config.as_bytes(), 0o600, REDIS_UID)?;
+        if let Some(tls) = self.tls {
+            // In the same private directory, owned by the redis user: the key is as secret
+            // as the password in the config.
+            let mine = tls.node(&node.key)?;
+            for (name, text) in [
+                (crate::tls::CA_FILE, tls.ca_pem.as_str()),
+                (crate::tls::CERT_FILE, mine.cert_pem.as_str()),
+                (crate::tls::KEY_FILE, mine.key_pem.expose()),
+            ] {
+                add_owned(
+                    &mut tar,
+                    &format!("{dir}/{name}"),
+                    text.as_bytes(),
+                    0o600,
+                    REDIS_UID,
+                )?;
+            }
+        }
         let tar = tar
             .into_inner()
             .context("cannot build the config archive")?;
@@ -247,6 +267,15 @@ impl EngineSteps<'_> {
                     (labels::ROLE, node.role.to_string()),
                     (labels::NODE, node.key.clone()),
                     (labels::CONFIG_HASH, hash),
+                    (
+                        labels::TLS,
+                        if self.topology.tls.enabled {
+                            "on"
+                        } else {
+                            "off"
+                        }
+                        .to_string(),
+                    ),
                 ],
             )),
             exposed_ports: Some(vec![port.clone()]),

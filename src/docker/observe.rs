@@ -62,6 +62,7 @@ fn container(c: &ContainerSummary, network: &str) -> Option<ObservedContainer> {
         config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
         ip,
         host_port,
+        tls: labels.get(labels::TLS).is_some_and(|v| v == "on"),
     })
 }
 

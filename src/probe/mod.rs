@@ -5,16 +5,19 @@ pub mod parse;
 pub mod survey;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, TlsCertificates,
 };
 
 pub use parse::{Peer, Replication, SentinelView};
 
 use crate::secret::Secret;
+use crate::tls::ClientTls;
 
 /// Why a node could not be asked, decided where the probe is made (from the redis
 /// crate's error kinds and the server's error codes, never from the text). `what` says
@@ -130,12 +133,15 @@ impl From<Secret> for Credentials {
 }
 
 /// Connects to nodes with one login and explicit timeouts (the crate's defaults are
-/// 1 s to connect and 500 ms per command; a probe that hangs must not stall a poll loop).
+/// 1 s to connect and 500 ms per command; a probe that hangs must not stall a poll loop),
+/// over TLS when the group speaks it: every connection rcluster makes goes through here.
 #[derive(Clone)]
 pub struct Probe {
     credentials: Credentials,
     connect_timeout: Duration,
     response_timeout: Duration,
+    /// The group's CA (and client certificate): `None` = plaintext.
+    tls: Option<Arc<ClientTls>>,
 }
 
 impl Probe {
@@ -144,7 +150,24 @@ impl Probe {
             credentials: credentials.into(),
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(1000),
+            tls: None,
         }
+    }
+
+    /// A probe for the group `loaded` describes: plaintext, or TLS with the group's CA
+    /// (and client certificate under `tls.client_auth`).
+    pub fn for_group(loaded: &crate::topology::Loaded, password: Secret) -> anyhow::Result<Probe> {
+        Ok(
+            Probe::new(Credentials::for_group(&loaded.topology, password))
+                .with_tls(crate::tls::client(loaded)?),
+        )
+    }
+
+    /// Connect over TLS, trusting `tls`'s CA and checking that the certificate names the
+    /// address connected to (as any client would); `None` = plaintext.
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Probe {
+        self.tls = tls.map(Arc::new);
+        self
     }
 
     pub fn with_timeouts(mut self, connect: Duration, response: Duration) -> Probe {
@@ -155,7 +178,16 @@ impl Probe {
 
     pub fn client(&self, addr: SocketAddr) -> Result<redis::Client, ProbeError> {
         let what = || format!("cannot connect to {addr}");
-        let info = (addr.ip().to_string(), addr.port())
+        let target = match &self.tls {
+            None => ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()),
+            Some(_) => ConnectionAddr::TcpTls {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                insecure: false,
+                tls_params: None,
+            },
+        };
+        let info = target
             .into_connection_info()
             .asked(what)?
             .set_redis_settings({
@@ -167,7 +199,20 @@ impl Probe {
                     None => settings,
                 }
             });
-        redis::Client::open(info).asked(what)
+        match &self.tls {
+            None => redis::Client::open(info).asked(what),
+            Some(tls) => redis::Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: tls.identity.as_ref().map(|(cert, key)| ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.expose().as_bytes().to_vec(),
+                    }),
+                    root_cert: Some(tls.ca_pem.clone()),
+                },
+            )
+            .asked(what),
+        }
     }
 
     pub async fn connect(&self, addr: SocketAddr) -> Result<MultiplexedConnection, ProbeError> {

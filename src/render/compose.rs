@@ -92,12 +92,15 @@ pub struct File {
 }
 
 /// The compose file and every node's config, compose file first. `password` is written
-/// into the configs verbatim: pass `secret::MASK` for anything a user will see.
+/// into the configs verbatim: pass `secret::MASK` for anything a user will see. With TLS
+/// on, each node directory also gets `ca.crt`, `tls.crt` and `tls.key` from `tls` (the
+/// caller passes it only when secrets are shown; the compose file mounts them either way).
 pub fn render(
     topology: &Topology,
     layout: &Layout,
     image: &Image,
     password: &str,
+    tls: Option<&crate::tls::GroupTls>,
 ) -> anyhow::Result<Vec<File>> {
     let compose = compose_file(topology, layout, image);
     let yaml = serde_saphyr::to_string(&compose).context("cannot serialize the compose file")?;
@@ -113,6 +116,19 @@ pub fn render(
             path: super::config_path(node),
             content: node_config(topology, layout, node, master_ip, password)?,
         });
+        if let Some(tls) = tls {
+            let mine = tls.node(&node.key)?;
+            let mut add = |name: &str, content: &str| {
+                files.push(File {
+                    node: Some(node.name.clone()),
+                    path: format!("{}/{name}", node.name),
+                    content: content.to_string(),
+                })
+            };
+            add(crate::tls::CA_FILE, &tls.ca_pem);
+            add(crate::tls::CERT_FILE, &mine.cert_pem);
+            add(crate::tls::KEY_FILE, mine.key_pem.expose());
+        }
     }
     Ok(files)
 }
@@ -156,6 +172,17 @@ fn service(topology: &Topology, layout: &Layout, node: &Node, image: &Image) -> 
         command.push("--sentinel".into());
     }
     let mut volumes = vec![format!("./{}:{CONFIG_DIR}", node.name)];
+    if topology.tls.enabled {
+        // Over the writable config directory, read-only: Sentinel rewrites its config
+        // there, nothing may rewrite the certificates.
+        for name in [
+            crate::tls::CA_FILE,
+            crate::tls::CERT_FILE,
+            crate::tls::KEY_FILE,
+        ] {
+            volumes.push(format!("./{}/{name}:{CONFIG_DIR}/{name}:ro", node.name));
+        }
+    }
     if let Some(volume) = node.volume() {
         volumes.push(format!("{volume}:{DATA_DIR}"));
     }

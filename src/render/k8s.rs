@@ -29,7 +29,7 @@ use crate::acl::AclConf;
 
 use super::{BIND_DUAL_STACK, Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
-use crate::topology::{AntiAffinity, Topology, ZoneSpread};
+use crate::topology::{AntiAffinity, Node, Role, Topology, ZoneSpread};
 
 /// The shell functions every script of the group sources.
 pub const LIB_TEMPLATE: (&str, &str) = (
@@ -71,6 +71,8 @@ const REDIS_UID: i64 = 999;
 const CONFIG_MOUNT: &str = "/config";
 /// Where the Secret is mounted (read-only); the scripts read `password` from there.
 const SECRET_MOUNT: &str = "/run/secrets/rcluster";
+/// Where the TLS Secret (`ca.crt`, `tls.crt`, `tls.key`) is mounted (read-only), with `[tls]`.
+const TLS_MOUNT: &str = "/run/secrets/rcluster-tls";
 /// Each redis-cli call of a script may take this long: a node that is not there must not
 /// stall a start-up, a probe or a preStop hook.
 const CLI_TIMEOUT_S: u32 = 2;
@@ -98,6 +100,9 @@ pub struct Password<'a> {
     /// Render a Secret holding `value`. Without it the Secret is left out: the pods then
     /// use the one already in the cluster (never a placeholder Redis would accept).
     pub include_secret: bool,
+    /// With `[tls]` and `include_secret`: the CA and the pods' certificate and key to render
+    /// in the TLS Secret (never with `tls.existing_secret`).
+    pub tls: Option<&'a crate::tls::CertKeyWithCa>,
 }
 
 /// The names every object and script agrees on.
@@ -120,6 +125,13 @@ impl Names<'_> {
         match &self.topology.kubernetes.existing_secret {
             Some(_) => self.topology.kubernetes.existing_secret_key.clone(),
             None => PASSWORD_KEY.into(),
+        }
+    }
+    /// The Secret the pods read `ca.crt`, `tls.crt` and `tls.key` from, with `[tls]`.
+    fn tls_secret(&self) -> String {
+        match &self.topology.tls.existing_secret {
+            Some(name) => name.clone(),
+            None => format!("{}-tls", self.cluster),
         }
     }
     fn redis_config(&self) -> String {
@@ -181,6 +193,50 @@ impl Names<'_> {
     }
 }
 
+/// The names a client reaches the pod standing for `node` by on Kubernetes: the pod's DNS
+/// name (`<cluster>-redis-0` stands for the master, `<cluster>-redis-<i>` for replica i,
+/// `<cluster>-sentinel-<i-1>` for sentinel i), its short forms, and the Service it is
+/// reached through. For the certificates' subject alternative names (`tls`).
+pub fn dns_names(topology: &Topology, node: &Node) -> Vec<String> {
+    let spec = &topology.kubernetes;
+    let names = Names {
+        topology,
+        cluster: &topology.cluster.name,
+        namespace: &spec.namespace,
+        domain: &spec.cluster_domain,
+    };
+    let (set, service, ordinal) = match node.role {
+        Role::Master => (names.redis(), names.redis(), 0),
+        Role::Replica => (names.redis(), names.redis(), node.index),
+        Role::Sentinel => (
+            names.sentinel(),
+            names.sentinel_headless(),
+            node.index.saturating_sub(1),
+        ),
+    };
+    let pod = format!("{set}-{ordinal}");
+    let mut out = vec![
+        names.pod_dns(&set, ordinal, &service),
+        format!("{pod}.{service}.{}.svc", names.namespace),
+        format!("{pod}.{service}"),
+        pod,
+    ];
+    let services: &[String] = match node.role {
+        Role::Sentinel => &[names.sentinel(), names.sentinel_headless()],
+        _ => &[names.redis()],
+    };
+    for service in services {
+        out.push(format!(
+            "{service}.{}.svc.{}",
+            names.namespace, names.domain
+        ));
+        out.push(format!("{service}.{}.svc", names.namespace));
+        out.push(format!("{service}.{}", names.namespace));
+        out.push(service.clone());
+    }
+    out
+}
+
 /// The fixed `sentinel myid` of a sentinel pod; the start-up script computes the same.
 fn sentinel_myid(pod: &str) -> String {
     let digest = Sha256::digest(format!("rcluster-sentinel:{pod}").as_bytes());
@@ -215,6 +271,7 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
     let redis_config = redis_config_map(&names)?;
     let sentinel_config = sentinel_config_map(&names)?;
     // The user's Secret is theirs to roll out: rcluster cannot see it.
+    // A renewed certificate rolls the pods too (they read the TLS Secret at start).
     let secret_checksum = password
         .value
         .filter(|_| spec.existing_secret.is_none())
@@ -222,6 +279,9 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
             // The `[acl]` users' own passwords live in the same Secret.
             let mut parts = vec![p];
             parts.extend(acl_secrets(topology).map(|(_, secret)| secret));
+            if let Some(tls) = password.tls {
+                parts.extend([tls.ca_pem.as_str(), tls.pair.cert_pem.as_str()]);
+            }
             checksum(&parts)
         });
     let mut objects = Vec::new();
@@ -231,6 +291,12 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
              or name a Secret you manage in `kubernetes.existing_secret`",
         )?;
         objects.push(Object::Secret(Box::new(secret(&names, value))));
+    }
+    if topology.tls.enabled && password.include_secret && topology.tls.existing_secret.is_none() {
+        let tls = password.tls.context(
+            "no certificates to put in the TLS Secret; this is a bug in rcluster (render makes them with `--show-secrets`)",
+        )?;
+        objects.push(Object::Secret(Box::new(tls_secret(&names, tls))));
     }
     let redis_set = redis_statefulset(
         &names,
@@ -410,6 +476,20 @@ fn acl_secrets(topology: &Topology) -> impl Iterator<Item = (&str, &str)> {
         .filter_map(|u| Some((u.name.as_str(), u.secret.as_ref()?.expose())))
 }
 
+/// `kubernetes.io/tls`: the pods' certificate and key, and the CA that signed it.
+fn tls_secret(names: &Names, tls: &crate::tls::CertKeyWithCa) -> Secret {
+    Secret {
+        metadata: names.meta(names.tls_secret(), "tls"),
+        type_: Some("kubernetes.io/tls".into()),
+        string_data: Some(BTreeMap::from([
+            ("ca.crt".into(), tls.ca_pem.clone()),
+            ("tls.crt".into(), tls.pair.cert_pem.clone()),
+            ("tls.key".into(), tls.pair.key_pem.expose().to_string()),
+        ])),
+        ..Secret::default()
+    }
+}
+
 fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     let topology = names.topology;
     let redis_conf = RedisConf {
@@ -433,6 +513,7 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
             })
             .collect(),
         acl: AclConf::placeholders(topology),
+        tls: super::TlsConf::for_node(topology, true, TLS_MOUNT),
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
@@ -487,6 +568,7 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
             .collect(),
         resolve_hostnames: true,
         acl: AclConf::placeholders(names.topology),
+        tls: super::TlsConf::for_node(names.topology, false, TLS_MOUNT),
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;
@@ -540,6 +622,8 @@ struct ScriptContext {
     decide_timeout_s: u32,
     /// How long the preStop hook may take to move mastership away.
     prestop_budget_s: u32,
+    /// With `[tls]`: the mounted CA, certificate and key redis-cli uses; `None` = plaintext.
+    tls: Option<super::TlsConf>,
 }
 
 fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
@@ -566,6 +650,7 @@ fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
         cli_timeout_s: CLI_TIMEOUT_S,
         decide_timeout_s: decide_timeout_s(names.topology),
         prestop_budget_s: prestop_budget_s(names.topology),
+        tls: super::TlsConf::for_node(names.topology, kind == "redis", TLS_MOUNT),
     }
 }
 
@@ -641,12 +726,17 @@ fn redis_statefulset(
         name: "redis".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("redis", REDIS_PORT)]),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_MOUNT, true),
-            mount("secret", SECRET_MOUNT, true),
-            mount("tmp", "/tmp", false),
-            mount("data", super::DATA_DIR, false),
-        ]),
+        volume_mounts: Some(
+            vec![
+                mount("config", CONFIG_MOUNT, true),
+                mount("secret", SECRET_MOUNT, true),
+                mount("tmp", "/tmp", false),
+                mount("data", super::DATA_DIR, false),
+            ]
+            .into_iter()
+            .chain(tls_mount(names))
+            .collect(),
+        ),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(script_action("prestop.sh", &[])),
@@ -683,12 +773,17 @@ fn sentinel_statefulset(
         name: "sentinel".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_MOUNT, true),
-            mount("secret", SECRET_MOUNT, true),
-            mount("tmp", "/tmp", false),
-            mount("data", super::DATA_DIR, false),
-        ]),
+        volume_mounts: Some(
+            vec![
+                mount("config", CONFIG_MOUNT, true),
+                mount("secret", SECRET_MOUNT, true),
+                mount("tmp", "/tmp", false),
+                mount("data", super::DATA_DIR, false),
+            ]
+            .into_iter()
+            .chain(tls_mount(names))
+            .collect(),
+        ),
         ..pod_container(names, resources)
     };
     let claim = claim(names, "sentinel", spec.sentinel_storage_size.clone());
@@ -832,6 +927,28 @@ struct StatefulSetParts {
     checksums: Checksums,
 }
 
+/// The TLS Secret's mount, with `[tls]`.
+fn tls_mount(names: &Names) -> Option<VolumeMount> {
+    names
+        .topology
+        .tls
+        .enabled
+        .then(|| mount("tls", TLS_MOUNT, true))
+}
+
+/// The TLS Secret as a volume, with `[tls]`: readable by the pod's group (fsGroup) only.
+fn tls_volume(names: &Names) -> Option<Volume> {
+    names.topology.tls.enabled.then(|| Volume {
+        name: "tls".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(names.tls_secret()),
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    })
+}
+
 fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
     let component = parts.component;
     let pod_meta = ObjectMeta {
@@ -875,33 +992,38 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![parts.container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: parts.config_map,
-                                default_mode: Some(0o444),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "secret".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(names.secret()),
-                                items: Some(secret_items(names)),
-                                // Readable by the pod's group (fsGroup) only.
-                                default_mode: Some(0o440),
-                                ..SecretVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                    ]),
+                    volumes: Some(
+                        vec![
+                            Volume {
+                                name: "config".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: parts.config_map,
+                                    default_mode: Some(0o444),
+                                    ..ConfigMapVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "secret".into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(names.secret()),
+                                    items: Some(secret_items(names)),
+                                    // Readable by the pod's group (fsGroup) only.
+                                    default_mode: Some(0o440),
+                                    ..SecretVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "tmp".into(),
+                                empty_dir: Some(EmptyDirVolumeSource::default()),
+                                ..Volume::default()
+                            },
+                        ]
+                        .into_iter()
+                        .chain(tls_volume(names))
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },

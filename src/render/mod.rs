@@ -47,6 +47,45 @@ pub const BIND_IPV4: &str = "0.0.0.0";
 /// that IPv6-only and dual-stack clusters reach the pod too.
 pub const BIND_DUAL_STACK: &str = "* -::*";
 
+/// With `tls.plaintext_port`, the plaintext port of a data node inside its container (or
+/// pod), next to TLS on [`REDIS_PORT`]. Not published: reachable on the group network only.
+pub const REDIS_PLAINTEXT_PORT: u16 = 6380;
+/// The same for a sentinel, next to TLS on [`SENTINEL_PORT`].
+pub const SENTINEL_PLAINTEXT_PORT: u16 = 26380;
+
+/// The `tls-*` directives of a node: where its files are, and what it asks of clients.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsConf {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// `tls-auth-clients`: `no`, `optional` or `yes`.
+    pub auth_clients: &'static str,
+    /// Present a certificate when replicating or monitoring (the other end asks for one).
+    pub client_cert: bool,
+    /// `port`: 0 (TLS only), or the plaintext port kept next to TLS.
+    pub plaintext_port: u16,
+}
+
+impl TlsConf {
+    /// `None` with TLS off; files in `dir` under the names `tls` uses for them.
+    pub fn for_node(topology: &Topology, node_is_data: bool, dir: &str) -> Option<TlsConf> {
+        let spec = &topology.tls;
+        spec.enabled.then(|| TlsConf {
+            ca_file: format!("{dir}/{}", crate::tls::CA_FILE),
+            cert_file: format!("{dir}/{}", crate::tls::CERT_FILE),
+            key_file: format!("{dir}/{}", crate::tls::KEY_FILE),
+            auth_clients: spec.client_auth.as_str(),
+            client_cert: spec.client_auth.presents_certificate(),
+            plaintext_port: match (spec.plaintext_port, node_is_data) {
+                (false, _) => 0,
+                (true, true) => REDIS_PLAINTEXT_PORT,
+                (true, false) => SENTINEL_PLAINTEXT_PORT,
+            },
+        })
+    }
+}
+
 /// An address another node reaches a node at: an IP on Docker, a DNS name on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Endpoint {
@@ -94,6 +133,8 @@ pub struct RedisConf<'a> {
     pub extra: Vec<Directive>,
     /// `[acl]`: `user` lines, `masteruser`; `None` without `[acl]`.
     pub acl: Option<AclConf>,
+    /// `[tls]`: `None` = plaintext on `port`.
+    pub tls: Option<TlsConf>,
 }
 
 impl<'a> RedisConf<'a> {
@@ -124,6 +165,7 @@ impl<'a> RedisConf<'a> {
                 })
                 .collect(),
             acl: AclConf::new(topology, password),
+            tls: TlsConf::for_node(topology, true, CONFIG_DIR),
         }
     }
 
@@ -171,6 +213,8 @@ pub struct SentinelConf<'a> {
     pub resolve_hostnames: bool,
     /// `[acl]`: `sentinel auth-user`, and the admin user; `None` without `[acl]`.
     pub acl: Option<AclConf>,
+    /// `[tls]`: `None` = plaintext on `port`.
+    pub tls: Option<TlsConf>,
 }
 
 impl<'a> SentinelConf<'a> {
@@ -212,6 +256,7 @@ impl<'a> SentinelConf<'a> {
                 .collect(),
             resolve_hostnames: false,
             acl: AclConf::new(topology, password),
+            tls: TlsConf::for_node(topology, false, CONFIG_DIR),
         }
     }
 

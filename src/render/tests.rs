@@ -76,6 +76,7 @@ pub(crate) fn default_topology() -> Topology {
             sentinel_storage_size: "100Mi".into(),
         },
         acl: None,
+        tls: crate::topology::TlsSpec::off(),
     }
 }
 
@@ -167,6 +168,55 @@ fn one_replica_five_sentinels() {
     topology.sentinel.count = 5;
     topology.sentinel.quorum = 3;
     insta::assert_snapshot!(render(&topology, "sentinel-5"));
+}
+
+fn tls_topology(client_auth: crate::topology::ClientAuth, plaintext_port: bool) -> Topology {
+    let mut topology = default_topology();
+    topology.tls = crate::topology::TlsSpec {
+        enabled: true,
+        client_auth,
+        plaintext_port,
+        ..crate::topology::TlsSpec::off()
+    };
+    topology
+}
+
+#[test]
+fn tls_master() {
+    let topology = tls_topology(crate::topology::ClientAuth::No, false);
+    insta::assert_snapshot!(render(&topology, "master"));
+}
+
+#[test]
+fn tls_sentinel_mutual() {
+    let topology = tls_topology(crate::topology::ClientAuth::Yes, false);
+    insta::assert_snapshot!(render(&topology, "sentinel-1"));
+}
+
+#[test]
+fn tls_replica_mutual_keeps_a_plaintext_port() {
+    let topology = tls_topology(crate::topology::ClientAuth::Yes, true);
+    let text = render(&topology, "replica-1");
+    assert!(text.contains("\nport 6380\ntls-port 6379\n"), "{text}");
+    assert!(
+        text.contains("\ntls-client-cert-file /etc/redis/tls.crt\n"),
+        "{text}"
+    );
+    assert!(text.contains("\ntls-auth-clients yes\n"), "{text}");
+    let sentinel = render(&topology, "sentinel-2");
+    assert!(
+        sentinel.contains("\nport 26380\ntls-port 26379\n"),
+        "{sentinel}"
+    );
+}
+
+#[test]
+fn tls_off_renders_no_tls_directive() {
+    for key in ["master", "replica-1", "sentinel-1"] {
+        let text = render(&default_topology(), key);
+        assert!(!text.contains("tls-"), "{key}: {text}");
+        assert!(text.contains("\nport "), "{key}");
+    }
 }
 
 /// After a failover to replica-1: every config points at replica-1.
@@ -392,6 +442,7 @@ fn kubernetes_configs_hold_placeholders_the_pods_fill_never_a_password_or_hash()
     let password = super::k8s::Password {
         value: Some(PASSWORD),
         include_secret: false,
+        tls: None,
     };
     let yaml = super::k8s::render(&acl_topology(), password).expect("renders");
     assert!(yaml.contains("user app on ~app:* +@all -@dangerous #__RCLUSTER_ACL_HASH_app__"));

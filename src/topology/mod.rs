@@ -39,6 +39,7 @@ pub struct Topology {
     /// `[acl]`; `None` when the file has no `[acl]` section (the `default` user with the
     /// group password, as without ACL).
     pub acl: Option<Acl>,
+    pub tls: TlsSpec,
 }
 
 /// `[acl]`: the named users, and whether the `default` user is turned off.
@@ -83,6 +84,70 @@ impl Topology {
 
     pub fn acl_user(&self, name: &str) -> Option<&AclUser> {
         self.acl.as_ref()?.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// `[tls]`: whether the group speaks TLS, and with which certificates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsSpec {
+    pub enabled: bool,
+    /// The user's own CA, certificate and key (one certificate for every node), as written
+    /// (relative paths start at the topology file's directory); `None` = rcluster generates
+    /// a CA and one certificate per node in the state directory.
+    pub files: Option<TlsFiles>,
+    pub client_auth: ClientAuth,
+    /// Keep a plaintext port next to the TLS one (inside the group network only).
+    pub plaintext_port: bool,
+    /// Kubernetes: a Secret the user manages holding `ca.crt`, `tls.crt` and `tls.key`.
+    pub existing_secret: Option<String>,
+}
+
+impl TlsSpec {
+    /// `[tls]` with nothing set: plaintext, as before TLS existed.
+    pub fn off() -> TlsSpec {
+        TlsSpec {
+            enabled: false,
+            files: None,
+            client_auth: ClientAuth::No,
+            plaintext_port: false,
+            existing_secret: None,
+        }
+    }
+}
+
+/// `tls.ca_file`, `tls.cert_file`, `tls.key_file`, as written in the topology.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `tls.client_auth`: Redis's `tls-auth-clients`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Clients need no certificate.
+    No,
+    /// A client certificate, when given, must be signed by the CA.
+    Optional,
+    /// Mutual TLS: every client must present a certificate signed by the CA.
+    Yes,
+}
+
+impl ClientAuth {
+    /// The value of `tls-auth-clients`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::No => "no",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Yes => "yes",
+        }
+    }
+
+    /// Whether rcluster's own clients (and replication) present a certificate.
+    pub fn presents_certificate(self) -> bool {
+        self != ClientAuth::No
     }
 }
 
@@ -408,6 +473,16 @@ pub fn parse(
             env,
             read_file,
         ));
+        let tls_ok = !errors.iter().any(|e| e.key.starts_with("tls"));
+        if let (true, true, Some(files)) = (
+            tls_ok,
+            checked_topology.tls.enabled,
+            &checked_topology.tls.files,
+        ) {
+            let (e, w) = tls_file_problems(&doc, &checked_topology, files, base, read_file);
+            errors.extend(e);
+            warnings.extend(w);
+        }
         topology = Some(checked_topology);
     }
     sort_by_position(&mut errors);
@@ -427,6 +502,96 @@ pub fn parse(
             warnings,
         }),
     }
+}
+
+/// Read the user's CA, certificate and key and check that they belong together
+/// (`crate::tls::check_files`), located at their keys.
+fn tls_file_problems(
+    doc: &raw::RawDocument,
+    topology: &Topology,
+    files: &TlsFiles,
+    base: &Path,
+    read_file: &dyn Fn(&Path) -> io::Result<String>,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let full = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let (ca, cert, key) = (full(&files.ca), full(&files.cert), full(&files.key));
+    let read = |p: &Path| read_file(p).map_err(|e| e.to_string().to_lowercase());
+    let user = crate::tls::UserFiles {
+        ca: (&ca, read(&ca)),
+        cert: (&cert, read(&cert)),
+        key: (&key, read(&key)),
+    };
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let mut problems = crate::tls::check_files(&user, time::OffsetDateTime::now_utc());
+    if let (true, Ok(cert_pem)) = (problems.is_empty(), &user.cert.1) {
+        problems.extend(node_addresses_named(topology, &cert, cert_pem));
+    }
+    for problem in problems {
+        let p = doc.position(problem.key);
+        let d = Diagnostic {
+            severity: if problem.warning {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            key: problem.key.to_string(),
+            line: p.map(|p| p.line),
+            column: p.map(|p| p.column),
+            message: problem.message,
+        };
+        if problem.warning {
+            warnings.push(d);
+        } else {
+            errors.push(d);
+        }
+    }
+    (errors, warnings)
+}
+
+/// One certificate serves every node, and rcluster and clients check that it names the
+/// address they connect to (the one Sentinel hands out): with `cluster.subnet` fixed the
+/// addresses are known, and a missing one is an error; otherwise `up` picks the subnet
+/// and a certificate without the likely addresses gets a warning.
+fn node_addresses_named(
+    topology: &Topology,
+    cert_path: &Path,
+    cert_pem: &str,
+) -> Option<crate::tls::FileProblem> {
+    let subnet = topology
+        .cluster
+        .subnet
+        .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
+    let layout = Layout::new(topology, subnet);
+    let addresses: Vec<String> = layout.nodes.iter().map(|n| n.ip.to_string()).collect();
+    let missing = crate::tls::unnamed(cert_pem, &addresses)?;
+    if missing.is_empty() {
+        return None;
+    }
+    let name = format!("`tls.cert_file` (`{}`)", cert_path.display());
+    Some(match topology.cluster.subnet {
+        Some(_) => crate::tls::FileProblem {
+            key: "tls.cert_file",
+            warning: false,
+            message: format!(
+                "{name} does not name the node address(es) {}: rcluster and clients check that a node's certificate names the address they connect to; issue it for every node's address",
+                missing.join(", ")
+            ),
+        },
+        None => crate::tls::FileProblem {
+            key: "tls.cert_file",
+            warning: true,
+            message: format!(
+                "{name} does not name the node address(es) {}, which `up` gives the nodes unless that subnet is taken: rcluster and clients check that a node's certificate names the address they connect to; set `cluster.subnet` and issue the certificate for the nodes' addresses",
+                missing.join(", ")
+            ),
+        },
+    })
 }
 
 /// File order reads best; diagnostics without a place (from flags) come first.

@@ -27,6 +27,19 @@ pub struct RawTopology {
     pub kubernetes: RawKubernetes,
     pub replication: RawReplication,
     pub acl: RawAcl,
+    pub tls: RawTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub enabled: Option<bool>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub client_auth: Option<String>,
+    pub plaintext_port: Option<bool>,
+    pub existing_secret: Option<String>,
 }
 
 /// `[acl]`: named users, and whether the `default` user is turned off.
@@ -293,6 +306,18 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     (
         "acl",
         &[("users", Kind::Users), ("disable_default", Kind::Bool)],
+    ),
+    (
+        "tls",
+        &[
+            ("enabled", Kind::Bool),
+            ("ca_file", Kind::String),
+            ("cert_file", Kind::String),
+            ("key_file", Kind::String),
+            ("client_auth", Kind::String),
+            ("plaintext_port", Kind::Bool),
+            ("existing_secret", Kind::String),
+        ],
     ),
 ];
 

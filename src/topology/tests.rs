@@ -242,7 +242,7 @@ fn unknown_sections_list_the_valid_ones() {
         "sentinels",
         2,
         2,
-        "unknown section `sentinels` (did you mean `sentinel`?); valid sections: `cluster`, `auth`, `master`, `replicas`, `sentinel`, `persistence`, `redis`, `kubernetes`, `replication`, `acl`",
+        "unknown section `sentinels` (did you mean `sentinel`?); valid sections: `cluster`, `auth`, `master`, `replicas`, `sentinel`, `persistence`, `redis`, `kubernetes`, `replication`, `acl`, `tls`",
     );
 }
 

@@ -19,6 +19,7 @@ use super::{
 
 mod acl;
 mod replication;
+mod tls;
 
 pub const DEFAULT_NAME: &str = "demo";
 pub const MAX_NAME_LEN: usize = 40;
@@ -39,6 +40,14 @@ const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ),
     ("dir", "rcluster (the data volume)"),
     ("requirepass", "`[auth]`"),
+    ("tls-port", "`[tls]` (`tls.enabled`)"),
+    ("tls-cert-file", "`[tls]` (`tls.cert_file`, or generated)"),
+    ("tls-key-file", "`[tls]` (`tls.key_file`, or generated)"),
+    ("tls-ca-cert-file", "`[tls]` (`tls.ca_file`, or generated)"),
+    ("tls-client-cert-file", "`[tls]`"),
+    ("tls-client-key-file", "`[tls]`"),
+    ("tls-replication", "`[tls]` (always on with TLS)"),
+    ("tls-auth-clients", "`tls.client_auth`"),
     ("masterauth", "`[auth]`"),
     ("masteruser", "`[acl]` (the replication user)"),
     ("user", "`[acl]` (`acl.users`)"),
@@ -141,6 +150,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     c.cross_warnings(&persistence, &redis, &kubernetes);
     let replication = c.replication(&replicas);
     let acl = c.acl();
+    let tls = c.tls();
     Validation {
         topology: Topology {
             source: PathBuf::from("<string>"),
@@ -154,6 +164,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
             kubernetes,
             replication,
             acl,
+            tls,
         },
         errors: c.errors,
         warnings: c.warnings,
@@ -1045,7 +1056,7 @@ fn suggest_name(name: &str) -> String {
 
 /// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, at most `max` characters.
 /// A DNS name: labels joined by `.`, at most 253 characters.
-fn is_dns_name(s: &str) -> bool {
+pub(super) fn is_dns_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, 63))
 }
 
@@ -1163,7 +1174,7 @@ fn kubernetes_quantity(text: &str) -> Result<(), String> {
 }
 
 /// A value quoted in a message must not break the message's one line.
-fn one_line(s: &str) -> String {
+pub(super) fn one_line(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(60)

@@ -6,7 +6,9 @@ mod preflight;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use self::preflight::{check_ports_free, refuse_a_changed_password, refuse_removing_the_master};
+use self::preflight::{
+    check_ports_free, refuse_a_changed_password, refuse_removing_the_master, refuse_switching_tls,
+};
 use super::Global;
 use crate::addressing;
 use crate::cli::UpArgs;
@@ -22,6 +24,7 @@ use crate::plan::{self, Plan};
 use crate::probe::survey;
 use crate::probe::{Credentials, Probe};
 use crate::report::{Event, MasterJson, Reporter, json_line};
+use crate::secret::Secret;
 use crate::topology::{Layout, Loaded};
 
 pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
@@ -82,23 +85,28 @@ async fn up(
     }
 
     let source = image::choose(topology.redis.image.as_deref())?;
-    let hashes = config_hash::config_hashes(topology, &layout, &source.choice().reference)?;
+    let hashes = config_hash::config_hashes(
+        topology,
+        &layout,
+        &source.choice().reference,
+        &crate::tls::fingerprint(loaded)?,
+    )?;
+    refuse_switching_tls(&observed, loaded)?;
     let existing_password = password_store::password(loaded, cluster)?;
+    // Generated certificates that do not exist yet: the group (if any) runs without them.
+    let existing_tls = crate::tls::client(loaded).ok().flatten();
+    let existing_probe = |p: &Secret| {
+        Probe::new(Credentials::for_group(topology, p.clone())).with_tls(existing_tls.clone())
+    };
     if let Some(p) = &existing_password {
-        refuse_a_changed_password(
-            &layout,
-            &observed,
-            &Probe::new(Credentials::for_group(topology, p.clone())),
-            loaded,
-        )
-        .await?;
+        refuse_a_changed_password(&layout, &observed, &existing_probe(p), loaded).await?;
     }
     let master = match &existing_password {
         Some(p) if !observed.containers.is_empty() => {
             survey::current_master(
                 &layout,
                 &observed,
-                &Probe::new(Credentials::for_group(topology, p.clone())),
+                &existing_probe(p),
                 &topology.sentinel.master_name,
             )
             .await
@@ -120,13 +128,16 @@ async fn up(
     // `rcluster env` and the applications.
     crate::connection::user_password_files(loaded, &password)?;
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let probe = Probe::new(Credentials::for_group(topology, password.clone()));
+    // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
+    let tls = crate::tls::ensure(loaded, &layout, &[])?;
+    let probe = Probe::for_group(loaded, password.clone())?;
     let executor = Executor {
         engine: EngineSteps {
             engine,
             topology,
             layout: &layout,
             password: &password,
+            tls: tls.as_ref(),
             image: &image,
             hashes: &hashes,
             report,

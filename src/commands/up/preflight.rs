@@ -11,6 +11,23 @@ use crate::probe::Probe;
 use crate::probe::survey;
 use crate::topology::{Layout, Loaded};
 
+/// Turning TLS on or off cannot roll node by node: a node that speaks TLS and one that
+/// does not cannot replicate or monitor each other, nor can one probe talk to both. Say
+/// so before anything changes.
+pub(super) fn refuse_switching_tls(observed: &Observed, loaded: &Loaded) -> anyhow::Result<()> {
+    let wanted = loaded.topology.tls.enabled;
+    let Some(other) = observed.containers.iter().find(|c| c.tls != wanted) else {
+        return Ok(());
+    };
+    let (was, now) = if wanted { ("off", "on") } else { ("on", "off") };
+    Err(CommandError::refused(format!(
+        "nothing was changed: `{}` was created with TLS {was} and the topology turns it {now} (`tls.enabled`); \
+         a group cannot switch node by node. Recreate it: `rcluster down` then `rcluster up` (the data volumes are kept)",
+        other.name
+    ))
+    .into())
+}
+
 /// The password is not part of the config hash (a hash of it in a label would let anyone
 /// who can inspect a container test guesses offline), so a changed password would show
 /// only as nodes that reject every probe. Say so plainly instead.
