@@ -6,7 +6,10 @@ mod preflight;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use self::preflight::{check_ports_free, refuse_a_changed_password, refuse_removing_the_master};
+use self::preflight::{
+    check_ports_free, port_conflict, port_conflict_message, refuse_a_changed_password,
+    refuse_removing_the_master,
+};
 use super::Global;
 use crate::addressing;
 use crate::cli::UpArgs;
@@ -17,6 +20,7 @@ use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
 use crate::executor::{Executor, Finally};
 use crate::health::Health;
+use crate::observed::Observed;
 use crate::password_store;
 use crate::plan::{self, Plan};
 use crate::probe::Probe;
@@ -81,7 +85,8 @@ async fn up(
         .into());
     }
 
-    let source = image::choose(topology.redis.image.as_deref())?;
+    let platform = engine.platform().await?;
+    let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
     let hashes = config_hash::config_hashes(topology, &layout, &source.choice().reference)?;
     let existing_password = password_store::password(loaded, cluster)?;
     if let Some(p) = &existing_password {
@@ -107,7 +112,7 @@ async fn up(
         print!("{plan}");
         return Ok(EXIT_OK);
     }
-    check_ports_free(&layout, &plan, topology.cluster.bind)?;
+    check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
     let password = password_store::password_or_generate(loaded, cluster)?;
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
@@ -134,6 +139,18 @@ async fn up(
     let health = executor.run(&plan).await;
     // The executor ran the `finally` steps itself.
     armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Err(e) = &health
+        && let Some(said) = port_conflict(e)
+    {
+        report.finish();
+        let undone = remove_what_up_created(engine, cluster, &observed).await;
+        return Err(CommandError::refused(port_conflict_message(
+            &said,
+            &engine.endpoint().url,
+            &undone,
+        ))
+        .into());
+    }
     // Every plan ends with a wait until healthy (plan.rs); its verdict is the result.
     let health = health?.ok_or_else(|| {
         anyhow::anyhow!("the plan has no wait until healthy; this is a bug in rcluster")
@@ -151,6 +168,46 @@ async fn up(
     report.finish();
     print_result(global, cluster, &plan, &health, report)?;
     Ok(EXIT_OK)
+}
+
+/// After the engine refused a port: remove the containers, network and volumes this `up`
+/// created (what `before` did not have), so a failed first `up` leaves nothing behind and
+/// a failed scale-up leaves the group as it was. Says what it did, for the message.
+async fn remove_what_up_created(engine: &Engine, cluster: &str, before: &Observed) -> String {
+    let result = async {
+        let now = observe(engine, cluster).await?;
+        let mut removed = 0;
+        for c in &now.containers {
+            if !before.containers.iter().any(|b| b.id == c.id) {
+                engine.remove_container(&c.id).await?;
+                removed += 1;
+            }
+        }
+        for n in &now.networks {
+            if !before.networks.iter().any(|b| b.id == n.id) {
+                engine.remove_network(&n.id).await?;
+                removed += 1;
+            }
+        }
+        for v in &now.volumes {
+            if !before.volumes.contains(v) {
+                engine.remove_volume(v).await?;
+                removed += 1;
+            }
+        }
+        anyhow::Ok(removed)
+    }
+    .await;
+    match result {
+        Ok(0) => "nothing was created".to_string(),
+        Ok(n) => {
+            format!("removed the {n} container(s), network(s) and volume(s) this `up` had created")
+        }
+        Err(e) => format!(
+            "could not remove what this `up` created ({}); `rcluster down` removes it",
+            crate::error::render(&e).trim_start_matches("error: ")
+        ),
+    }
 }
 
 /// `up --json`.
