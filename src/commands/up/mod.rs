@@ -114,8 +114,9 @@ async fn up(
     }
     check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
-    let password = password_store::password_or_generate(loaded, cluster)?;
+    // The image before the password: an image the engine cannot get must leave no state.
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
+    let password = password_store::password_or_generate(loaded, cluster)?;
     let probe = Probe::new(password.clone());
     let executor = Executor {
         engine: EngineSteps {
