@@ -128,16 +128,14 @@ async fn bridge_one(
         drop(stdin);
         r
     };
-    let downstream = async {
-        let r = tokio::io::copy(&mut stdout, &mut to_client).await;
-        let _ = to_client.shutdown().await;
-        r
-    };
+    let downstream = tokio::io::copy(&mut stdout, &mut to_client);
     // Done when the engine's side is done; the client may keep its half open.
     tokio::select! {
         _ = downstream => {}
         _ = async { let _ = upstream.await; std::future::pending::<()>().await } => {}
     }
+    // Why ssh failed is recorded before the client sees the end of the stream: the client's
+    // error message reads it.
     let status = child.wait().await?;
     if !status.success() {
         let text = stderr_text.await.unwrap_or_default();
@@ -147,6 +145,7 @@ async fn bridge_one(
             text
         };
     }
+    let _ = to_client.shutdown().await;
     Ok(())
 }
 
