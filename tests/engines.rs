@@ -433,8 +433,7 @@ fn docker_host_ssh_through_docker_system_dial_stdio() {
     assert_eq!(out.code, 0, "{}\nsshd log:\n{}", out.describe(), sshd.log());
     let text = ok(&group, &env, &["status"]).stdout;
     assert!(
-        text.contains(&format!("engine: docker"))
-            && text.contains(&format!("{url} (this machine)")),
+        text.contains("engine: docker") && text.contains(&format!("{url} (this machine)")),
         "{text}"
     );
     ok(&group, &env, &["down", "--volumes"]);
@@ -443,12 +442,12 @@ fn docker_host_ssh_through_docker_system_dial_stdio() {
     assert_eq!(bridge_dirs(), before, "ssh bridge directories left behind");
 
     // A refused key: the message carries what ssh said.
-    let mut stdin_free = std::fs::OpenOptions::new()
+    let mut authorized = std::fs::OpenOptions::new()
         .write(true)
         .open(sshd.dir.path().join("authorized_keys"))
         .unwrap();
-    stdin_free.set_len(0).unwrap();
-    stdin_free.flush().unwrap();
+    authorized.set_len(0).unwrap();
+    authorized.flush().unwrap();
     let out = rcluster(&group, &env, &["status"]);
     assert_eq!(out.code, 3, "{}", out.describe());
     assert!(
