@@ -225,6 +225,7 @@ impl Engine {
             architecture: info.architecture.unwrap_or_default(),
             server_version: info.server_version.unwrap_or_default(),
             security_options: info.security_options.unwrap_or_default(),
+            docker_root_dir: info.docker_root_dir.unwrap_or_default(),
             components: version
                 .components
                 .unwrap_or_default()

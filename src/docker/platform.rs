@@ -131,6 +131,8 @@ pub struct EngineFacts {
     pub security_options: Vec<String>,
     /// `/version` Components: (Name, Version), e.g. ("Podman Engine", "4.3.1").
     pub components: Vec<(String, String)>,
+    /// `/info` DockerRootDir: Podman's storage, `/var/lib/containers/storage` when rootful.
+    pub docker_root_dir: String,
 }
 
 /// The platform from the engine's facts and the endpoint used to reach it.
@@ -146,12 +148,18 @@ pub fn classify(facts: &EngineFacts, endpoint: &Endpoint) -> Platform {
     } else {
         Flavor::Docker
     };
-    // Docker reports `name=rootless` among the security options; so does Podman's
-    // Docker-compatible `/info` when its service runs as a non-root user.
+    // Docker reports `name=rootless` among the security options. Podman 4.3's
+    // Docker-compatible `/info` does not (measured: rootless, it lists only seccomp); its
+    // own `Rootless: true` is not in the Docker schema bollard reads, so a Podman storing
+    // its containers anywhere but the rootful default runs rootless (rootless Podman keeps
+    // them under the user's `~/.local/share/containers/storage`).
     let rootless = facts
         .security_options
         .iter()
-        .any(|o| o.split(',').any(|kv| kv == "name=rootless"));
+        .any(|o| o.split(',').any(|kv| kv == "name=rootless"))
+        || (podman.is_some()
+            && !facts.docker_root_dir.is_empty()
+            && !facts.docker_root_dir.starts_with("/var/lib/containers"));
     let version = podman.map_or(facts.server_version.clone(), |(_, v)| v.clone());
     let remote_host = match &endpoint.transport {
         Transport::Unix(_) => None,
@@ -207,6 +215,7 @@ mod tests {
             server_version: "20.10.24+dfsg1".into(),
             security_options: vec!["name=seccomp,profile=default".into()],
             components: vec![("Engine".into(), "20.10.24+dfsg1".into())],
+            docker_root_dir: "/var/lib/docker".into(),
         }
     }
 
@@ -253,6 +262,7 @@ mod tests {
             server_version: "28.2.2".into(),
             security_options: vec!["name=seccomp,profile=unconfined".into()],
             components: vec![("Engine".into(), "28.2.2".into())],
+            docker_root_dir: "/var/lib/docker".into(),
         };
         let p = classify(
             &facts,
@@ -286,12 +296,14 @@ mod tests {
         let mut facts = linux_docker();
         facts.server_version = "4.3.1".into();
         facts.components = vec![("Podman Engine".into(), "4.3.1".into())];
+        facts.docker_root_dir = "/var/lib/containers/storage".into();
         let p = classify(&facts, &endpoint("unix:///run/podman/podman.sock"));
         assert_eq!(p.flavor, Flavor::Podman);
         assert!(!p.rootless);
         assert!(p.container_addresses_reachable());
         assert_eq!(p.version, "4.3.1");
-        facts.security_options.push("name=rootless".into());
+        // What Podman 4.3.1 rootless reports here: no `name=rootless`, storage in the home.
+        facts.docker_root_dir = "/home/rctest/.local/share/containers/storage".into();
         let p = classify(
             &facts,
             &endpoint("unix:///run/user/1000/podman/podman.sock"),
