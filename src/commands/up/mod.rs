@@ -65,7 +65,10 @@ async fn up(
 ) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
-    let observed = observe(engine, cluster).await?;
+    // What kind of engine (for the image and the port checks), asked alongside the
+    // observation so it adds no round trip to `up`.
+    let (observed, platform) = tokio::join!(observe(engine, cluster), engine.platform());
+    let (observed, platform) = (observed?, platform?);
     // Every network on the engine, once: for a free subnet and for name conflicts.
     let networks = if observed.networks.is_empty() {
         engine.list_all_networks().await?
@@ -85,7 +88,6 @@ async fn up(
         .into());
     }
 
-    let platform = engine.platform().await?;
     let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
     let hashes = config_hash::config_hashes(topology, &layout, &source.choice().reference)?;
     let existing_password = password_store::password(loaded, cluster)?;
