@@ -99,6 +99,7 @@ fn rcluster(group: &Group, env: &[(&str, &str)], args: &[&str]) -> Output {
         "DOCKER_HOST",
         "DOCKER_CONTEXT",
         "DOCKER_CONFIG",
+        "DOCKER_TLS",
         "DOCKER_TLS_VERIFY",
     ] {
         cmd.env_remove(var);

@@ -87,6 +87,8 @@ pub struct Settings {
     pub docker_host: Option<String>,
     pub docker_context: Option<String>,
     pub tls_verify: bool,
+    /// `DOCKER_TLS` (TLS without verifying the engine), which rcluster refuses.
+    pub tls_unverified: bool,
     pub cert_path: Option<PathBuf>,
     /// `$DOCKER_CONFIG`, else `~/.docker`.
     pub config_dir: PathBuf,
@@ -105,6 +107,7 @@ impl Settings {
             docker_host: var("DOCKER_HOST"),
             docker_context: var("DOCKER_CONTEXT"),
             tls_verify: var("DOCKER_TLS_VERIFY").is_some(),
+            tls_unverified: var("DOCKER_TLS").is_some(),
             cert_path: var("DOCKER_CERT_PATH").map(PathBuf::from),
             config_dir,
         }
@@ -114,6 +117,12 @@ impl Settings {
 /// Which engine, and how to reach it. Reads `config.json` and the context's files.
 pub fn resolve(settings: &Settings) -> Result<Endpoint, String> {
     if let Some(host) = &settings.docker_host {
+        if settings.tls_unverified && !settings.tls_verify {
+            return Err(format!(
+                "DOCKER_TLS asks for TLS to `{host}` without verifying the engine, which rcluster does not do; \
+                 set DOCKER_TLS_VERIFY=1 and put the engine's CA and a client certificate in DOCKER_CERT_PATH (`ca.pem`, `cert.pem`, `key.pem`)"
+            ));
+        }
         let tls = settings.tls_verify.then(|| {
             let dir = settings
                 .cert_path
@@ -427,6 +436,18 @@ mod tests {
             panic!("tcp")
         };
         assert_eq!(tls, Some(tls_files(dir.path())));
+    }
+
+    #[test]
+    fn docker_tls_without_verify_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.docker_host = Some("tcp://engine:2376".into());
+        s.tls_unverified = true;
+        let err = resolve(&s).unwrap_err();
+        assert!(err.contains("DOCKER_TLS_VERIFY=1"), "{err}");
+        s.tls_verify = true;
+        assert!(resolve(&s).is_ok());
     }
 
     #[test]
