@@ -432,6 +432,8 @@ fn docker_host_ssh_through_docker_system_dial_stdio() {
     let before = bridge_dirs();
     let out = rcluster(&group, &env, &["--json", "up", "--timeout", "120"]);
     assert_eq!(out.code, 0, "{}\nsshd log:\n{}", out.describe(), sshd.log());
+    // One ssh connection per API request: worth seeing in the log how long that makes `up`.
+    eprintln!("up over ssh: {:.2}s", out.elapsed.as_secs_f64());
     let text = ok(&group, &env, &["status"]).stdout;
     assert!(
         text.contains("engine: docker") && text.contains(&format!("{url} (this machine)")),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::endpoint::{self, Endpoint, Transport};
 use super::platform::{self, EngineFacts, Platform};
-use super::ssh_bridge::{self, SshBridge};
+use super::ssh_bridge::SshBridge;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -174,13 +174,12 @@ impl Engine {
                 bollard::API_DEFAULT_VERSION,
             ),
             Transport::Ssh { user, host, port } => {
-                let b = SshBridge::start(ssh_bridge::ssh_args(user.as_deref(), host, *port))
-                    .map_err(|e| {
-                        DockerError::Endpoint(format!(
-                            "cannot make the local socket that carries `{}` (from {}) over ssh: {e}",
-                            endpoint.url, endpoint.origin
-                        ))
-                    })?;
+                let b = SshBridge::start(user.as_deref(), host, *port).map_err(|e| {
+                    DockerError::Endpoint(format!(
+                        "cannot make the local socket that carries `{}` (from {}) over ssh: {e}",
+                        endpoint.url, endpoint.origin
+                    ))
+                })?;
                 let socket = b.socket();
                 bridge = Some(Arc::new(b));
                 Docker::connect_with_unix(

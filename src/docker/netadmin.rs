@@ -185,3 +185,27 @@ pub async fn remove_helpers(engine: &Engine, cluster: &str) -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::endpoint::{Origin, parse};
+    use crate::docker::platform::{EngineFacts, classify};
+
+    #[test]
+    fn the_helper_runs_only_where_host_binaries_do() {
+        assert_eq!(cannot_run_on(&Platform::local_rootful()), None);
+        let facts = EngineFacts {
+            os_type: "linux".into(),
+            architecture: std::env::consts::ARCH.into(),
+            ..Default::default()
+        };
+        let remote = classify(
+            &facts,
+            &parse("ssh://deploy@10.0.0.5", Origin::DockerHost, None).unwrap(),
+        );
+        let why = cannot_run_on(&remote).expect("refused on a remote engine");
+        assert!(why.contains("ssh://deploy@10.0.0.5"), "{why}");
+        assert!(why.contains("`--fault kill`"), "{why}");
+    }
+}

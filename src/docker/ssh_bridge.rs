@@ -4,12 +4,16 @@
 //! (its `ssh` feature brings a second ssh client library), so rcluster listens on a unix
 //! socket in a private temporary directory and bridges each connection bollard opens there
 //! to one such ssh process. The user's own ssh configuration (keys, agent, known_hosts,
-//! `~/.ssh/config`) applies, as with the docker CLI; rcluster adds nothing to it.
+//! `~/.ssh/config`) applies, as with the docker CLI. One addition: bollard opens a
+//! connection per request (measured: `up` over ssh took 8.8 s, about 1.5 s locally), so the
+//! bridge also keeps one ssh master connection (`ControlMaster`, its socket in the same
+//! private directory) that the per-request ssh processes share when it is up; they connect
+//! on their own until it is.
 //!
 //! Owns: the socket, the ssh processes. Dropping the bridge stops accepting, kills the ssh
 //! processes still running and removes the directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +24,8 @@ use tokio::task::JoinHandle;
 
 pub struct SshBridge {
     dir: tempfile::TempDir,
+    /// The shared ssh connection; killed on drop.
+    _master: Option<tokio::process::Child>,
     accept: JoinHandle<()>,
     /// What the last ssh that failed printed on stderr (why the engine is unreachable).
     last_error: Arc<Mutex<String>>,
@@ -46,10 +52,37 @@ pub fn ssh_args(user: Option<&str>, host: &str, port: Option<u16>) -> Vec<String
     args
 }
 
+/// `ssh` options that share the master connection at `control` (if it is up).
+fn shared(control: &std::path::Path, master: &str) -> Vec<String> {
+    vec![
+        "-o".to_string(),
+        format!("ControlMaster={master}"),
+        "-o".to_string(),
+        format!("ControlPath={}", control.display()),
+    ]
+}
+
 impl SshBridge {
-    /// Listen on a fresh socket; each connection runs `ssh args...`.
-    pub fn start(args: Vec<String>) -> std::io::Result<SshBridge> {
+    /// Listen on a fresh socket; each connection runs the docker CLI's ssh command.
+    pub fn start(user: Option<&str>, host: &str, port: Option<u16>) -> std::io::Result<SshBridge> {
         let dir = tempfile::Builder::new().prefix("rcluster-ssh-").tempdir()?;
+        let control = dir.path().join("ctl");
+        let mut master_args = shared(&control, "yes");
+        master_args.extend(["-o", "ControlPersist=no", "-N"].map(String::from));
+        let mut login = ssh_args(user, host, port);
+        // The master runs no command: drop `docker system dial-stdio`.
+        login.truncate(login.len() - 3);
+        master_args.extend(login);
+        let master = Command::new("ssh")
+            .args(&master_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok();
+        let mut args = shared(&control, "no");
+        args.extend(ssh_args(user, host, port));
         // The directory is 0700 (tempfile): only this user can use the bridge.
         let listener = UnixListener::bind(dir.path().join("docker.sock"))?;
         let last_error = Arc::new(Mutex::new(String::new()));
@@ -68,6 +101,7 @@ impl SshBridge {
         });
         Ok(SshBridge {
             dir,
+            _master: master,
             accept,
             last_error,
         })
@@ -83,10 +117,6 @@ impl SshBridge {
             .unwrap_or_else(|p| p.into_inner())
             .trim()
             .to_string()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
