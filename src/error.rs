@@ -70,7 +70,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<DockerError>() {
             return match e {
-                DockerError::Unreachable { .. } | DockerError::Image(_) => EXIT_ENGINE,
+                DockerError::Unreachable { .. }
+                | DockerError::Endpoint(_)
+                | DockerError::Image(_) => EXIT_ENGINE,
                 DockerError::Conflict(_) => EXIT_USAGE,
                 // The engine answered: 403 is "not permitted", anything else is about the
                 // request (a conflict, a missing object), which the command reports.

@@ -64,6 +64,10 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     // What a run has broken and not yet mended: healed on every way out of a run,
     // including an error half-way and Ctrl-C, so the group is never left broken.
     if matches!(args.fault, Fault::Isolate | Fault::Delay) {
+        let platform = engine.platform().await?;
+        if let Some(why) = crate::docker::netadmin::cannot_run_on(&platform) {
+            return Err(CommandError::usage(why).into());
+        }
         // Built before any fault, so a run's timeline does not include building it.
         crate::docker::netadmin::ensure_image(&engine).await?;
     }

@@ -7,6 +7,7 @@ use crate::addressing;
 use crate::cli::StatusArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
+use crate::docker::platform::Platform;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
 use crate::observed::ContainerState;
@@ -19,11 +20,13 @@ use crate::topology::{Layout, Loaded, Role};
 pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
     let loaded = super::load(global)?;
     let engine = Engine::connect().await?;
+    // Once: what the engine is does not change while we watch it.
+    let platform = engine.platform().await?;
     if args.watch {
         loop {
             // A failed probe is shown, not fatal: the engine or the group may come back
             // (that is what one watches for).
-            let text = match snapshot(global, args, &loaded, &engine).await {
+            let text = match snapshot(global, args, &loaded, &engine, &platform).await {
                 Ok((_, text)) => text,
                 Err(e) => format!("{}\n", crate::error::render(&e)),
             };
@@ -35,7 +38,7 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let (code, text) = snapshot(global, args, &loaded, &engine).await?;
+    let (code, text) = snapshot(global, args, &loaded, &engine, &platform).await?;
     if !global.quiet || global.json {
         print!("{text}");
     }
@@ -48,6 +51,7 @@ async fn snapshot(
     args: &StatusArgs,
     loaded: &Loaded,
     engine: &Engine,
+    platform: &Platform,
 ) -> anyhow::Result<(i32, String)> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
@@ -82,10 +86,14 @@ async fn snapshot(
                 acl_users: None,
                 password: None,
                 tls: TlsJson::of(loaded),
+                engine: platform.clone(),
             };
             format!("{}\n", json_line(&document)?)
         } else {
-            format!("group `{cluster}` does not exist (run `rcluster up`){kept}\n")
+            format!(
+                "group `{cluster}` does not exist (run `rcluster up`){kept}\nengine: {}\n",
+                platform.describe()
+            )
         };
         return Ok((EXIT_FAILED, text));
     }
@@ -122,6 +130,7 @@ async fn snapshot(
             &health,
             topology.cluster.bind,
             &origin,
+            platform,
         );
         document.acl_users = acl_users;
         if args.show_secrets {
@@ -153,6 +162,7 @@ async fn snapshot(
         if let Some(tls) = TlsJson::of(loaded) {
             text.push_str(&tls.line());
         }
+        text.push_str(&format!("engine: {}\n", platform.describe()));
         text
     };
     Ok((code, text))
@@ -295,6 +305,8 @@ pub struct StatusJson {
     /// Only with `--show-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The engine the group runs on and how rcluster reached it.
+    pub engine: Platform,
     /// With `[tls]`: the CA clients verify the nodes with, and what they must present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsJson>,
@@ -411,6 +423,7 @@ fn json(
     health: &Health,
     bind: std::net::IpAddr,
     password_origin: &str,
+    platform: &Platform,
 ) -> StatusJson {
     let mo = master_offset(reports, health);
     let reported = |role: &str| {
@@ -441,5 +454,6 @@ fn json(
         acl_users: None,
         password: None,
         tls: None,
+        engine: platform.clone(),
     }
 }

@@ -17,17 +17,26 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use std::sync::Arc;
+
+use super::endpoint::{self, Endpoint, Transport};
+use super::platform::{self, EngineFacts, Platform};
+use super::ssh_bridge::SshBridge;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error(
-        "cannot reach the Docker engine at `{socket}`: is the daemon running (`systemctl status docker`), and may this user use the socket (root, or the `docker` group)? Set DOCKER_HOST to use another engine"
-    )]
+    /// `where_and_why`: the endpoint, where it came from (DOCKER_HOST, a docker context,
+    /// the default) and what to check for that kind of endpoint (one string: the error
+    /// stays small).
+    #[error("cannot reach the Docker engine at {where_and_why}")]
     Unreachable {
-        socket: String,
+        where_and_why: String,
         #[source]
         source: BollardError,
     },
+    /// DOCKER_HOST or the docker context names an endpoint rcluster cannot use.
+    #[error("{0}")]
+    Endpoint(String),
     #[error("failed to {op} `{resource}`")]
     Api {
         op: &'static str,
@@ -107,21 +116,123 @@ fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    endpoint: Arc<Endpoint>,
+    /// For an ssh endpoint: the local socket bollard talks to; lives as long as any clone.
+    _bridge: Option<Arc<SshBridge>>,
 }
 
+/// Seconds bollard waits for one request (its default).
+const REQUEST_TIMEOUT: u64 = 120;
+
 impl Engine {
-    /// Connect with the local defaults (DOCKER_HOST or the unix socket) and agree on an API
-    /// version: the engines here speak 1.41, older than bollard's default.
+    /// The only way commands reach an engine: the one the docker CLI would use
+    /// (`DOCKER_HOST`, `DOCKER_CONTEXT`, the current context, the default socket; see
+    /// `endpoint`), with an agreed API version (the engines here speak 1.41, older than
+    /// bollard's default).
     pub async fn connect() -> Result<Engine> {
-        let socket = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-        let unreachable = |source| DockerError::Unreachable {
-            socket: socket.clone(),
-            source,
+        let endpoint =
+            endpoint::resolve(&endpoint::Settings::from_env()).map_err(DockerError::Endpoint)?;
+        let mut bridge = None;
+        let unreachable = |endpoint: &Endpoint, bridge: Option<&SshBridge>, source| {
+            let hint = match (&endpoint.transport, bridge) {
+                (Transport::Unix(_), _) => "is the daemon running (`systemctl status docker`), and may this user use the socket (root, or the `docker` group)? Set DOCKER_HOST or a docker context to use another engine".to_string(),
+                (Transport::Tcp { tls: None, .. }, _) => "is the engine listening there (`dockerd -H tcp://...`), and does a firewall let this machine in? `docker -H <the same url> info` should answer".to_string(),
+                (Transport::Tcp { tls: Some(tls), .. }, _) => format!("is the engine listening there with TLS, and are `{}`, `{}` and `{}` its CA and a client certificate it accepts?", tls.ca.display(), tls.cert.display(), tls.key.display()),
+                (Transport::Ssh { .. }, Some(b)) if !b.last_error().is_empty() => format!("ssh said: {}", b.last_error()),
+                (Transport::Ssh { .. }, _) => "does `ssh <that host> docker system dial-stdio` work from this shell (keys, known_hosts, and `docker` installed there)?".to_string(),
+            };
+            DockerError::Unreachable {
+                where_and_why: format!("`{}` (from {}): {hint}", endpoint.url, endpoint.origin),
+                source,
+            }
         };
-        let docker = Docker::connect_with_local_defaults().map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Engine { docker })
+        let docker = match &endpoint.transport {
+            Transport::Unix(path) => Docker::connect_with_unix(
+                &path.to_string_lossy(),
+                REQUEST_TIMEOUT,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Transport::Tcp {
+                host,
+                port,
+                tls: None,
+            } => Docker::connect_with_http(
+                &format!("tcp://{}:{port}", bracket_v6(host)),
+                REQUEST_TIMEOUT,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Transport::Tcp {
+                host,
+                port,
+                tls: Some(tls),
+            } => Docker::connect_with_ssl(
+                &format!("tcp://{}:{port}", bracket_v6(host)),
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                REQUEST_TIMEOUT,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Transport::Ssh { user, host, port } => {
+                let b = SshBridge::start(user.as_deref(), host, *port).map_err(|e| {
+                    DockerError::Endpoint(format!(
+                        "cannot make the local socket that carries `{}` (from {}) over ssh: {e}",
+                        endpoint.url, endpoint.origin
+                    ))
+                })?;
+                let socket = b.socket();
+                bridge = Some(Arc::new(b));
+                Docker::connect_with_unix(
+                    &socket.to_string_lossy(),
+                    REQUEST_TIMEOUT,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
+        }
+        .map_err(|e| unreachable(&endpoint, bridge.as_deref(), e))?;
+        let docker = match docker.negotiate_version().await {
+            Ok(docker) => docker,
+            Err(e) => return Err(unreachable(&endpoint, bridge.as_deref(), e)),
+        };
+        Ok(Engine {
+            docker,
+            endpoint: Arc::new(endpoint),
+            _bridge: bridge,
+        })
+    }
+
+    /// The endpoint this engine was reached through, and where it came from.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// What kind of engine this is, from its `/info` and `/version` and how we reached it.
+    pub async fn platform(&self) -> Result<Platform> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(api("read engine info from", &self.endpoint.url))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(api("read engine version from", &self.endpoint.url))?;
+        let facts = EngineFacts {
+            operating_system: info.operating_system.unwrap_or_default(),
+            os_type: info.os_type.unwrap_or_default(),
+            architecture: info.architecture.unwrap_or_default(),
+            server_version: info.server_version.unwrap_or_default(),
+            security_options: info.security_options.unwrap_or_default(),
+            docker_root_dir: info.docker_root_dir.unwrap_or_default(),
+            components: version
+                .components
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| (c.name, c.version))
+                .collect(),
+        };
+        Ok(platform::classify(&facts, &self.endpoint))
     }
 
     // ---- containers ----
@@ -471,6 +582,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// An IPv6 literal needs brackets in a URL.
+fn bracket_v6(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     }
 }
 

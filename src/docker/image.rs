@@ -11,6 +11,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 use super::Engine;
+use super::platform::{Flavor, HostFacts, Platform};
 
 /// The uid/gid the redis processes run as in rcluster's image (the official image's too).
 pub const REDIS_UID: u64 = 999;
@@ -37,11 +38,61 @@ pub enum ImageSource {
     },
     /// No image configured and no redis-server on the host: the official image.
     Official(String),
+    /// No image configured and the engine cannot run this machine's binaries (the reason):
+    /// the official image, which must come from a registry or `docker load`.
+    OfficialForEngine { reference: String, because: String },
 }
 
 pub const OFFICIAL_IMAGE: &str = "redis:7";
 
-/// Decide the image source: the configured one, else the host's redis, else the official.
+/// What the engine should run, decided from the facts alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Configured(String),
+    /// Build rcluster's image from this machine's redis (or the official one if it has none).
+    HostBinaries,
+    /// The official image: this machine's binaries cannot run there, because ...
+    Official {
+        because: String,
+    },
+}
+
+/// Which image for this engine: `redis.image` when set; else rcluster's own image from this
+/// machine's binaries when they can run in the engine's containers; else the official image.
+pub fn decide(configured: Option<&str>, platform: &Platform, host: &HostFacts) -> Decision {
+    if let Some(image) = configured {
+        return Decision::Configured(image.to_string());
+    }
+    if platform.runs_host_binaries(host) {
+        return Decision::HostBinaries;
+    }
+    let because = if let Some(remote) = &platform.remote_host {
+        format!("the engine runs on `{remote}`, not on this machine")
+    } else if platform.flavor == Flavor::DockerDesktop {
+        "Docker Desktop runs containers in its own virtual machine".to_string()
+    } else {
+        format!(
+            "the engine runs {}/{} containers and this machine is {}/{}",
+            platform.os, platform.arch, host.os, host.arch
+        )
+    };
+    Decision::Official { because }
+}
+
+/// The image source for the engine `platform` describes (see [`decide`]).
+pub fn choose_for(configured: Option<&str>, platform: &Platform) -> anyhow::Result<ImageSource> {
+    match decide(configured, platform, &HostFacts::this_machine()) {
+        Decision::Configured(image) => Ok(ImageSource::Configured(image)),
+        Decision::HostBinaries => choose(None),
+        Decision::Official { because } => Ok(ImageSource::OfficialForEngine {
+            reference: OFFICIAL_IMAGE.to_string(),
+            because,
+        }),
+    }
+}
+
+/// Decide the image source for an engine on this machine: the configured one, else the
+/// host's redis, else the official.
 pub fn choose(configured: Option<&str>) -> anyhow::Result<ImageSource> {
     if let Some(image) = configured {
         return Ok(ImageSource::Configured(image.to_string()));
@@ -60,7 +111,9 @@ impl ImageSource {
     /// What containers will run, known before the image exists (for plans and hashes).
     pub fn choice(&self) -> ImageChoice {
         match self {
-            ImageSource::Configured(r) | ImageSource::Official(r) => ImageChoice {
+            ImageSource::Configured(r)
+            | ImageSource::Official(r)
+            | ImageSource::OfficialForEngine { reference: r, .. } => ImageChoice {
                 reference: r.clone(),
                 own: false,
             },
@@ -79,17 +132,43 @@ pub async fn ensure(
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<ImageChoice> {
     match source.clone() {
-        ImageSource::Configured(reference) | ImageSource::Official(reference) => {
+        ImageSource::OfficialForEngine { reference, because } => {
             if !engine.image_exists(&reference).await? {
-                progress(&format!("pulling image `{reference}`"));
+                progress(&format!(
+                    "pulling image `{reference}` ({because}, so rcluster does not build its image from this machine's redis-server)"
+                ));
+                let url = &engine.endpoint().url;
                 engine
                     .pull_image(&reference, |line| progress(line))
                     .await
                     .with_context(|| {
                         format!(
-                            "image `{reference}` is not on this engine and could not be pulled; \
-                             install Debian's `redis-server` (rcluster then builds its own image from it) \
-                             or set `redis.image` to an image the engine has"
+                            "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
+                             rcluster does not build its own image there because {because}. \
+                             Put an image with `redis-server` and `redis-sentinel` on that engine \
+                             (`docker save redis:7 | docker -H {url} load`, or `docker load -i redis.tar` on that machine) \
+                             and set `redis.image` to it"
+                        )
+                    })?;
+            }
+            Ok(ImageChoice {
+                own: false,
+                reference,
+            })
+        }
+        ImageSource::Configured(reference) | ImageSource::Official(reference) => {
+            if !engine.image_exists(&reference).await? {
+                progress(&format!("pulling image `{reference}`"));
+                let url = &engine.endpoint().url;
+                engine
+                    .pull_image(&reference, |line| progress(line))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
+                             put it there (`docker load -i image.tar`) or set `redis.image` to an image the engine has; \
+                             on an engine on this machine, installing Debian's `redis-server` without `redis.image` \
+                             lets rcluster build its own image from it"
                         )
                     })?;
             }
@@ -266,6 +345,89 @@ fn add_dir(tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::endpoint::{Origin, parse};
+    use crate::docker::platform::{EngineFacts, classify};
+
+    fn engine(url: &str, operating_system: &str, arch: &str) -> Platform {
+        let facts = EngineFacts {
+            operating_system: operating_system.into(),
+            os_type: "linux".into(),
+            architecture: arch.into(),
+            server_version: "28.2.2".into(),
+            ..Default::default()
+        };
+        classify(&facts, &parse(url, Origin::DockerHost, None).unwrap())
+    }
+
+    fn x86_linux() -> HostFacts {
+        HostFacts {
+            os: "linux".into(),
+            arch: "x86_64".into(),
+        }
+    }
+
+    #[test]
+    fn host_binaries_only_where_they_run() {
+        let local = engine(
+            "unix:///var/run/docker.sock",
+            "Debian GNU/Linux 12",
+            "x86_64",
+        );
+        assert_eq!(decide(None, &local, &x86_linux()), Decision::HostBinaries);
+        // A loopback tcp endpoint is this machine too.
+        let loopback = engine("tcp://127.0.0.1:2400", "Debian GNU/Linux 12", "x86_64");
+        assert_eq!(
+            decide(None, &loopback, &x86_linux()),
+            Decision::HostBinaries
+        );
+    }
+
+    #[test]
+    fn the_official_image_where_host_binaries_cannot_run() {
+        let cases = [
+            (
+                engine("ssh://deploy@10.0.0.5", "Ubuntu 24.04", "x86_64"),
+                x86_linux(),
+                "the engine runs on `10.0.0.5`, not on this machine",
+            ),
+            (
+                engine(
+                    "unix:///Users/me/.docker/run/docker.sock",
+                    "Docker Desktop",
+                    "aarch64",
+                ),
+                HostFacts {
+                    os: "macos".into(),
+                    arch: "aarch64".into(),
+                },
+                "Docker Desktop runs containers in its own virtual machine",
+            ),
+            (
+                engine(
+                    "unix:///var/run/docker.sock",
+                    "Debian GNU/Linux 12",
+                    "aarch64",
+                ),
+                x86_linux(),
+                "the engine runs linux/aarch64 containers and this machine is linux/x86_64",
+            ),
+        ];
+        for (platform, host, because) in cases {
+            assert_eq!(
+                decide(None, &platform, &host),
+                Decision::Official {
+                    because: because.to_string()
+                },
+                "{}",
+                platform.describe()
+            );
+            // `redis.image` always wins.
+            assert_eq!(
+                decide(Some("registry.lan/redis:7.2"), &platform, &host),
+                Decision::Configured("registry.lan/redis:7.2".to_string())
+            );
+        }
+    }
 
     #[test]
     fn reads_redis_version() {

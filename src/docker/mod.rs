@@ -4,8 +4,11 @@
 
 pub mod apply;
 pub mod client;
+pub mod endpoint;
 pub mod image;
 pub mod netadmin;
 pub mod observe;
+pub mod platform;
+pub mod ssh_bridge;
 
 pub use client::{DockerError, Engine};

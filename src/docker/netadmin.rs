@@ -21,6 +21,7 @@ use sha2::Digest;
 
 use super::Engine;
 use super::image::{add_bytes, parse_ldd};
+use super::platform::{HostFacts, Platform};
 use crate::docker::observe::labels_for;
 
 /// Label on helper containers (value: the node whose namespace they join).
@@ -93,6 +94,19 @@ fn build_context() -> anyhow::Result<Vec<u8>> {
     add_bytes(&mut tar, "rootfs/run/.keep", b"", 0o644)?;
     tar.into_inner()
         .context("cannot finish the helper image context")
+}
+
+/// Why the helper cannot run on this engine, if it cannot: it is built from this machine's
+/// binaries, which run only in an engine's containers on this machine with the same CPU.
+pub fn cannot_run_on(platform: &Platform) -> Option<String> {
+    (!platform.runs_host_binaries(&HostFacts::this_machine())).then(|| {
+        format!(
+            "`--fault isolate` and `--fault delay` need a helper built from this machine's `iptables` and `tc`, \
+             which cannot run on the engine at `{}` ({}); use `--fault kill`, `stop` or `pause` there",
+            platform.endpoint,
+            platform.describe()
+        )
+    })
 }
 
 /// Make sure the helper image exists; returns its tag.
@@ -170,4 +184,28 @@ pub async fn remove_helpers(engine: &Engine, cluster: &str) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::endpoint::{Origin, parse};
+    use crate::docker::platform::{EngineFacts, classify};
+
+    #[test]
+    fn the_helper_runs_only_where_host_binaries_do() {
+        assert_eq!(cannot_run_on(&Platform::local_rootful()), None);
+        let facts = EngineFacts {
+            os_type: "linux".into(),
+            architecture: std::env::consts::ARCH.into(),
+            ..Default::default()
+        };
+        let remote = classify(
+            &facts,
+            &parse("ssh://deploy@10.0.0.5", Origin::DockerHost, None).unwrap(),
+        );
+        let why = cannot_run_on(&remote).expect("refused on a remote engine");
+        assert!(why.contains("ssh://deploy@10.0.0.5"), "{why}");
+        assert!(why.contains("`--fault kill`"), "{why}");
+    }
 }

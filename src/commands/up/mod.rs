@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use self::preflight::{
-    check_ports_free, refuse_a_changed_password, refuse_removing_the_master, refuse_switching_tls,
+    check_ports_free, port_conflict, port_conflict_message, refuse_a_changed_password,
+    refuse_removing_the_master, refuse_switching_tls,
 };
 use super::Global;
 use crate::addressing;
@@ -19,6 +20,7 @@ use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
 use crate::executor::{Executor, Finally};
 use crate::health::Health;
+use crate::observed::Observed;
 use crate::password_store;
 use crate::plan::{self, Plan};
 use crate::probe::survey;
@@ -64,7 +66,10 @@ async fn up(
 ) -> anyhow::Result<i32> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
-    let observed = observe(engine, cluster).await?;
+    // What kind of engine (for the image and the port checks), asked alongside the
+    // observation so it adds no round trip to `up`.
+    let (observed, platform) = tokio::join!(observe(engine, cluster), engine.platform());
+    let (observed, platform) = (observed?, platform?);
     // Every network on the engine, once: for a free subnet and for name conflicts.
     let networks = if observed.networks.is_empty() {
         engine.list_all_networks().await?
@@ -84,7 +89,7 @@ async fn up(
         .into());
     }
 
-    let source = image::choose(topology.redis.image.as_deref())?;
+    let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
     let hashes = config_hash::config_hashes(
         topology,
         &layout,
@@ -121,13 +126,14 @@ async fn up(
         print!("{plan}");
         return Ok(EXIT_OK);
     }
-    check_ports_free(&layout, &plan, topology.cluster.bind)?;
+    check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
+    // The image before the password: an image the engine cannot get must leave no state.
+    let image = image::ensure(engine, &source, |line| report.info(line)).await?;
     let password = password_store::password_or_generate(loaded, cluster)?;
     // The `[acl]` users' passwords, in private files next to the group password, for
     // `rcluster env` and the applications.
     crate::connection::user_password_files(loaded, &password)?;
-    let image = image::ensure(engine, &source, |line| report.info(line)).await?;
     // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
     let tls = crate::tls::ensure(loaded, &layout, &[])?;
     let probe = Probe::for_group(loaded, password.clone())?;
@@ -154,6 +160,18 @@ async fn up(
     let health = executor.run(&plan).await;
     // The executor ran the `finally` steps itself.
     armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Err(e) = &health
+        && let Some(said) = port_conflict(e)
+    {
+        report.finish();
+        let undone = remove_what_up_created(engine, cluster, &observed).await;
+        return Err(CommandError::refused(port_conflict_message(
+            &said,
+            &engine.endpoint().url,
+            &undone,
+        ))
+        .into());
+    }
     // Every plan ends with a wait until healthy (plan.rs); its verdict is the result.
     let health = health?.ok_or_else(|| {
         anyhow::anyhow!("the plan has no wait until healthy; this is a bug in rcluster")
@@ -171,6 +189,46 @@ async fn up(
     report.finish();
     print_result(global, cluster, &plan, &health, report)?;
     Ok(EXIT_OK)
+}
+
+/// After the engine refused a port: remove the containers, network and volumes this `up`
+/// created (what `before` did not have), so a failed first `up` leaves nothing behind and
+/// a failed scale-up leaves the group as it was. Says what it did, for the message.
+async fn remove_what_up_created(engine: &Engine, cluster: &str, before: &Observed) -> String {
+    let result = async {
+        let now = observe(engine, cluster).await?;
+        let mut removed = 0;
+        for c in &now.containers {
+            if !before.containers.iter().any(|b| b.id == c.id) {
+                engine.remove_container(&c.id).await?;
+                removed += 1;
+            }
+        }
+        for n in &now.networks {
+            if !before.networks.iter().any(|b| b.id == n.id) {
+                engine.remove_network(&n.id).await?;
+                removed += 1;
+            }
+        }
+        for v in &now.volumes {
+            if !before.volumes.contains(v) {
+                engine.remove_volume(v).await?;
+                removed += 1;
+            }
+        }
+        anyhow::Ok(removed)
+    }
+    .await;
+    match result {
+        Ok(0) => "nothing was created".to_string(),
+        Ok(n) => {
+            format!("removed the {n} container(s), network(s) and volume(s) this `up` had created")
+        }
+        Err(e) => format!(
+            "could not remove what this `up` created ({}); `rcluster down` removes it",
+            crate::error::render(&e).trim_start_matches("error: ")
+        ),
+    }
 }
 
 /// `up --json`.

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
+use crate::docker::platform::Platform;
 use crate::error::CommandError;
 use crate::observed::Observed;
 use crate::password_store;
@@ -98,13 +99,23 @@ pub(super) fn refuse_removing_the_master(
 }
 
 /// A published port already taken by another process: say so before creating anything.
-pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> anyhow::Result<()> {
+/// Only an engine on this machine publishes its ports here, so only then can a bind here
+/// tell; for a remote engine the engine itself refuses at start ([`port_conflict`]).
+pub(super) fn check_ports_free(
+    layout: &Layout,
+    plan: &Plan,
+    bind: IpAddr,
+    platform: &Platform,
+) -> anyhow::Result<()> {
+    if !checks_ports_here(platform) {
+        return Ok(());
+    }
     let mut taken = Vec::new();
     for step in plan.steps() {
         if let Step::CreateContainer { node, .. } = step
             && let Some(n) = layout.node(node)
             && n.host_port != 0
-            && TcpListener::bind((bind, n.host_port)).is_err()
+            && is_taken(&TcpListener::bind((bind, n.host_port)).map(drop))
         {
             taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));
         }
@@ -118,4 +129,86 @@ pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> an
         ),
     )
     .into())
+}
+
+/// Whether binding the ports on this machine says anything about the engine's: only when
+/// the engine runs here (a loopback tcp/ssh endpoint included).
+pub(super) fn checks_ports_here(platform: &Platform) -> bool {
+    platform.remote_host.is_none()
+}
+
+/// A failed bind means "in use" only when the address is in use. "Address not available"
+/// (the bind address is not on this machine) and "permission denied" (a low port for a
+/// non-root user; the engine may still bind it) are the engine's to judge.
+pub(super) fn is_taken(bind: &std::io::Result<()>) -> bool {
+    matches!(bind, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// The engine refused to start a container because a published port is taken: Docker's
+/// "port is already allocated" (another container) and "address already in use" (another
+/// process; Podman says it too). The engine's own words, for the message.
+pub(super) fn port_conflict(err: &anyhow::Error) -> Option<String> {
+    err.chain().map(|c| c.to_string()).find(|text| {
+        text.contains("port is already allocated") || text.contains("address already in use")
+    })
+}
+
+/// The message for a port the engine found taken.
+pub(super) fn port_conflict_message(engine_said: &str, endpoint: &str, undone: &str) -> String {
+    format!(
+        "host port already in use on the engine at `{endpoint}` (it said: {}); {undone}. \
+         Change the ports in the topology (0 lets the engine pick)",
+        engine_said.trim()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::endpoint::{Origin, parse};
+    use crate::docker::platform::{EngineFacts, classify};
+    use std::io::{Error, ErrorKind};
+
+    fn platform(url: &str) -> Platform {
+        let facts = EngineFacts {
+            os_type: "linux".into(),
+            architecture: "x86_64".into(),
+            ..Default::default()
+        };
+        classify(&facts, &parse(url, Origin::DockerHost, None).unwrap())
+    }
+
+    #[test]
+    fn only_address_in_use_is_in_use() {
+        assert!(is_taken(&Err(Error::from(ErrorKind::AddrInUse))));
+        assert!(!is_taken(&Ok(())));
+        assert!(!is_taken(&Err(Error::from(ErrorKind::AddrNotAvailable))));
+        assert!(!is_taken(&Err(Error::from(ErrorKind::PermissionDenied))));
+        // EADDRNOTAVAIL as the kernel reports it, for an address not on this machine.
+        let not_here = std::net::TcpListener::bind(("203.0.113.77", 0)).map(drop);
+        assert!(!is_taken(&not_here), "{not_here:?}");
+    }
+
+    #[test]
+    fn ports_are_checked_here_only_for_an_engine_here() {
+        assert!(checks_ports_here(&platform("unix:///var/run/docker.sock")));
+        assert!(checks_ports_here(&platform("tcp://127.0.0.1:2400")));
+        assert!(checks_ports_here(&platform("ssh://root@localhost:2222")));
+        assert!(!checks_ports_here(&platform("tcp://10.0.0.5:2375")));
+        assert!(!checks_ports_here(&platform("ssh://deploy@build-box")));
+    }
+
+    #[test]
+    fn recognises_the_engines_port_conflicts() {
+        for said in [
+            "driver failed programming external connectivity on endpoint g-master (4f1c): Bind for 127.0.0.1:17400 failed: port is already allocated",
+            "driver failed programming external connectivity on endpoint g-master (4f1c): Error starting userland proxy: listen tcp4 127.0.0.1:17400: bind: address already in use",
+            "rootlessport listen tcp 127.0.0.1:17400: bind: address already in use",
+        ] {
+            let err = anyhow::anyhow!("{said}").context("failed to start container `g-master`");
+            assert_eq!(port_conflict(&err).as_deref(), Some(said));
+        }
+        let other = anyhow::anyhow!("no such image").context("failed to start container `x`");
+        assert_eq!(port_conflict(&other), None);
+    }
 }
