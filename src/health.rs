@@ -71,7 +71,7 @@ pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> 
             vec![format!("container is {}", r.state)]
         } else if r.node.role.is_data() {
             answer(&r.replication, |rep| {
-                data_node_problem(&r.node, rep, master, master_offset, max_lag_bytes)
+                data_node_problem(layout, &r.node, rep, master, master_offset, max_lag_bytes)
                     .into_iter()
                     .collect()
             })
@@ -109,7 +109,7 @@ fn find_master(layout: &Layout, reports: &[NodeReport]) -> FoundMaster {
         .iter()
         .filter(|r| r.node.role == Role::Sentinel)
         .map(|r| match &r.sentinel {
-            Some(Ok(view)) => view.master_ip(),
+            Some(Ok(view)) => view.master_ip(layout),
             _ => None,
         })
         .collect();
@@ -177,6 +177,7 @@ fn answer<T>(
 /// A data node: the master must say it is one; a replica must follow the master over a
 /// link that is up, at most `max_lag_bytes` behind.
 fn data_node_problem(
+    layout: &Layout,
     node: &Node,
     rep: &Replication,
     master: Option<&Node>,
@@ -195,11 +196,15 @@ fn data_node_problem(
         return Some("says it is a master, but it should be a replica".to_string());
     }
     let m = master?;
-    if rep.master_host.as_deref() != Some(m.ip.to_string().as_str()) {
+    let followed = rep
+        .master_host
+        .as_deref()
+        .and_then(|host| layout.ip_of(host, rep.master_port.unwrap_or(0)));
+    if followed != Some(m.ip) {
         return Some(format!(
             "follows {} instead of the master {}",
             rep.master_host.as_deref().unwrap_or("nothing"),
-            m.ip
+            layout.advertised(m).0
         ));
     }
     if rep.master_link_status.as_deref() != Some("up") {
@@ -215,7 +220,7 @@ fn data_node_problem(
 /// A sentinel must name the master, see it up, and see every replica and every other
 /// sentinel healthy.
 fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec<String> {
-    if view.master_ip() != Some(master.ip) {
+    if view.master_ip(layout) != Some(master.ip) {
         let named = view
             .master
             .as_ref()
@@ -235,7 +240,7 @@ fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec
         .filter(|n| {
             view.replicas
                 .iter()
-                .any(|p| p.ipv4() == Some(n.ip) && !p.is_down())
+                .any(|p| layout.ip_of(&p.ip, p.port) == Some(n.ip) && !p.is_down())
         })
         .count();
     if healthy_replicas < expected.len() {

@@ -52,8 +52,8 @@ async fn snapshot(
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
-    let layout = addressing::layout(topology, &observed);
     if observed.containers.is_empty() {
+        let layout = addressing::layout(topology, &observed);
         // Volumes kept by `down` are worth mentioning: `up` brings their data back.
         let kept = if observed.volumes.is_empty() {
             String::new()
@@ -80,6 +80,7 @@ async fn snapshot(
                 }],
                 password_source: password_store::password_origin(loaded, cluster),
                 password: None,
+                reach: None,
             };
             format!("{}\n", json_line(&document)?)
         } else {
@@ -87,6 +88,7 @@ async fn snapshot(
         };
         return Ok((EXIT_FAILED, text));
     }
+    let (layout, reach) = super::existing_reach(engine, topology, &observed).await?;
     let password = super::password(loaded)?;
     let probe = Probe::new(password.clone())
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
@@ -111,12 +113,14 @@ async fn snapshot(
             topology.cluster.bind,
             &origin,
         );
+        document.reach = Some(reach);
         if args.show_secrets {
             document.password = Some(password.expose().to_string());
         }
         format!("{}\n", json_line(&document)?)
     } else {
-        let mut text = table(cluster, &reports, &health, topology.cluster.bind);
+        let mut text = table(&layout, &reports, &health, topology.cluster.bind);
+        text.push_str(&format!("reach: {reach}\n"));
         text.push_str(&format!("password: {origin}"));
         if args.show_secrets {
             text.push_str(&format!(" = {}", password.expose()));
@@ -174,12 +178,24 @@ fn master_offset(reports: &[NodeReport], health: &Health) -> Option<i64> {
         .map(|rep| rep.offset)
 }
 
+/// `host:port` as the group hands the node out (`Layout::advertised`).
+fn advertised(layout: &Layout, node: &crate::topology::Node) -> String {
+    let (host, port) = layout.advertised(node);
+    format!("{host}:{port}")
+}
+
 fn published(r: &NodeReport, bind: std::net::IpAddr) -> String {
     r.host_port
         .map_or("-".to_string(), |p| format!("{bind}:{p}"))
 }
 
-fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net::IpAddr) -> String {
+fn table(
+    layout: &Layout,
+    reports: &[NodeReport],
+    health: &Health,
+    bind: std::net::IpAddr,
+) -> String {
+    let cluster = &layout.cluster;
     let verdict = if health.healthy {
         paint("32", "healthy")
     } else {
@@ -197,7 +213,7 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
                 r.node.name.clone(),
                 r.reported_role().unwrap_or("?").to_string(),
                 r.state.to_string(),
-                format!("{}:{}", r.node.ip, r.node.port),
+                advertised(layout, &r.node),
                 published(r, bind),
                 details(r, mo),
             ]
@@ -221,10 +237,9 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
     }
     match &health.master {
         Some(m) => out.push_str(&format!(
-            "master: `{}` at {}:{}; sentinels agree: {}\n",
+            "master: `{}` at {}; sentinels agree: {}\n",
             m.name,
-            m.ip,
-            m.port,
+            advertised(layout, m),
             if health.sentinels_agree { "yes" } else { "no" }
         )),
         None => out.push_str("master: none\n"),
@@ -260,6 +275,10 @@ pub struct StatusJson {
     /// Only with `--show-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// How rcluster reaches the nodes (`path`: `container` or `published`, `via`) and what
+    /// they announce (`announce`: a host, or null for container addresses); null when the
+    /// group does not exist.
+    pub reach: Option<crate::reach::Reach>,
 }
 
 /// Nodes that answer, by the role they report (sentinels: by the role they were created with).
@@ -301,15 +320,21 @@ pub struct NodeJson {
     pub error: Option<String>,
 }
 
-fn node_json(r: &NodeReport, master_offset: Option<i64>, bind: std::net::IpAddr) -> NodeJson {
+fn node_json(
+    layout: &Layout,
+    r: &NodeReport,
+    master_offset: Option<i64>,
+    bind: std::net::IpAddr,
+) -> NodeJson {
+    let (host, port) = layout.advertised(&r.node);
     let mut v = NodeJson {
         name: r.node.name.clone(),
         node: r.node.key.clone(),
         role: r.reported_role().map(str::to_string),
         created_as: r.node.role,
         state: r.state,
-        host: r.node.ip.to_string(),
-        port: r.node.port,
+        host,
+        port,
         published: r.host_port.map(|p| format!("{bind}:{p}")),
         offset: None,
         master_host: None,
@@ -358,7 +383,7 @@ fn json(
         name: cluster.to_string(),
         healthy: health.healthy,
         exists: true,
-        master: health.master.as_ref().map(MasterJson::of),
+        master: health.master.as_ref().map(|m| MasterJson::of(layout, m)),
         sentinels_agree: health.sentinels_agree,
         subnet: layout.subnet.to_string(),
         counts: Counts {
@@ -369,10 +394,14 @@ fn json(
                 .filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some())
                 .count(),
         },
-        nodes: reports.iter().map(|r| node_json(r, mo, bind)).collect(),
+        nodes: reports
+            .iter()
+            .map(|r| node_json(layout, r, mo, bind))
+            .collect(),
         volumes: None,
         problems: health.problems.clone(),
         password_source: password_origin.to_string(),
         password: None,
+        reach: None,
     }
 }

@@ -124,6 +124,39 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// What kind of engine this is (from `/info` and how we connected); two round trips,
+    /// so only asked for when the answer changes something.
+    pub async fn platform(&self) -> Result<super::platform::Platform> {
+        use super::platform::{Flavor, Platform, remote_host};
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(api("read the engine's info", "/info"))?;
+        let endpoint = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let options = info.security_options.unwrap_or_default();
+        let os_name = info.operating_system.unwrap_or_default();
+        let podman = info
+            .server_version
+            .as_deref()
+            .is_some_and(|_| os_name.to_ascii_lowercase().contains("podman"));
+        Ok(Platform {
+            flavor: if os_name.contains("Docker Desktop") {
+                Flavor::DockerDesktop
+            } else if podman {
+                Flavor::Podman
+            } else {
+                Flavor::Docker
+            },
+            rootless: options.iter().any(|o| o.contains("name=rootless")),
+            remote_host: remote_host(&endpoint),
+            os: info.os_type.unwrap_or_default(),
+            arch: info.architecture.unwrap_or_default(),
+            endpoint,
+        })
+    }
+
     // ---- containers ----
 
     pub async fn list_containers(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {

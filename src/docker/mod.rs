@@ -7,5 +7,6 @@ pub mod client;
 pub mod image;
 pub mod netadmin;
 pub mod observe;
+pub mod platform;
 
 pub use client::{DockerError, Engine};

@@ -26,6 +26,7 @@ pub(crate) fn default_topology() -> Topology {
             name: "demo".into(),
             bind: "127.0.0.1".parse().expect("literal IP"),
             subnet: None,
+            announce: crate::topology::Announce::Auto,
         },
         auth: AuthSource::Generated,
         master: MasterSpec { port: 6379 },
@@ -266,7 +267,7 @@ fn sentinel_with_hostnames() {
 fn strict_undefined_names_template_and_line() {
     let topology = default_topology();
     let layout = Layout::new(&topology, SUBNET);
-    let conf = RedisConf::for_node(&topology, layout.master(), SUBNET.host(10), MASK);
+    let conf = RedisConf::for_node(&topology, &layout, layout.master(), SUBNET.host(10), MASK);
     let err = render_template(
         ("broken.conf.j2", "port {{ port }}\nbind {{ bnid }}\n"),
         &conf,
@@ -300,13 +301,13 @@ fn min_replicas_are_written_only_when_turned_on() {
     let mut topology = default_topology();
     let layout = Layout::new(&topology, SUBNET);
     let master = &layout.nodes[0];
-    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+    let conf = RedisConf::for_node(&topology, &layout, master, master.ip, "pw")
         .render()
         .unwrap();
     assert!(!conf.contains("min-replicas"), "{conf}");
     topology.replication.min_replicas_to_write = 1;
     topology.replication.min_replicas_max_lag = 5;
-    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+    let conf = RedisConf::for_node(&topology, &layout, master, master.ip, "pw")
         .render()
         .unwrap();
     assert!(
