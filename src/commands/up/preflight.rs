@@ -79,7 +79,10 @@ pub(super) fn check_ports_free(layout: &Layout, plan: &Plan, bind: IpAddr) -> an
         if let Step::CreateContainer { node, .. } = step
             && let Some(n) = layout.node(node)
             && n.host_port != 0
-            && TcpListener::bind((bind, n.host_port)).is_err()
+            // Only "in use" is in use: "address not available" means the ports are published
+            // somewhere this machine cannot bind (a remote engine, another network namespace).
+            && TcpListener::bind((bind, n.host_port))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
         {
             taken.push(format!("{bind}:{} (for `{}`)", n.host_port, n.name));
         }
