@@ -149,3 +149,118 @@ impl fmt::Display for Reach {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::platform::Flavor;
+    use crate::render::tests::default_topology;
+
+    fn topology(bind: &str, announce: Announce) -> Topology {
+        let mut t = default_topology();
+        t.cluster.bind = bind.parse().unwrap();
+        t.cluster.announce = announce;
+        t
+    }
+
+    fn remote(host: &str) -> Platform {
+        Platform {
+            remote_host: Some(host.into()),
+            endpoint: format!("ssh://me@{host}"),
+            ..Platform::local_rootful()
+        }
+    }
+
+    #[test]
+    fn rootful_linux_keeps_container_addresses_without_asking_the_engine() {
+        let t = topology("127.0.0.1", Announce::Auto);
+        assert_eq!(Reach::decide(&t, Some(true), None), Ok(Reach::container()));
+        let local = Platform::local_rootful();
+        assert_eq!(
+            Reach::decide(&t, None, Some(&local)),
+            Ok(Reach::container())
+        );
+    }
+
+    #[test]
+    fn auto_announces_the_published_address_where_containers_are_out_of_reach() {
+        let t = topology("10.253.0.1", Announce::Auto);
+        let local = Platform::local_rootful();
+        let reach = Reach::decide(&t, Some(false), Some(&local)).unwrap();
+        assert_eq!(reach.path, Path::Published);
+        assert_eq!(reach.announce.as_deref(), Some("10.253.0.1"));
+        assert_eq!(reach.via.as_deref(), Some("10.253.0.1"));
+
+        // A remote engine: its host, ports published on every address there.
+        let t = topology("0.0.0.0", Announce::Auto);
+        let reach = Reach::decide(&t, Some(true), Some(&remote("build-box"))).unwrap();
+        assert_eq!(reach.announce.as_deref(), Some("build-box"));
+        assert_eq!(reach.via.as_deref(), Some("build-box"));
+
+        // Docker Desktop: containers reach the host as host.docker.internal.
+        let desktop = Platform {
+            flavor: Flavor::DockerDesktop,
+            ..Platform::local_rootful()
+        };
+        let t = topology("127.0.0.1", Announce::Auto);
+        let reach = Reach::decide(&t, Some(false), Some(&desktop)).unwrap();
+        assert_eq!(reach.announce.as_deref(), Some("host.docker.internal"));
+        assert_eq!(reach.via.as_deref(), Some("127.0.0.1"));
+
+        // Rootless, loopback ports: nothing to announce that containers reach, so the
+        // nodes keep container addresses and rcluster still uses the published ports.
+        let rootless = Platform {
+            rootless: true,
+            ..Platform::local_rootful()
+        };
+        let reach = Reach::decide(&t, Some(false), Some(&rootless)).unwrap();
+        assert_eq!((reach.path, reach.announce), (Path::Published, None));
+    }
+
+    #[test]
+    fn auto_with_engine_picked_ports_cannot_announce() {
+        let mut t = topology("10.253.0.1", Announce::Auto);
+        t.replicas.port = 0;
+        let why = Reach::decide(&t, Some(false), Some(&Platform::local_rootful())).unwrap_err();
+        assert!(
+            why.contains("`replicas.port`") && why.contains("not 0"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn container_out_of_reach_says_what_to_set() {
+        let t = topology("10.253.0.1", Announce::Container);
+        let why = Reach::decide(&t, Some(false), Some(&Platform::local_rootful())).unwrap_err();
+        assert!(why.contains("`cluster.announce = \"10.253.0.1\"`"), "{why}");
+        assert!(why.contains("no route"), "{why}");
+
+        let t = topology("0.0.0.0", Announce::Container);
+        let why = Reach::decide(&t, Some(true), Some(&remote("build-box"))).unwrap_err();
+        assert!(why.contains("`cluster.announce = \"build-box\"`"), "{why}");
+        assert!(why.contains("keeps them out of reach"), "{why}");
+
+        let t = topology("127.0.0.1", Announce::Container);
+        let why = Reach::decide(&t, Some(false), Some(&Platform::local_rootful())).unwrap_err();
+        assert!(why.contains("set `cluster.bind`"), "{why}");
+    }
+
+    #[test]
+    fn an_announced_host_is_used_where_containers_are_out_of_reach() {
+        let t = topology("0.0.0.0", Announce::Host("lan-box".into()));
+        let near = Reach::decide(&t, Some(true), None).unwrap();
+        assert_eq!(
+            (near.path, near.announce.as_deref()),
+            (Path::Container, Some("lan-box"))
+        );
+        let far = Reach::decide(&t, Some(false), Some(&Platform::local_rootful())).unwrap();
+        assert_eq!(
+            (far.path, far.via.as_deref()),
+            (Path::Published, Some("lan-box"))
+        );
+        assert_eq!(
+            far.to_string(),
+            "published ports at lan-box; announced as lan-box:<published port>"
+        );
+    }
+}

@@ -126,6 +126,15 @@ async fn one_run(
     let master_name = &topo.sentinel.master_name;
     // 1. Healthy first, or touch nothing.
     let (layout, old) = healthy_master(engine, topo, probe).await?;
+    if args.fault == Fault::Isolate && layout.announce.is_some() {
+        // Its rules drop the peers by container address; announced, they reach the master
+        // through the host's NAT, so the fault would isolate nothing and prove nothing.
+        return Err(CommandError::usage(format!(
+            "`--fault isolate` cuts the master off from its peers by their container addresses, but this group announces `{}:<published port>` and its nodes reach each other through the engine's host; use `--fault partition` (or `kill`, `stop`, `pause`, `delay`)",
+            layout.announce.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
     let stopped = stop_last(&layout, args.stop_sentinels);
     pending.set(Broken {
         cluster: layout.cluster.clone(),

@@ -428,6 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn announced_switches_are_matched_by_whole_host_and_port() {
+        let fault = Instant::now();
+        let at = |ms: u64| fault + Duration::from_millis(ms);
+        let events = vec![
+            received(
+                at(100),
+                "+switch-master",
+                "mymaster 10.253.0.1 16379 10.253.0.1 16380",
+            ),
+            received(
+                at(200),
+                "+switch-master",
+                "mymaster 10.253.0.1 1637 10.253.0.1 16380",
+            ),
+        ];
+        let old = ("10.253.0.1".to_string(), 1637);
+        assert_eq!(promoted_at(&events, fault, "mymaster", &old), Some(at(200)));
+    }
+
+    #[test]
     fn milestones_are_about_the_old_master_and_after_the_fault() {
         let fault = Instant::now();
         let old: std::net::Ipv4Addr = "172.28.1.10".parse().unwrap();

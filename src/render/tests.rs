@@ -315,3 +315,57 @@ fn min_replicas_are_written_only_when_turned_on() {
         "{conf}"
     );
 }
+
+/// The default group announced at a LAN address, ports published on every address.
+fn announced(host: &str) -> Topology {
+    let mut topology = default_topology();
+    topology.cluster.bind = "0.0.0.0".parse().expect("literal IP");
+    topology.cluster.announce = crate::topology::Announce::Host(host.into());
+    topology
+}
+
+#[test]
+fn announced_replica() {
+    insta::assert_snapshot!(render(&announced("192.168.1.20"), "replica-1"));
+}
+
+#[test]
+fn announced_sentinel() {
+    insta::assert_snapshot!(render(&announced("192.168.1.20"), "sentinel-2"));
+}
+
+#[test]
+fn announced_host_names_are_resolved_and_handed_out_as_names() {
+    let text = render(&announced("redis.example.com"), "sentinel-1");
+    assert!(
+        text.contains("\nsentinel resolve-hostnames yes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel announce-hostnames yes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel announce-ip redis.example.com\nsentinel announce-port 26379\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel monitor mymaster redis.example.com 6379 2\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn announced_failover_follows_the_new_master_at_its_published_port() {
+    let topology = announced("192.168.1.20");
+    let layout = Layout::new(&topology, SUBNET);
+    let new_master = layout.node("replica-1").unwrap().ip;
+    let old = layout.master();
+    let text = node_config(&topology, &layout, old, new_master, PASSWORD).expect("renders");
+    assert!(text.contains("\nreplicaof 192.168.1.20 6380\n"), "{text}");
+    assert!(
+        text.contains("\nreplica-announce-ip 192.168.1.20\nreplica-announce-port 6379\n"),
+        "{text}"
+    );
+    assert!(!text.contains("172."), "{text}");
+}

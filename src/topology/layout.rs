@@ -382,6 +382,62 @@ mod tests {
     }
 
     #[test]
+    fn announced_addresses_map_back_to_nodes_by_host_and_port() {
+        let mut topology = crate::render::tests::default_topology();
+        topology.cluster.bind = "0.0.0.0".parse().unwrap();
+        let subnet = Subnet([172, 28, 7]);
+        let plain = Layout::new(&topology, subnet);
+        assert_eq!(
+            plain.advertised(plain.master()),
+            ("172.28.7.10".into(), 6379)
+        );
+        assert_eq!(plain.ip_of("172.28.7.12", 6379), Some(subnet.host(12)));
+        assert_eq!(
+            plain.node_by_addr("172.28.7.12", 6379).unwrap().key,
+            "replica-2"
+        );
+
+        topology.cluster.announce = Announce::Host("Redis.example.com".into());
+        let layout = Layout::new(&topology, subnet);
+        let sentinel = layout.node("sentinel-2").unwrap();
+        assert_eq!(
+            layout.advertised(sentinel),
+            ("Redis.example.com".into(), 26380)
+        );
+        // Every node shares the host: the port tells them apart (host names ignore case).
+        assert_eq!(
+            layout.node_by_addr("redis.example.com", 6381).unwrap().key,
+            "replica-2"
+        );
+        assert_eq!(
+            layout.node_by_addr("redis.example.com", 26381).unwrap().key,
+            "sentinel-3"
+        );
+        assert!(layout.node_by_addr("redis.example.com", 7000).is_none());
+        assert!(layout.node_by_addr("other.example.com", 6379).is_none());
+        // A group still running with container addresses is recognised until `up` renders
+        // its configs again; anything outside the group's subnet is not a node.
+        assert_eq!(layout.ip_of("172.28.7.11", 6379), Some(subnet.host(11)));
+        assert_eq!(layout.ip_of("10.1.1.11", 6379), None);
+    }
+
+    #[test]
+    fn reached_at_moves_only_where_rcluster_connects() {
+        let topology = crate::render::tests::default_topology();
+        let layout = Layout::new(&topology, Subnet([172, 28, 7]));
+        assert_eq!(layout.master().reach, "172.28.7.10:6379".parse().unwrap());
+        let via = layout.clone().reached_at("10.253.0.1".parse().unwrap());
+        assert_eq!(
+            via.node("sentinel-3").unwrap().reach,
+            "10.253.0.1:26381".parse().unwrap()
+        );
+        assert_eq!(
+            via.advertised(via.master()),
+            layout.advertised(layout.master())
+        );
+    }
+
+    #[test]
     fn first_free_skips_overlapping_networks() {
         let preferred = Subnet::candidate(0);
         let used = vec![
