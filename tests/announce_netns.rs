@@ -403,14 +403,42 @@ fn announced_addresses_carry_a_group_through_published_ports_only() {
             &["--json", "failover-test", "--fault", "kill"],
         )
         .json();
-    let run = &report["runs"][0];
-    assert_eq!(run["passed"], true, "{report}");
-    assert_ne!(run["new_master"], run["old_master"], "{run}");
-    assert!(run["timings_ms"]["switch_master"].is_u64(), "{run}");
-    assert!(run["writes"]["acked"].as_u64().unwrap_or(0) > 0, "{run}");
-    let events = run["events"].to_string();
+    let first = &report["runs"][0];
+    assert_eq!(first["passed"], true, "{report}");
+    assert_ne!(first["new_master"], first["old_master"], "{first}");
+    assert!(first["timings_ms"]["switch_master"].is_u64(), "{first}");
+    assert!(
+        first["writes"]["acked"].as_u64().unwrap_or(0) > 0,
+        "{first}"
+    );
+    let events = first["events"].to_string();
     assert!(events.contains("+switch-master"), "{events}");
     assert_no_container_address("a sentinel event", &events);
+
+    // From the host itself, which reaches container addresses: the same group, unchanged
+    // (the configs depend on the announce, not on the path), healthy, reached directly.
+    let on_host = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rcluster"));
+        cmd.arg("-f")
+            .arg(&announced)
+            .args(["--name", &group.name, "--json"])
+            .args(args)
+            .env("RCLUSTER_STATE_DIR", group.state_dir());
+        let out = run(cmd, common::COMMAND_TIMEOUT);
+        assert_eq!(
+            out.code,
+            0,
+            "rcluster {args:?} on the host: {}",
+            out.describe()
+        );
+        out.json()
+    };
+    let again = on_host(&["up", "--timeout", UP_TIMEOUT_S]);
+    assert_eq!(again["changed"], false, "{again}");
+    let direct = on_host(&["status"]);
+    assert_eq!(direct["reach"]["path"], "container", "{direct}");
+    assert_eq!(direct["reach"]["announce"], host.as_str(), "{direct}");
+    assert_eq!(direct["master"]["host"], host.as_str(), "{direct}");
 
     // The redis crate's Sentinel client, inside the namespace, follows a `docker kill` of
     // the master through announced addresses only.

@@ -137,15 +137,11 @@ impl Engine {
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
         let options = info.security_options.unwrap_or_default();
         let os_name = info.operating_system.unwrap_or_default();
-        let podman = info
-            .server_version
-            .as_deref()
-            .is_some_and(|_| os_name.to_ascii_lowercase().contains("podman"));
+        // Minimal detection (the engines work refines it): Docker Desktop names itself in
+        // OperatingSystem; rootless engines list `name=rootless` among SecurityOptions.
         Ok(Platform {
             flavor: if os_name.contains("Docker Desktop") {
                 Flavor::DockerDesktop
-            } else if podman {
-                Flavor::Podman
             } else {
                 Flavor::Docker
             },
