@@ -131,7 +131,7 @@ async fn snapshot(
     Ok((code, text))
 }
 
-fn details(r: &NodeReport, master_offset: Option<i64>) -> String {
+fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> String {
     match (&r.replication, &r.sentinel) {
         (Some(Err(e)), _) | (_, Some(Err(e))) => format!("error: {e}"),
         (Some(Ok(rep)), _) if rep.is_master() => {
@@ -145,9 +145,13 @@ fn details(r: &NodeReport, master_offset: Option<i64>) -> String {
             let lag = master_offset.map_or(String::new(), |m| {
                 format!(", {} B behind", (m - rep.offset).max(0))
             });
+            // Announced, every node shares the host: the port says which one it follows.
+            let followed = match (&layout.announce, &rep.master_host) {
+                (Some(_), Some(host)) => format!("{host}:{}", rep.master_port.unwrap_or(0)),
+                (_, host) => host.as_deref().unwrap_or("-").to_string(),
+            };
             format!(
-                "follows {}, link {}, offset {}{lag}",
-                rep.master_host.as_deref().unwrap_or("-"),
+                "follows {followed}, link {}, offset {}{lag}",
                 rep.master_link_status.as_deref().unwrap_or("-"),
                 rep.offset
             )
@@ -215,7 +219,7 @@ fn table(
                 r.state.to_string(),
                 advertised(layout, &r.node),
                 published(r, bind),
-                details(r, mo),
+                details(layout, r, mo),
             ]
         })
         .collect();
