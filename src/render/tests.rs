@@ -369,3 +369,34 @@ fn announced_failover_follows_the_new_master_at_its_published_port() {
     );
     assert!(!text.contains("172."), "{text}");
 }
+
+#[test]
+fn compose_carries_the_announced_addresses_and_publishes_where_they_lead() {
+    let topology = announced("192.168.1.20");
+    let layout = Layout::new(&topology, SUBNET);
+    let image = super::compose::Image {
+        reference: "redis:7".into(),
+        user: None,
+    };
+    let files = super::compose::render(&topology, &layout, &image, MASK).expect("renders");
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .content
+            .clone()
+    };
+    let compose = file("docker-compose.yml");
+    assert!(compose.contains("0.0.0.0:6380:6379"), "{compose}");
+    let replica = file("demo-replica-1/redis.conf");
+    assert!(
+        replica.contains("\nreplicaof 192.168.1.20 6379\n"),
+        "{replica}"
+    );
+    let sentinel = file("demo-sentinel-1/sentinel.conf");
+    assert!(
+        sentinel.contains("\nsentinel monitor mymaster 192.168.1.20 6379 2\n"),
+        "{sentinel}"
+    );
+}
