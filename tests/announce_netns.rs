@@ -250,8 +250,12 @@ fn assert_no_container_address(what: &str, text: &str) {
     );
 }
 
-/// Every address a node of the group hands out, asked from this host at the announced ports.
+/// Every address the group hands out, asked from this host at the announced ports: each
+/// must be `host:<a published port of the group>`. Returns everything read, for a last
+/// check that no container address hides anywhere.
 fn addresses_everywhere(host: &str, base: u16, password: &str) -> String {
+    use std::collections::HashMap;
+    let ours = |h: &str, p: u16| h == host && (base..base + 6).contains(&p);
     let mut seen = String::new();
     for port in base..base + 3 {
         let mut con = common::connect(host, port, password).expect("a data node");
@@ -260,17 +264,39 @@ fn addresses_everywhere(host: &str, base: u16, password: &str) -> String {
             .query(&mut con)
             .unwrap();
         let role: redis::Value = redis::cmd("ROLE").query(&mut con).unwrap();
+        if port == base {
+            // The master lists its replicas as they announce themselves.
+            for p in [base + 1, base + 2] {
+                assert!(info.contains(&format!("ip={host},port={p},")), "{info}");
+            }
+        } else {
+            assert!(
+                info.contains(&format!("master_host:{host}\r\nmaster_port:{base}\r\n")),
+                "{info}"
+            );
+        }
         seen.push_str(&format!("{info}\n{role:?}\n"));
     }
     for port in base + 3..base + 6 {
         let mut con = common::connect(host, port, password).expect("a sentinel");
-        for sub in ["get-master-addr-by-name", "replicas", "sentinels"] {
-            let reply: redis::Value = redis::cmd("SENTINEL")
+        let master: Vec<String> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(master, [host.to_string(), base.to_string()]);
+        for sub in ["replicas", "sentinels"] {
+            let peers: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
                 .arg(sub)
                 .arg("mymaster")
                 .query(&mut con)
                 .unwrap();
-            seen.push_str(&format!("{sub}: {reply:?}\n"));
+            assert_eq!(peers.len(), 2, "{sub}: {peers:?}");
+            for peer in &peers {
+                let p: u16 = peer["port"].parse().unwrap();
+                assert!(ours(&peer["ip"], p), "{sub}: {peer:?}");
+            }
+            seen.push_str(&format!("{sub}: {peers:?}\n"));
         }
     }
     seen
