@@ -103,6 +103,23 @@ fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
+/// The host a `DOCKER_HOST` value names when it is not a unix socket (`tcp://h:2376`,
+/// `ssh://user@h`), as written there.
+fn remote_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("ssh://"))
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .or_else(|| endpoint.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.split(':').next().unwrap_or(host_port),
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 /// A handle on the engine. Cheap to clone (bollard's client is reference-counted).
 #[derive(Clone)]
 pub struct Engine {
@@ -127,7 +144,7 @@ impl Engine {
     /// What kind of engine this is (from `/info` and how we connected); two round trips,
     /// so only asked for when the answer changes something.
     pub async fn platform(&self) -> Result<super::platform::Platform> {
-        use super::platform::{Flavor, Platform, remote_host};
+        use super::platform::{Flavor, Platform};
         let info = self
             .docker
             .info()

@@ -66,20 +66,3 @@ impl Platform {
         format!("{flavor}, {mode}, {}", self.endpoint)
     }
 }
-
-/// The host a `DOCKER_HOST` value names when it is not a unix socket (`tcp://h:2376`,
-/// `ssh://user@h`), as written there.
-pub(crate) fn remote_host(endpoint: &str) -> Option<String> {
-    let rest = endpoint
-        .strip_prefix("tcp://")
-        .or_else(|| endpoint.strip_prefix("ssh://"))
-        .or_else(|| endpoint.strip_prefix("http://"))
-        .or_else(|| endpoint.strip_prefix("https://"))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => host_port.split(':').next().unwrap_or(host_port),
-    };
-    (!host.is_empty()).then(|| host.to_string())
-}
