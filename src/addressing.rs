@@ -48,6 +48,22 @@ pub fn choose_subnet(
     })
 }
 
+/// Whether this network namespace has a route (not the default one) to any of `networks`:
+/// on a rootful Linux engine each bridge network has one, through its bridge; a rootless
+/// or remote engine's, or Docker Desktop's, live elsewhere. `None` when there is nothing to
+/// look at. Reading `/proc/net/route` costs no round trip.
+pub fn routed(networks: &[topology::layout::Cidr]) -> Option<bool> {
+    if networks.is_empty() {
+        return None;
+    }
+    let routes = host_routes();
+    Some(networks.iter().any(|n| {
+        routes
+            .iter()
+            .any(|r| r.1 <= n.1 && topology::layout::overlaps(*r, *n))
+    }))
+}
+
 /// The host's IPv4 routes (from /proc/net/route), so the group network never shadows a
 /// network the host really uses.
 fn host_routes() -> Vec<topology::layout::Cidr> {

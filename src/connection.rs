@@ -3,7 +3,6 @@
 //! among them, only the path of a private file that holds it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -125,13 +124,9 @@ pub async fn settings(
     password: &Secret,
 ) -> anyhow::Result<Settings> {
     let master_name = loaded.topology.sentinel.master_name.clone();
-    let sentinels: Vec<SocketAddr> = layout
-        .sentinels()
-        .map(|n| SocketAddr::from((n.ip, n.port)))
-        .collect();
     let mut master = None;
-    for s in &sentinels {
-        if let Ok(Some((host, port))) = probe.master_addr(*s, &master_name).await {
+    for s in layout.sentinels() {
+        if let Ok(Some((host, port))) = probe.master_addr(s.reach, &master_name).await {
             master = Some(format!("{host}:{port}"));
             break;
         }
@@ -141,7 +136,10 @@ pub async fn settings(
         .as_ref()
         .filter(|files| files.client_auth.presents_certificate());
     Ok(Settings {
-        sentinels: sentinels.iter().map(|s| s.to_string()).collect(),
+        sentinels: layout
+            .sentinels()
+            .map(|n| client_address(layout, n))
+            .collect(),
         master_name,
         master,
         password_file: password_file(loaded, password)?,
@@ -182,6 +180,19 @@ pub fn user_password_files(
         files.insert(user.name.clone(), path);
     }
     Ok(files)
+}
+
+/// Where a client on this machine asks a sentinel: the announced address, else where
+/// rcluster itself reaches it (its container address, or its published port where container
+/// addresses are out of reach).
+fn client_address(layout: &Layout, node: &crate::topology::Node) -> String {
+    match &layout.announce {
+        Some(_) => {
+            let (host, port) = layout.advertised(node);
+            format!("{host}:{port}")
+        }
+        None => node.reach.to_string(),
+    }
 }
 
 /// A private file holding the password: the topology's own file, or the generated one in

@@ -71,7 +71,7 @@ pub fn evaluate(layout: &Layout, reports: &[NodeReport], max_lag_bytes: i64) -> 
             vec![format!("container is {}", r.state)]
         } else if r.node.role.is_data() {
             answer(&r.replication, |rep| {
-                data_node_problem(&r.node, rep, master, master_offset, max_lag_bytes)
+                data_node_problem(layout, &r.node, rep, master, master_offset, max_lag_bytes)
                     .into_iter()
                     .collect()
             })
@@ -109,7 +109,7 @@ fn find_master(layout: &Layout, reports: &[NodeReport]) -> FoundMaster {
         .iter()
         .filter(|r| r.node.role == Role::Sentinel)
         .map(|r| match &r.sentinel {
-            Some(Ok(view)) => view.master_ip(),
+            Some(Ok(view)) => view.master_ip(layout),
             _ => None,
         })
         .collect();
@@ -177,6 +177,7 @@ fn answer<T>(
 /// A data node: the master must say it is one; a replica must follow the master over a
 /// link that is up, at most `max_lag_bytes` behind.
 fn data_node_problem(
+    layout: &Layout,
     node: &Node,
     rep: &Replication,
     master: Option<&Node>,
@@ -195,12 +196,21 @@ fn data_node_problem(
         return Some("says it is a master, but it should be a replica".to_string());
     }
     let m = master?;
-    if rep.master_host.as_deref() != Some(m.ip.to_string().as_str()) {
-        return Some(format!(
-            "follows {} instead of the master {}",
-            rep.master_host.as_deref().unwrap_or("nothing"),
-            m.ip
-        ));
+    let followed = rep
+        .master_host
+        .as_deref()
+        .and_then(|host| layout.ip_of(host, rep.master_port.unwrap_or(0)));
+    if followed != Some(m.ip) {
+        let (host, port) = layout.advertised(m);
+        // Announced, every node shares the host: only the port tells them apart.
+        let (followed, master) = match (&layout.announce, &rep.master_host) {
+            (Some(_), Some(h)) => (
+                format!("{h}:{}", rep.master_port.unwrap_or(0)),
+                format!("{host}:{port}"),
+            ),
+            (_, h) => (h.as_deref().unwrap_or("nothing").to_string(), host),
+        };
+        return Some(format!("follows {followed} instead of the master {master}"));
     }
     if rep.master_link_status.as_deref() != Some("up") {
         return Some(format!(
@@ -215,7 +225,7 @@ fn data_node_problem(
 /// A sentinel must name the master, see it up, and see every replica and every other
 /// sentinel healthy.
 fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec<String> {
-    if view.master_ip() != Some(master.ip) {
+    if view.master_ip(layout) != Some(master.ip) {
         let named = view
             .master
             .as_ref()
@@ -235,7 +245,7 @@ fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec
         .filter(|n| {
             view.replicas
                 .iter()
-                .any(|p| p.ipv4() == Some(n.ip) && !p.is_down())
+                .any(|p| layout.ip_of(&p.ip, p.port) == Some(n.ip) && !p.is_down())
         })
         .count();
     if healthy_replicas < expected.len() {
@@ -356,6 +366,58 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The same reports with every address in the announced form the layout hands out.
+    fn announced(layout: &Layout, reports: Vec<NodeReport>) -> Vec<NodeReport> {
+        let hand_out = |ip: &str| {
+            let node = layout.node_by_ip(ip.parse().unwrap()).unwrap();
+            layout.advertised(node)
+        };
+        reports
+            .into_iter()
+            .map(|mut r| {
+                if let Some(Ok(rep)) = &mut r.replication
+                    && let Some(host) = rep.master_host.clone()
+                {
+                    let (h, p) = hand_out(&host);
+                    (rep.master_host, rep.master_port) = (Some(h), Some(p));
+                }
+                if let Some(Ok(view)) = &mut r.sentinel {
+                    view.master = view.master.as_ref().map(|(ip, _)| hand_out(ip));
+                    for p in view.replicas.iter_mut().chain(view.sentinels.iter_mut()) {
+                        (p.ip, p.port) = hand_out(&p.ip);
+                    }
+                }
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn announced_addresses_are_judged_by_host_and_port() {
+        let mut topology = default_topology();
+        topology.cluster.bind = "0.0.0.0".parse().unwrap();
+        topology.cluster.announce = crate::topology::Announce::Host("10.253.0.1".into());
+        let l = Layout::new(&topology, Subnet([172, 28, 7]));
+        let reports = announced(&l, healthy(&l, l.master()));
+        let h = evaluate(&l, &reports, 0);
+        assert!(h.healthy, "{:?}", h.problems);
+        assert_eq!(h.master.as_ref(), Some(l.master()));
+
+        // Same host, another node's port: not the master.
+        let mut wrong = reports.clone();
+        if let Some(Ok(rep)) = &mut wrong[1].replication {
+            rep.master_port = Some(6381);
+        }
+        let h = evaluate(&l, &wrong, 0);
+        assert_eq!(
+            h.problems,
+            vec![Problem {
+                node: "demo-replica-1".into(),
+                reason: "follows 10.253.0.1:6381 instead of the master 10.253.0.1:6379".into(),
+            }]
+        );
     }
 
     #[test]

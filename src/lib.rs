@@ -3,7 +3,8 @@
 //! Pure core: `topology` (file -> checked model), `render` (model -> config files),
 //! `addressing` (the group's subnet and layout), `config_hash` (keep or recreate),
 //! `observed` (what exists, as data), `plan` (desired vs observed -> phases of steps),
-//! `health` (what the nodes said -> a verdict with reasons).
+//! `health` (what the nodes said -> a verdict with reasons), `reach` (which addresses the
+//! group hands out and rcluster connects to).
 //! Side effects: `docker` (the engine), `probe` (Redis and Sentinel), `wait` (readiness
 //! loops), `executor` (runs a plan), `password_store` (the generated passwords on disk).
 //! `commands` holds one short script per subcommand; nothing outside it imports it.
@@ -24,6 +25,7 @@ pub mod observed;
 pub mod password_store;
 pub mod plan;
 pub mod probe;
+pub mod reach;
 pub mod render;
 pub mod report;
 pub mod secret;

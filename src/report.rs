@@ -180,11 +180,13 @@ pub struct MasterJson {
 }
 
 impl MasterJson {
-    pub fn of(node: &crate::topology::Node) -> MasterJson {
+    /// The master at the address the group hands out for it (`Layout::advertised`).
+    pub fn of(layout: &crate::topology::Layout, node: &crate::topology::Node) -> MasterJson {
+        let (host, port) = layout.advertised(node);
         MasterJson {
             node: node.name.clone(),
-            host: node.ip.to_string(),
-            port: node.port,
+            host,
+            port,
         }
     }
 }

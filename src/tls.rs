@@ -62,6 +62,9 @@ pub fn subject_alt_names(
         names.push(bind.to_string());
     }
     names.extend(crate::render::k8s::dns_names(topology, node));
+    // `cluster.announce`: clients (and the nodes themselves) connect to the announced host
+    // at the published ports, and verify the certificate for that name.
+    names.extend(layout.announce.iter().cloned());
     names.extend(extra.iter().cloned());
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));

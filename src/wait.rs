@@ -125,7 +125,7 @@ pub async fn wait_for_new_master(
                 a.as_ref()
                     .ok()
                     .and_then(|m| m.as_ref())
-                    .and_then(|(ip, _)| ip.parse().ok())
+                    .and_then(|(host, port)| layout.ip_of(host, *port))
             })
             .collect();
         if let Some(Some(first)) = ips.first()

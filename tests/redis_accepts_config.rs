@@ -326,7 +326,7 @@ fn rendered_group_forms_on_loopback() {
     let mut servers = Vec::new();
     let mut data = Vec::new();
     for node in layout.data_nodes() {
-        let mut conf = RedisConf::for_node(&topology, node, master.ip, PASSWORD);
+        let mut conf = RedisConf::for_node(&topology, &layout, node, master.ip, PASSWORD);
         let node_dir = tmp.path().join(&node.name);
         std::fs::create_dir_all(&node_dir).expect("node dir");
         conf.port = ports[&node.name];

@@ -68,6 +68,14 @@ fn summary(file: &Path, loaded: &Loaded) -> String {
         plural(usize::from(t.sentinel.count), "sentinel"),
         t.sentinel.quorum
     );
+    if let crate::topology::Announce::Host(host) = &t.cluster.announce {
+        // `up` and compose only: Kubernetes pods are known by their DNS names.
+        line.push_str(&format!(
+            ", announced as {host}:<published port> (ignored by `render --format k8s`)"
+        ));
+    } else if t.cluster.announce == crate::topology::Announce::Container {
+        line.push_str(", announced as container addresses");
+    }
     if !loaded.warnings.is_empty() {
         line.push_str(&format!(", {}", plural(loaded.warnings.len(), "warning")));
     }

@@ -3,7 +3,6 @@
 //! path of the file that holds it.
 
 use super::Global;
-use crate::addressing;
 use crate::cli::{EnvArgs, EnvFormat};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
@@ -22,7 +21,7 @@ pub async fn run(global: &Global, args: &EnvArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let layout = addressing::layout(&loaded.topology, &observed);
+    let (layout, _) = super::existing_reach(&engine, &loaded.topology, &observed).await?;
     let probe = Probe::for_group(&loaded, password.clone())?;
     let settings = crate::connection::settings(&loaded, &layout, &probe, &password).await?;
     let format = if global.json {

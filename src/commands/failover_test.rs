@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Global;
-use crate::addressing;
 use crate::cli::{FailoverArgs, Fault};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
@@ -131,6 +130,15 @@ async fn one_run(
     let master_name = &topo.sentinel.master_name;
     // 1. Healthy first, or touch nothing.
     let (layout, old) = healthy_master(engine, topo, probe).await?;
+    if args.fault == Fault::Isolate && layout.announce.is_some() {
+        // Its rules drop the peers by container address; announced, they reach the master
+        // through the host's NAT, so the fault would isolate nothing and prove nothing.
+        return Err(CommandError::usage(format!(
+            "`--fault isolate` cuts the master off from its peers by their container addresses, but this group announces `{}:<published port>` and its nodes reach each other through the engine's host; use `--fault partition` (or `kill`, `stop`, `pause`, `delay`)",
+            layout.announce.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
     let stopped = stop_last(&layout, args.stop_sentinels);
     pending.set(Broken {
         cluster: layout.cluster.clone(),
@@ -162,7 +170,15 @@ async fn one_run(
     } else {
         0
     };
-    let writers = Writers::start_with_sticky(probe, addrs, master_name, &prefix, count, sticky);
+    let writers = Writers::start_with_sticky(
+        probe,
+        addrs,
+        locate(&layout),
+        master_name,
+        &prefix,
+        count,
+        sticky,
+    );
     // Measure the outage from a working client, not from one still starting.
     if count > 0 {
         wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
@@ -327,13 +343,13 @@ async fn one_run(
     // The sentinels' own account of it.
     let events = listener.stop();
     let (sdown, odown, switch) =
-        failover::sentinel_milestones(&events, fault_at, master_name, old.ip);
+        failover::sentinel_milestones(&events, fault_at, master_name, &layout.advertised(&old));
     report.timings_ms.sdown = sdown;
     report.timings_ms.odown = odown;
     report.timings_ms.switch_master = switch;
     if new_master.is_some() {
         report.split_brain_window_ms =
-            failover::promoted_at(&events, fault_at, master_name, old.ip)
+            failover::promoted_at(&events, fault_at, master_name, &layout.advertised(&old))
                 .map(|at| failover::split_brain_window(&log, old_addr, at));
     }
     if new_master.is_none() {
@@ -355,7 +371,7 @@ async fn healthy_master(
 ) -> anyhow::Result<(Layout, Node)> {
     let master_name = &topo.sentinel.master_name;
     let observed = observe(engine, &topo.cluster.name).await?;
-    let layout = addressing::layout(topo, &observed);
+    let (layout, _) = super::existing_reach(engine, topo, &observed).await?;
     let grace = Duration::from_secs(10);
     let health = wait::wait_healthy(
         engine,
@@ -374,6 +390,18 @@ async fn healthy_master(
     })?;
     let master = health.master.context("a healthy group without a master")?;
     Ok((layout, master))
+}
+
+/// Where the writers connect for the master a sentinel names: the node's reach (the one
+/// decision in `crate::reach`), or the address as named for a node the layout lacks.
+fn locate(layout: &Layout) -> crate::failover::writers::Locate {
+    let layout = layout.clone();
+    std::sync::Arc::new(move |host: &str, port: u16| {
+        layout
+            .node_by_addr(host, port)
+            .map(|n| n.reach)
+            .or_else(|| Some(SocketAddr::new(host.parse().ok()?, port)))
+    })
 }
 
 /// The last `count` sentinels: the ones `--stop-sentinels` takes away.

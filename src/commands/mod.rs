@@ -16,9 +16,12 @@ pub mod up;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
+use crate::docker::Engine;
 use crate::error::CommandError;
+use crate::observed::Observed;
+use crate::reach::Reach;
 use crate::secret::Secret;
-use crate::topology::{self, Loaded};
+use crate::topology::{self, Layout, Loaded, Subnet, Topology};
 
 /// Options every command gets.
 #[derive(Debug, Clone)]
@@ -80,4 +83,68 @@ pub fn password(loaded: &Loaded) -> anyhow::Result<Secret> {
             ))
         })
         .context("cannot talk to the group")
+}
+
+/// The group's layout with the one reach decision applied (`crate::reach`): which
+/// addresses the nodes announce, and where rcluster connects to them. `engine_networks` are
+/// the engine's network subnets, looked at when the group's network does not exist yet.
+///
+/// On a rootful Linux engine this reads the routing table and asks the engine nothing.
+pub async fn reach(
+    engine: &Engine,
+    topology: &Topology,
+    observed: &Observed,
+    subnet: Subnet,
+    engine_networks: &[String],
+) -> anyhow::Result<(Layout, Reach)> {
+    let networks: Vec<topology::layout::Cidr> = match observed.subnet() {
+        Some(s) => vec![s.cidr()],
+        None => engine_networks
+            .iter()
+            .filter_map(|s| topology::layout::parse_cidr(s))
+            .collect(),
+    };
+    let routed = crate::addressing::routed(&networks);
+    // A remote engine's bridge subnets may happen to match a local route: ask it. Any
+    // tcp or ssh endpoint counts, from DOCKER_HOST or a docker context alike.
+    let remote = engine.endpoint().host().is_some();
+    let platform = if routed == Some(true) && !remote {
+        None
+    } else {
+        Some(engine.platform().await?)
+    };
+    let reach =
+        Reach::decide(topology, routed, platform.as_ref()).map_err(CommandError::refused)?;
+    let via = match &reach.via {
+        None => None,
+        Some(host) => Some(resolve(host).with_context(|| {
+            format!("cannot resolve `{host}`, where rcluster would reach the published ports")
+        })?),
+    };
+    Ok((reach.apply(Layout::new(topology, subnet), via), reach))
+}
+
+/// The layout and reach of an existing group, for the commands that only talk to it.
+pub async fn existing_reach(
+    engine: &Engine,
+    topology: &Topology,
+    observed: &Observed,
+) -> anyhow::Result<(Layout, Reach)> {
+    let layout = crate::addressing::layout(topology, observed);
+    reach(engine, topology, observed, layout.subnet, &[]).await
+}
+
+/// An address for a host name or IP, IPv4 first (the group is IPv4).
+fn resolve(host: &str) -> anyhow::Result<std::net::IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<std::net::SocketAddr> = (host, 0).to_socket_addrs()?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(|a| a.ip())
+        .ok_or_else(|| anyhow::anyhow!("`{host}` has no address"))
 }

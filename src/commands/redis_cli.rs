@@ -5,7 +5,6 @@ use std::io::Write;
 use std::process::Command;
 
 use super::Global;
-use crate::addressing;
 use crate::cli::CliArgs;
 use crate::docker::Engine;
 use crate::docker::observe::observe;
@@ -27,7 +26,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let layout = addressing::layout(topo, &observed);
+    let (layout, _) = super::existing_reach(&engine, topo, &observed).await?;
     let password = super::password(&loaded)?;
     let node: Node = match &args.node {
         Some(name) => layout.node(name).cloned().ok_or_else(|| {
@@ -60,12 +59,12 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     }
 
     if args.args.is_empty() {
-        // Interactive: the host's redis-cli, straight to the node's address.
+        // Interactive: the host's redis-cli, straight to where rcluster reaches the node.
         let status = Command::new("redis-cli")
             .arg("-h")
-            .arg(node.ip.to_string())
+            .arg(node.reach.ip().to_string())
             .arg("-p")
-            .arg(node.port.to_string())
+            .arg(node.reach.port().to_string())
             .args(&auth)
             .args(tls_args(crate::tls::client_files(&loaded)))
             .env("REDISCLI_AUTH", secret.expose())

@@ -56,8 +56,8 @@ async fn snapshot(
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
-    let layout = addressing::layout(topology, &observed);
     if observed.containers.is_empty() {
+        let layout = addressing::layout(topology, &observed);
         // Volumes kept by `down` are worth mentioning: `up` brings their data back.
         let kept = if observed.volumes.is_empty() {
             String::new()
@@ -87,6 +87,7 @@ async fn snapshot(
                 password: None,
                 tls: TlsJson::of(loaded),
                 engine: platform.clone(),
+                reach: None,
             };
             format!("{}\n", json_line(&document)?)
         } else {
@@ -97,6 +98,7 @@ async fn snapshot(
         };
         return Ok((EXIT_FAILED, text));
     }
+    let (layout, reach) = super::existing_reach(engine, topology, &observed).await?;
     let password = super::password(loaded)?;
     let probe = Probe::for_group(loaded, password.clone())?
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
@@ -133,13 +135,14 @@ async fn snapshot(
             platform,
         );
         document.acl_users = acl_users;
+        document.reach = Some(reach);
         if args.show_secrets {
             document.password = Some(password.expose().to_string());
         }
         document.tls = TlsJson::of(loaded);
         format!("{}\n", json_line(&document)?)
     } else {
-        let mut text = table(cluster, &reports, &health, topology.cluster.bind);
+        let mut text = table(&layout, &reports, &health, topology.cluster.bind);
         if let Some(users) = &acl_users {
             let listed: Vec<String> = users
                 .iter()
@@ -154,6 +157,7 @@ async fn snapshot(
                 }
             ));
         }
+        text.push_str(&format!("reach: {reach}\n"));
         text.push_str(&format!("password: {origin}"));
         if args.show_secrets {
             text.push_str(&format!(" = {}", password.expose()));
@@ -168,7 +172,7 @@ async fn snapshot(
     Ok((code, text))
 }
 
-fn details(r: &NodeReport, master_offset: Option<i64>) -> String {
+fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> String {
     match (&r.replication, &r.sentinel) {
         (Some(Err(e)), _) | (_, Some(Err(e))) => format!("error: {e}"),
         (Some(Ok(rep)), _) if rep.is_master() => {
@@ -182,9 +186,13 @@ fn details(r: &NodeReport, master_offset: Option<i64>) -> String {
             let lag = master_offset.map_or(String::new(), |m| {
                 format!(", {} B behind", (m - rep.offset).max(0))
             });
+            // Announced, every node shares the host: the port says which one it follows.
+            let followed = match (&layout.announce, &rep.master_host) {
+                (Some(_), Some(host)) => format!("{host}:{}", rep.master_port.unwrap_or(0)),
+                (_, host) => host.as_deref().unwrap_or("-").to_string(),
+            };
             format!(
-                "follows {}, link {}, offset {}{lag}",
-                rep.master_host.as_deref().unwrap_or("-"),
+                "follows {followed}, link {}, offset {}{lag}",
                 rep.master_link_status.as_deref().unwrap_or("-"),
                 rep.offset
             )
@@ -215,12 +223,24 @@ fn master_offset(reports: &[NodeReport], health: &Health) -> Option<i64> {
         .map(|rep| rep.offset)
 }
 
+/// `host:port` as the group hands the node out (`Layout::advertised`).
+fn advertised(layout: &Layout, node: &crate::topology::Node) -> String {
+    let (host, port) = layout.advertised(node);
+    format!("{host}:{port}")
+}
+
 fn published(r: &NodeReport, bind: std::net::IpAddr) -> String {
     r.host_port
         .map_or("-".to_string(), |p| format!("{bind}:{p}"))
 }
 
-fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net::IpAddr) -> String {
+fn table(
+    layout: &Layout,
+    reports: &[NodeReport],
+    health: &Health,
+    bind: std::net::IpAddr,
+) -> String {
+    let cluster = &layout.cluster;
     let verdict = if health.healthy {
         paint("32", "healthy")
     } else {
@@ -238,9 +258,9 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
                 r.node.name.clone(),
                 r.reported_role().unwrap_or("?").to_string(),
                 r.state.to_string(),
-                format!("{}:{}", r.node.ip, r.node.port),
+                advertised(layout, &r.node),
                 published(r, bind),
-                details(r, mo),
+                details(layout, r, mo),
             ]
         })
         .collect();
@@ -262,10 +282,9 @@ fn table(cluster: &str, reports: &[NodeReport], health: &Health, bind: std::net:
     }
     match &health.master {
         Some(m) => out.push_str(&format!(
-            "master: `{}` at {}:{}; sentinels agree: {}\n",
+            "master: `{}` at {}; sentinels agree: {}\n",
             m.name,
-            m.ip,
-            m.port,
+            advertised(layout, m),
             if health.sentinels_agree { "yes" } else { "no" }
         )),
         None => out.push_str("master: none\n"),
@@ -310,6 +329,10 @@ pub struct StatusJson {
     /// With `[tls]`: the CA clients verify the nodes with, and what they must present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsJson>,
+    /// How rcluster reaches the nodes (`path`: `container` or `published`, `via`) and what
+    /// they announce (`announce`: a host, or null for container addresses); null when the
+    /// group does not exist.
+    pub reach: Option<crate::reach::Reach>,
 }
 
 /// `status --json`'s `tls`.
@@ -378,15 +401,21 @@ pub struct NodeJson {
     pub error: Option<String>,
 }
 
-fn node_json(r: &NodeReport, master_offset: Option<i64>, bind: std::net::IpAddr) -> NodeJson {
+fn node_json(
+    layout: &Layout,
+    r: &NodeReport,
+    master_offset: Option<i64>,
+    bind: std::net::IpAddr,
+) -> NodeJson {
+    let (host, port) = layout.advertised(&r.node);
     let mut v = NodeJson {
         name: r.node.name.clone(),
         node: r.node.key.clone(),
         role: r.reported_role().map(str::to_string),
         created_as: r.node.role,
         state: r.state,
-        host: r.node.ip.to_string(),
-        port: r.node.port,
+        host,
+        port,
         published: r.host_port.map(|p| format!("{bind}:{p}")),
         offset: None,
         master_host: None,
@@ -436,7 +465,7 @@ fn json(
         name: cluster.to_string(),
         healthy: health.healthy,
         exists: true,
-        master: health.master.as_ref().map(MasterJson::of),
+        master: health.master.as_ref().map(|m| MasterJson::of(layout, m)),
         sentinels_agree: health.sentinels_agree,
         subnet: layout.subnet.to_string(),
         counts: Counts {
@@ -447,7 +476,10 @@ fn json(
                 .filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some())
                 .count(),
         },
-        nodes: reports.iter().map(|r| node_json(r, mo, bind)).collect(),
+        nodes: reports
+            .iter()
+            .map(|r| node_json(layout, r, mo, bind))
+            .collect(),
         volumes: None,
         problems: health.problems.clone(),
         password_source: password_origin.to_string(),
@@ -455,5 +487,6 @@ fn json(
         password: None,
         tls: None,
         engine: platform.clone(),
+        reach: None,
     }
 }

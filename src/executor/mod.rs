@@ -87,7 +87,8 @@ impl Executor<'_> {
             Step::RemoveNode { node, .. } => engine.remove(node).await?,
             Step::FollowMaster { node, master } => {
                 let node = engine.node(node)?;
-                sentinel::follow_master(self.probe, node, *master, self.timeout).await?
+                sentinel::follow_master(self.probe, engine.layout, node, *master, self.timeout)
+                    .await?
             }
             Step::Failover { from, .. } => {
                 let new = sentinel::failover(

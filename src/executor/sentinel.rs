@@ -66,6 +66,7 @@ pub(super) async fn set_ping_period(
 /// its config (`CONFIG REWRITE`) so that a restart keeps it.
 pub(super) async fn follow_master(
     probe: &Probe,
+    layout: &Layout,
     node: &Node,
     master: Ipv4Addr,
     timeout: Duration,
@@ -79,10 +80,16 @@ pub(super) async fn follow_master(
         }
     };
     if replication.is_master() {
+        // The master's address as the group hands it out, so that this node announces and
+        // follows the same address the others do.
+        let (host, port) = match layout.node_by_ip(master) {
+            Some(m) => layout.advertised(m),
+            None => (master.to_string(), crate::topology::layout::REDIS_PORT),
+        };
         let mut con = probe.connect(survey::addr(node)).await?;
         let _: () = redis::cmd("REPLICAOF")
-            .arg(master.to_string())
-            .arg(crate::topology::layout::REDIS_PORT)
+            .arg(host)
+            .arg(port)
             .query_async(&mut con)
             .await?;
         let _: () = redis::cmd("CONFIG")

@@ -266,21 +266,27 @@ pub fn split_brain_verdict(writes: &Writes, max: Option<u64>) -> Option<String> 
     })
 }
 
-/// When the first `+switch-master` away from `old_ip` arrived.
+/// When the first `+switch-master` away from `old` arrived. `old` is the old master's
+/// address as the sentinels hand it out (`Layout::advertised`): `<host> <port>` in events.
 pub fn promoted_at(
     events: &[events::Received],
     fault_at: Instant,
     master_name: &str,
-    old_ip: std::net::Ipv4Addr,
+    old: &(String, u16),
 ) -> Option<Instant> {
-    let switch = format!("{master_name} {old_ip} ");
+    let switch = format!("{master_name} {} {}", old.0, old.1);
     events
         .iter()
-        .filter(|e| {
-            e.at >= fault_at && e.channel == "+switch-master" && e.payload.starts_with(&switch)
-        })
+        .filter(|e| e.at >= fault_at && e.channel == "+switch-master" && names(&e.payload, &switch))
         .map(|e| e.at)
         .min()
+}
+
+/// Whether an event's payload starts with `words` (whole words: port 6380 is not 63801).
+fn names(payload: &str, words: &str) -> bool {
+    payload
+        .strip_prefix(words)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
 /// The sentinels' milestones about the old master, from their events: first `+sdown`,
@@ -289,17 +295,17 @@ pub fn sentinel_milestones(
     events: &[events::Received],
     fault_at: Instant,
     master_name: &str,
-    old_ip: std::net::Ipv4Addr,
+    old: &(String, u16),
 ) -> (Option<u64>, Option<u64>, Option<u64>) {
-    let about_old = format!("master {master_name} {old_ip} ");
+    let about_old = format!("master {master_name} {} {}", old.0, old.1);
     let first = |channel: &str, prefix: &str| {
         events
             .iter()
-            .filter(|e| e.at >= fault_at && e.channel == channel && e.payload.starts_with(prefix))
+            .filter(|e| e.at >= fault_at && e.channel == channel && names(&e.payload, prefix))
             .map(|e| ms(e.at - fault_at))
             .min()
     };
-    let switch = format!("{master_name} {old_ip} ");
+    let switch = format!("{master_name} {} {}", old.0, old.1);
     (
         first("+sdown", &about_old),
         first("+odown", &about_old),
@@ -422,6 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn announced_switches_are_matched_by_whole_host_and_port() {
+        let fault = Instant::now();
+        let at = |ms: u64| fault + Duration::from_millis(ms);
+        let events = vec![
+            received(
+                at(100),
+                "+switch-master",
+                "mymaster 10.253.0.1 16379 10.253.0.1 16380",
+            ),
+            received(
+                at(200),
+                "+switch-master",
+                "mymaster 10.253.0.1 1637 10.253.0.1 16380",
+            ),
+        ];
+        let old = ("10.253.0.1".to_string(), 1637);
+        assert_eq!(promoted_at(&events, fault, "mymaster", &old), Some(at(200)));
+    }
+
+    #[test]
     fn milestones_are_about_the_old_master_and_after_the_fault() {
         let fault = Instant::now();
         let old: std::net::Ipv4Addr = "172.28.1.10".parse().unwrap();
@@ -452,7 +478,7 @@ mod tests {
             received(at(2240), "__sentinel__:hello", "x"),
         ];
         assert_eq!(
-            sentinel_milestones(&events, fault, "mymaster", old),
+            sentinel_milestones(&events, fault, "mymaster", &(old.to_string(), 6379)),
             (Some(1100), Some(1180), Some(2250))
         );
         let kept = report_events(&events, fault);

@@ -12,6 +12,10 @@ use tokio::task::JoinHandle;
 
 use crate::probe::Probe;
 
+/// Where to connect for the `host:port` a sentinel hands out: the node's reach (its
+/// container address, or its published port), from the layout.
+pub type Locate = Arc<dyn Fn(&str, u16) -> Option<SocketAddr> + Send + Sync>;
+
 /// How long `WAIT` may wait for a replica before the write counts as unconfirmed.
 const WAIT_MS: u64 = 500;
 
@@ -45,11 +49,12 @@ impl Writers {
     pub fn start(
         probe: &Probe,
         sentinels: Vec<SocketAddr>,
+        locate: Locate,
         master_name: &str,
         prefix: &str,
         count: u32,
     ) -> Writers {
-        Self::start_with_sticky(probe, sentinels, master_name, prefix, count, 0)
+        Self::start_with_sticky(probe, sentinels, locate, master_name, prefix, count, 0)
     }
 
     /// Like `start`, but the first `sticky` writers behave like most real clients: they
@@ -58,6 +63,7 @@ impl Writers {
     pub fn start_with_sticky(
         probe: &Probe,
         sentinels: Vec<SocketAddr>,
+        locate: Locate,
         master_name: &str,
         prefix: &str,
         count: u32,
@@ -74,6 +80,7 @@ impl Writers {
                 let writer = Writer {
                     probe: probe.clone(),
                     sentinels: sentinels.clone(),
+                    locate: locate.clone(),
                     master_name: master_name.to_string(),
                     prefix: format!("{prefix}:{w}"),
                     stop: stop.clone(),
@@ -113,6 +120,7 @@ impl Writers {
 struct Writer {
     probe: Probe,
     sentinels: Vec<SocketAddr>,
+    locate: Locate,
     master_name: String,
     prefix: String,
     stop: Arc<AtomicBool>,
@@ -197,14 +205,13 @@ impl Writer {
     /// really is master (a sentinel's answer may be stale during a failover).
     async fn find_master(&self) -> Option<(SocketAddr, MultiplexedConnection)> {
         for sentinel in &self.sentinels {
-            let Ok(Some((ip, port))) = self.probe.master_addr(*sentinel, &self.master_name).await
+            let Ok(Some((host, port))) = self.probe.master_addr(*sentinel, &self.master_name).await
             else {
                 continue;
             };
-            let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+            let Some(addr) = (self.locate)(&host, port) else {
                 continue;
             };
-            let addr = SocketAddr::new(ip, port);
             let Ok(mut con) = self.probe.connect(addr).await else {
                 continue;
             };

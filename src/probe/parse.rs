@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::topology::Layout;
+
 /// `INFO` text -> field map (section headers and blank lines dropped).
 pub fn info_fields(text: &str) -> HashMap<String, String> {
     text.lines()
@@ -142,8 +144,11 @@ pub struct SentinelView {
 }
 
 impl SentinelView {
-    pub fn master_ip(&self) -> Option<Ipv4Addr> {
-        self.master.as_ref().and_then(|(ip, _)| ip.parse().ok())
+    /// The container address of the master this sentinel names (see `Layout::ip_of`).
+    pub fn master_ip(&self, layout: &Layout) -> Option<Ipv4Addr> {
+        self.master
+            .as_ref()
+            .and_then(|(host, port)| layout.ip_of(host, *port))
     }
 
     pub fn master_is_down(&self) -> bool {

@@ -12,9 +12,10 @@ use crate::health::NodeReport;
 use crate::observed::Observed;
 use crate::topology::{Layout, Node, Role};
 
-/// Where a node answers on the group network.
+/// Where rcluster connects to a node: its container address, or its published port where
+/// container addresses are out of reach (`Layout::reached_at`, decided by `Reach`).
 pub fn addr(node: &Node) -> SocketAddr {
-    SocketAddr::from((node.ip, node.port))
+    node.reach
 }
 
 /// Ask every node, concurrently, what it is. Nodes whose container is not running are
@@ -75,10 +76,10 @@ pub async fn current_master(
     let sentinels = layout.sentinels().filter(|n| observed.is_running(&n.key));
     let answers = join_all(sentinels.map(|n| quick.master_addr(addr(n), master_name))).await;
     let mut counts: HashMap<Ipv4Addr, usize> = HashMap::new();
-    for (ip, _) in answers.into_iter().flatten().flatten() {
+    for (host, port) in answers.into_iter().flatten().flatten() {
         // Any address in the group's subnet: the master may be a node the topology no
         // longer has (a scale-down), which `up` must recognise to refuse removing it.
-        if let Ok(ip) = ip.parse::<Ipv4Addr>()
+        if let Some(ip) = layout.ip_of(&host, port)
             && layout.subnet.contains(ip)
         {
             *counts.entry(ip).or_default() += 1;

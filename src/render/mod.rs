@@ -141,6 +141,7 @@ impl<'a> RedisConf<'a> {
     /// The context for a data node of the Docker group, whose addresses are fixed IPs.
     pub fn for_node(
         topology: &'a Topology,
+        layout: &Layout,
         node: &Node,
         master_ip: Ipv4Addr,
         password: &'a str,
@@ -151,8 +152,8 @@ impl<'a> RedisConf<'a> {
             port: REDIS_PORT,
             dir: DATA_DIR.to_string(),
             password,
-            announce: Endpoint::new(node.ip, REDIS_PORT),
-            replicaof: (node.ip != master_ip).then(|| Endpoint::new(master_ip, REDIS_PORT)),
+            announce: advertised(layout, node),
+            replicaof: (node.ip != master_ip).then(|| advertised_ip(layout, master_ip, REDIS_PORT)),
             persistence: &topology.persistence,
             replication: &topology.replication,
             extra: topology
@@ -232,10 +233,10 @@ impl<'a> SentinelConf<'a> {
             bind: BIND_IPV4,
             port: SENTINEL_PORT,
             myid: node.sentinel_myid(),
-            announce: Endpoint::new(node.ip, SENTINEL_PORT),
+            announce: advertised(layout, node),
             password,
             master_name: &spec.master_name,
-            master: Endpoint::new(master_ip, REDIS_PORT),
+            master: advertised_ip(layout, master_ip, REDIS_PORT),
             quorum: spec.quorum,
             down_after_ms: spec.down_after_ms,
             failover_timeout_ms: spec.failover_timeout_ms,
@@ -243,18 +244,25 @@ impl<'a> SentinelConf<'a> {
             known_replicas: layout
                 .data_nodes()
                 .filter(|n| n.ip != master_ip)
-                .map(|n| Endpoint::new(n.ip, REDIS_PORT))
+                .map(|n| advertised(layout, n))
                 .collect(),
             known_sentinels: layout
                 .sentinels()
                 .filter(|n| n.name != node.name)
-                .map(|n| KnownSentinel {
-                    host: n.ip.to_string(),
-                    port: SENTINEL_PORT,
-                    myid: n.sentinel_myid(),
+                .map(|n| {
+                    let Endpoint { host, port } = advertised(layout, n);
+                    KnownSentinel {
+                        host,
+                        port,
+                        myid: n.sentinel_myid(),
+                    }
                 })
                 .collect(),
-            resolve_hostnames: false,
+            // Sentinel 7.0 refuses a `sentinel monitor` naming a host without it.
+            resolve_hostnames: layout
+                .announce
+                .as_ref()
+                .is_some_and(|host| host.parse::<std::net::IpAddr>().is_err()),
             acl: AclConf::new(topology, password),
             tls: TlsConf::for_node(topology, false, CONFIG_DIR),
         }
@@ -262,6 +270,21 @@ impl<'a> SentinelConf<'a> {
 
     pub fn render(&self) -> anyhow::Result<String> {
         render_template(SENTINEL_TEMPLATE, self)
+    }
+}
+
+/// The address Redis and Sentinel hand out for `node` (see `Layout::advertised`).
+fn advertised(layout: &Layout, node: &Node) -> Endpoint {
+    let (host, port) = layout.advertised(node);
+    Endpoint { host, port }
+}
+
+/// The address handed out for the node whose container address is `ip`; a node the layout
+/// no longer has (the master of a group being scaled down) by its container address.
+fn advertised_ip(layout: &Layout, ip: Ipv4Addr, container_port: u16) -> Endpoint {
+    match layout.node_by_ip(ip) {
+        Some(node) => advertised(layout, node),
+        None => Endpoint::new(ip, container_port),
     }
 }
 
@@ -277,7 +300,7 @@ pub fn node_config(
     password: &str,
 ) -> anyhow::Result<String> {
     let text = if node.role.is_data() {
-        RedisConf::for_node(topology, node, master_ip, password).render()
+        RedisConf::for_node(topology, layout, node, master_ip, password).render()
     } else {
         SentinelConf::for_node(topology, layout, node, master_ip, password).render()
     };

@@ -26,6 +26,7 @@ pub(crate) fn default_topology() -> Topology {
             name: "demo".into(),
             bind: "127.0.0.1".parse().expect("literal IP"),
             subnet: None,
+            announce: crate::topology::Announce::Auto,
         },
         auth: AuthSource::Generated,
         master: MasterSpec { port: 6379 },
@@ -341,7 +342,7 @@ fn sentinel_with_hostnames() {
 fn strict_undefined_names_template_and_line() {
     let topology = default_topology();
     let layout = Layout::new(&topology, SUBNET);
-    let conf = RedisConf::for_node(&topology, layout.master(), SUBNET.host(10), MASK);
+    let conf = RedisConf::for_node(&topology, &layout, layout.master(), SUBNET.host(10), MASK);
     let err = render_template(
         ("broken.conf.j2", "port {{ port }}\nbind {{ bnid }}\n"),
         &conf,
@@ -375,13 +376,13 @@ fn min_replicas_are_written_only_when_turned_on() {
     let mut topology = default_topology();
     let layout = Layout::new(&topology, SUBNET);
     let master = &layout.nodes[0];
-    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+    let conf = RedisConf::for_node(&topology, &layout, master, master.ip, "pw")
         .render()
         .unwrap();
     assert!(!conf.contains("min-replicas"), "{conf}");
     topology.replication.min_replicas_to_write = 1;
     topology.replication.min_replicas_max_lag = 5;
-    let conf = RedisConf::for_node(&topology, master, master.ip, "pw")
+    let conf = RedisConf::for_node(&topology, &layout, master, master.ip, "pw")
         .render()
         .unwrap();
     assert!(
@@ -457,4 +458,89 @@ fn kubernetes_configs_hold_placeholders_the_pods_fill_never_a_password_or_hash()
     );
     let app = crate::acl::derived_password(PASSWORD, "app");
     assert!(!yaml.contains(app.expose()));
+}
+
+/// The default group announced at a LAN address, ports published on every address.
+fn announced(host: &str) -> Topology {
+    let mut topology = default_topology();
+    topology.cluster.bind = "0.0.0.0".parse().expect("literal IP");
+    topology.cluster.announce = crate::topology::Announce::Host(host.into());
+    topology
+}
+
+#[test]
+fn announced_replica() {
+    insta::assert_snapshot!(render(&announced("192.168.1.20"), "replica-1"));
+}
+
+#[test]
+fn announced_sentinel() {
+    insta::assert_snapshot!(render(&announced("192.168.1.20"), "sentinel-2"));
+}
+
+#[test]
+fn announced_host_names_are_resolved_and_handed_out_as_names() {
+    let text = render(&announced("redis.example.com"), "sentinel-1");
+    assert!(
+        text.contains("\nsentinel resolve-hostnames yes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel announce-hostnames yes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel announce-ip redis.example.com\nsentinel announce-port 26379\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsentinel monitor mymaster redis.example.com 6379 2\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn announced_failover_follows_the_new_master_at_its_published_port() {
+    let topology = announced("192.168.1.20");
+    let layout = Layout::new(&topology, SUBNET);
+    let new_master = layout.node("replica-1").unwrap().ip;
+    let old = layout.master();
+    let text = node_config(&topology, &layout, old, new_master, PASSWORD).expect("renders");
+    assert!(text.contains("\nreplicaof 192.168.1.20 6380\n"), "{text}");
+    assert!(
+        text.contains("\nreplica-announce-ip 192.168.1.20\nreplica-announce-port 6379\n"),
+        "{text}"
+    );
+    assert!(!text.contains("172."), "{text}");
+}
+
+#[test]
+fn compose_carries_the_announced_addresses_and_publishes_where_they_lead() {
+    let topology = announced("192.168.1.20");
+    let layout = Layout::new(&topology, SUBNET);
+    let image = super::compose::Image {
+        reference: "redis:7".into(),
+        user: None,
+    };
+    let files = super::compose::render(&topology, &layout, &image, MASK, None).expect("renders");
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .content
+            .clone()
+    };
+    let compose = file("docker-compose.yml");
+    assert!(compose.contains("0.0.0.0:6380:6379"), "{compose}");
+    let replica = file("demo-replica-1/redis.conf");
+    assert!(
+        replica.contains("\nreplicaof 192.168.1.20 6379\n"),
+        "{replica}"
+    );
+    let sentinel = file("demo-sentinel-1/sentinel.conf");
+    assert!(
+        sentinel.contains("\nsentinel monitor mymaster 192.168.1.20 6379 2\n"),
+        "{sentinel}"
+    );
 }

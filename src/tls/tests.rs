@@ -58,6 +58,22 @@ fn sans_cover_every_address_a_client_uses() {
 }
 
 #[test]
+fn the_announced_host_is_named_whether_set_or_decided_by_auto() {
+    let l = loaded(
+        "[cluster]\nbind = \"0.0.0.0\"\nannounce = \"redis.example.com\"\n[tls]\nenabled = true\n",
+    );
+    let layout = Layout::new(&l.topology, Subnet([172, 28, 5]));
+    let sans = subject_alt_names(&l.topology, &layout, layout.master(), &[]);
+    assert!(sans.contains(&"redis.example.com".to_string()), "{sans:?}");
+    // `auto` decided to announce the host the ports are published on.
+    let l = loaded("[cluster]\nbind = \"10.1.2.3\"\n[tls]\nenabled = true\n");
+    let layout =
+        Layout::new(&l.topology, Subnet([172, 28, 5])).announcing(Some("10.9.9.9".to_string()));
+    let sans = subject_alt_names(&l.topology, &layout, layout.master(), &[]);
+    assert!(sans.contains(&"10.9.9.9".to_string()), "{sans:?}");
+}
+
+#[test]
 fn the_default_bind_address_is_named_once() {
     let l = loaded("[tls]\nenabled = true\n");
     let layout = Layout::new(&l.topology, Subnet([172, 28, 5]));

@@ -4,12 +4,12 @@
 //! `render`, `up`, `status` and `down` agree on names without storing anything.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use super::Topology;
+use super::{Announce, Topology};
 
 /// Port every redis data node listens on inside its container.
 pub const REDIS_PORT: u16 = 6379;
@@ -105,7 +105,7 @@ pub fn parse_cidr(text: &str) -> Option<Cidr> {
     Some((addr.parse().ok()?, prefix))
 }
 
-fn overlaps(a: Cidr, b: Cidr) -> bool {
+pub fn overlaps(a: Cidr, b: Cidr) -> bool {
     let mask = |p: u8| {
         if p == 0 {
             0
@@ -182,6 +182,10 @@ pub struct Node {
     pub port: u16,
     /// Host port to publish on `cluster.bind`; 0 = the engine picks.
     pub host_port: u16,
+    /// Where rcluster itself connects to the node: its container address, or the published
+    /// port where this machine cannot reach container addresses (see [`Layout::reached_at`]).
+    #[serde(skip)]
+    pub reach: SocketAddr,
 }
 
 impl Node {
@@ -204,6 +208,10 @@ pub struct Layout {
     pub cluster: String,
     pub subnet: Subnet,
     pub nodes: Vec<Node>,
+    /// The host every node is announced at (`<host>:<published port>`), or `None` for the
+    /// nodes' container addresses. `cluster.announce = "auto"` is decided per engine by the
+    /// commands ([`Layout::announcing`]); here it starts as container addresses.
+    pub announce: Option<String>,
 }
 
 impl Layout {
@@ -217,6 +225,7 @@ impl Layout {
             ip: subnet.host(10),
             port: REDIS_PORT,
             host_port: topology.master.port,
+            reach: SocketAddr::from((subnet.host(10), REDIS_PORT)),
         }];
         for i in 1..=topology.replicas.count {
             nodes.push(Node {
@@ -227,6 +236,7 @@ impl Layout {
                 ip: subnet.host(10 + i),
                 port: REDIS_PORT,
                 host_port: offset_port(topology.replicas.port, i),
+                reach: SocketAddr::from((subnet.host(10 + i), REDIS_PORT)),
             });
         }
         for i in 1..=topology.sentinel.count {
@@ -238,13 +248,72 @@ impl Layout {
                 ip: subnet.host(100 + i),
                 port: SENTINEL_PORT,
                 host_port: offset_port(topology.sentinel.port, i),
+                reach: SocketAddr::from((subnet.host(100 + i), SENTINEL_PORT)),
             });
         }
+        let announce = match &topology.cluster.announce {
+            Announce::Host(host) => Some(host.clone()),
+            Announce::Auto | Announce::Container => None,
+        };
         Layout {
             cluster: name.clone(),
             subnet,
             nodes,
+            announce,
         }
+    }
+
+    /// The same layout with every node announced at `host` (`None`: container addresses).
+    /// Announcing needs every published port fixed: validation refuses port 0 with an
+    /// explicit address, and `Reach::decide` with the one `auto` would pick.
+    pub fn announcing(mut self, host: Option<String>) -> Layout {
+        self.announce = host;
+        self
+    }
+
+    /// The same layout with rcluster's own connections going to `ip:<published port>`
+    /// instead of container addresses.
+    pub fn reached_at(mut self, ip: IpAddr) -> Layout {
+        for node in &mut self.nodes {
+            node.reach = SocketAddr::new(ip, node.host_port);
+        }
+        self
+    }
+
+    /// The address Redis and Sentinel hand out for `node`: `(announce, published port)`, or
+    /// its container address and port.
+    pub fn advertised(&self, node: &Node) -> (String, u16) {
+        match &self.announce {
+            Some(host) => (host.clone(), node.host_port),
+            None => (node.ip.to_string(), node.port),
+        }
+    }
+
+    /// The container address (rcluster's identity for a node) of what Redis or Sentinel
+    /// names as `host:port`. With container addresses that is the address itself, whether
+    /// or not the layout has such a node (a scale-down leaves nodes the topology no longer
+    /// has); announced, `host:port` must be a node of this layout.
+    pub fn ip_of(&self, host: &str, port: u16) -> Option<Ipv4Addr> {
+        match &self.announce {
+            None => host.parse::<Ipv4Addr>().ok(),
+            // A group created before the announce changed still names container addresses
+            // until `up` renders its configs again: recognise those too.
+            Some(announced) => self
+                .nodes
+                .iter()
+                .find(|n| host.eq_ignore_ascii_case(announced) && port == n.host_port)
+                .map(|n| n.ip)
+                .or_else(|| {
+                    host.parse::<Ipv4Addr>()
+                        .ok()
+                        .filter(|ip| self.subnet.contains(*ip))
+                }),
+        }
+    }
+
+    /// The node of this layout that Redis or Sentinel names as `host:port`.
+    pub fn node_by_addr(&self, host: &str, port: u16) -> Option<&Node> {
+        self.ip_of(host, port).and_then(|ip| self.node_by_ip(ip))
     }
 
     pub fn network(&self) -> String {
@@ -310,6 +379,62 @@ mod tests {
         let a = Subnet::derived("demo");
         assert_eq!(a, Subnet::derived("demo"));
         assert_eq!(Subnet::candidate(a.candidate_index().unwrap()), a);
+    }
+
+    #[test]
+    fn announced_addresses_map_back_to_nodes_by_host_and_port() {
+        let mut topology = crate::render::tests::default_topology();
+        topology.cluster.bind = "0.0.0.0".parse().unwrap();
+        let subnet = Subnet([172, 28, 7]);
+        let plain = Layout::new(&topology, subnet);
+        assert_eq!(
+            plain.advertised(plain.master()),
+            ("172.28.7.10".into(), 6379)
+        );
+        assert_eq!(plain.ip_of("172.28.7.12", 6379), Some(subnet.host(12)));
+        assert_eq!(
+            plain.node_by_addr("172.28.7.12", 6379).unwrap().key,
+            "replica-2"
+        );
+
+        topology.cluster.announce = Announce::Host("Redis.example.com".into());
+        let layout = Layout::new(&topology, subnet);
+        let sentinel = layout.node("sentinel-2").unwrap();
+        assert_eq!(
+            layout.advertised(sentinel),
+            ("Redis.example.com".into(), 26380)
+        );
+        // Every node shares the host: the port tells them apart (host names ignore case).
+        assert_eq!(
+            layout.node_by_addr("redis.example.com", 6381).unwrap().key,
+            "replica-2"
+        );
+        assert_eq!(
+            layout.node_by_addr("redis.example.com", 26381).unwrap().key,
+            "sentinel-3"
+        );
+        assert!(layout.node_by_addr("redis.example.com", 7000).is_none());
+        assert!(layout.node_by_addr("other.example.com", 6379).is_none());
+        // A group still running with container addresses is recognised until `up` renders
+        // its configs again; anything outside the group's subnet is not a node.
+        assert_eq!(layout.ip_of("172.28.7.11", 6379), Some(subnet.host(11)));
+        assert_eq!(layout.ip_of("10.1.1.11", 6379), None);
+    }
+
+    #[test]
+    fn reached_at_moves_only_where_rcluster_connects() {
+        let topology = crate::render::tests::default_topology();
+        let layout = Layout::new(&topology, Subnet([172, 28, 7]));
+        assert_eq!(layout.master().reach, "172.28.7.10:6379".parse().unwrap());
+        let via = layout.clone().reached_at("10.253.0.1".parse().unwrap());
+        assert_eq!(
+            via.node("sentinel-3").unwrap().reach,
+            "10.253.0.1:26381".parse().unwrap()
+        );
+        assert_eq!(
+            via.advertised(via.master()),
+            layout.advertised(layout.master())
+        );
     }
 
     #[test]

@@ -169,6 +169,33 @@ pub struct Cluster {
     pub bind: IpAddr,
     /// The group network's IPv4 /24; `None` = derived from the name at `up` time.
     pub subnet: Option<Subnet>,
+    /// The address Redis and Sentinel hand out for each node (`cluster.announce`).
+    pub announce: Announce,
+}
+
+/// `cluster.announce`: which address every node is known by, to Sentinel, to the other
+/// nodes and to clients.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Announce {
+    /// Container addresses where this machine reaches them, else the engine's host
+    /// (decided by `up` and the commands that talk to the group, per engine).
+    Auto,
+    /// Each node's fixed address on the group network (`<subnet>.10:6379`).
+    Container,
+    /// `<this host or address>:<the node's published port>`.
+    Host(String),
+}
+
+impl Announce {
+    /// As the user writes it in the topology.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Announce::Auto => "auto",
+            Announce::Container => "container",
+            Announce::Host(host) => host,
+        }
+    }
 }
 
 /// Where the password comes from. Resolution (reading env/file) happens in `load`.

@@ -83,6 +83,7 @@ pub struct RawCluster {
     pub name: Option<String>,
     pub bind: Option<String>,
     pub subnet: Option<String>,
+    pub announce: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -230,6 +231,7 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("name", Kind::String),
             ("bind", Kind::String),
             ("subnet", Kind::String),
+            ("announce", Kind::String),
         ],
     ),
     (

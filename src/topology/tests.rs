@@ -1167,6 +1167,30 @@ fn no_acl_section_means_default_login_and_no_acl() {
 }
 
 #[test]
+fn announce_accepts_auto_container_addresses_and_host_names() {
+    let announce = |text: &str| {
+        check(text)
+            .unwrap_or_else(|e| panic!("{text}: {:#?}", e.errors))
+            .topology
+            .cluster
+            .announce
+    };
+    assert_eq!(announce(""), Announce::Auto);
+    assert_eq!(
+        announce("[cluster]\nannounce = \"container\"\n"),
+        Announce::Container
+    );
+    assert_eq!(
+        announce("[cluster]\nbind = \"0.0.0.0\"\nannounce = \"192.168.1.20\"\n"),
+        Announce::Host("192.168.1.20".into())
+    );
+    assert_eq!(
+        announce("[cluster]\nbind = \"0.0.0.0\"\nannounce = \"redis-host.example.com\"\n"),
+        Announce::Host("redis-host.example.com".into())
+    );
+}
+
+#[test]
 fn acl_rules_never_hold_a_password() {
     for rules in [
         "on >pw ~*",
@@ -1214,4 +1238,58 @@ fn acl_users_inline_as_the_issue_writes_them() {
         message.contains("did you mean `password_env`?"),
         "{message}"
     );
+}
+
+#[test]
+fn announce_refuses_what_no_client_or_container_can_reach() {
+    for (value, expect) in [
+        (
+            "not a host",
+            "neither `auto`, `container`, an IP address nor a host name",
+        ),
+        ("-bad.example", "neither"),
+        ("999.1.1.1", "neither"),
+        ("0.0.0.0", "which no client can connect to"),
+        ("127.0.0.1", "a loopback address"),
+        ("localhost", "a loopback address"),
+        ("::1", "a loopback address"),
+    ] {
+        let text = format!("[cluster]\nbind = \"0.0.0.0\"\nannounce = \"{value}\"\n");
+        let (key, line, _, message) = error(&text);
+        assert_eq!((key.as_str(), line), ("cluster.announce", 3), "{value}");
+        assert!(message.contains(expect), "{value}: {message}");
+        assert!(message.starts_with("`cluster.announce` is"), "{message}");
+    }
+}
+
+#[test]
+fn announce_needs_ports_published_where_it_points_and_known_in_advance() {
+    // The default bind (loopback) with a LAN address: the ports are not where it points.
+    let (key, line, _, message) = error("[cluster]\nannounce = \"192.168.1.20\"\n");
+    assert_eq!((key.as_str(), line), ("cluster.announce", 2));
+    assert!(
+        message.contains("`cluster.bind` is `127.0.0.1`"),
+        "{message}"
+    );
+    assert!(message.contains("`0.0.0.0`"), "{message}");
+
+    // Port 0 with an address: every such key, at once, each at its line.
+    let text = "[cluster]\nbind = \"0.0.0.0\"\nannounce = \"10.0.0.5\"\n[master]\nport = 0\n[sentinel]\nport = 0\n";
+    let errors = errors(text);
+    let at: Vec<(&str, Option<usize>)> = errors.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(at, [("master.port", Some(5)), ("sentinel.port", Some(7))]);
+    assert!(
+        errors[0].message.contains("set a fixed port"),
+        "{errors:#?}"
+    );
+
+    // Port 0 is fine with container addresses.
+    assert!(check("[cluster]\nannounce = \"container\"\n[master]\nport = 0\n").is_ok());
+
+    // Published on one address, announced as another: works only through forwarding.
+    let w = warnings("[cluster]\nbind = \"10.0.0.5\"\nannounce = \"203.0.113.7\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].0, "cluster.announce");
+    assert!(w[0].1.contains("port forwarding"), "{w:?}");
+    assert!(warnings("[cluster]\nbind = \"10.0.0.5\"\nannounce = \"10.0.0.5\"\n").is_empty());
 }

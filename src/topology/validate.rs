@@ -13,8 +13,9 @@ use std::str::FromStr;
 
 use super::raw::{Position, RawDocument};
 use super::{
-    AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, KubernetesSpec, MasterSpec,
-    Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology, ZoneSpread,
+    Announce, AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, KubernetesSpec,
+    MasterSpec, Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology,
+    ZoneSpread,
 };
 
 mod acl;
@@ -144,6 +145,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     let replicas = c.replicas();
     let sentinel = c.sentinel();
     c.port_ranges(&master, &replicas, &sentinel);
+    c.announce_needs(&cluster, &master, &replicas, &sentinel);
     let persistence = c.persistence();
     let redis = c.redis();
     let kubernetes = c.kubernetes();
@@ -296,7 +298,73 @@ impl Checker<'_> {
                 ),
             }
         }
-        Cluster { name, bind, subnet }
+        let mut announce = Announce::Auto;
+        if let Some(text) = &raw.announce {
+            match announce_problem(text) {
+                Ok(a) => announce = a,
+                Err(problem) => {
+                    self.rejected.insert("cluster.announce".into());
+                    self.error("cluster.announce", format!("`cluster.announce` {problem}"))
+                }
+            }
+        }
+        Cluster {
+            name,
+            bind,
+            subnet,
+            announce,
+        }
+    }
+
+    /// An announced address is `<announce>:<published port>`: the ports must be published
+    /// where that address leads, and known before the nodes start (they write them in their
+    /// configs).
+    fn announce_needs(
+        &mut self,
+        cluster: &Cluster,
+        master: &MasterSpec,
+        replicas: &ReplicasSpec,
+        sentinel: &SentinelSpec,
+    ) {
+        let Announce::Host(host) = &cluster.announce else {
+            return;
+        };
+        if self.ok("cluster.bind") && cluster.bind.is_loopback() {
+            self.error(
+                "cluster.announce",
+                format!(
+                    "`cluster.announce` is `{host}` but `cluster.bind` is `{}`: the ports are published on this host's loopback only, so nothing reaches them at `{host}`; set `cluster.bind` to `{host}` (if it is an address of this host) or `0.0.0.0`",
+                    cluster.bind
+                ),
+            );
+        } else if let Ok(ip) = host.parse::<IpAddr>()
+            && self.ok("cluster.bind")
+            && !cluster.bind.is_unspecified()
+            && ip != cluster.bind
+        {
+            self.warn(
+                "cluster.announce",
+                format!(
+                    "`cluster.announce` is `{ip}` but the ports are published on `{}` only: clients and the nodes themselves reach `{ip}:<port>` only if it leads there (port forwarding); if `{ip}` is an address of this host, set `cluster.bind` to it or to `0.0.0.0`",
+                    cluster.bind
+                ),
+            );
+        }
+        let ports = [
+            ("master.port", master.port, 1),
+            ("replicas.port", replicas.port, replicas.count),
+            ("sentinel.port", sentinel.port, sentinel.count),
+        ];
+        for (key, port, count) in ports {
+            if port == 0 && count > 0 && self.ok(key) {
+                self.error(
+                    key,
+                    format!(
+                        "`{key}` is 0 (the engine picks the port as the node starts), but with `cluster.announce = \"{host}\"` each node announces `{host}:<its published port>` in its config before it starts; set a fixed port (e.g. the default), or `cluster.announce = \"container\"`"
+                    ),
+                );
+            }
+        }
     }
 
     fn auth(&mut self) -> AuthSource {
@@ -1058,6 +1126,60 @@ fn suggest_name(name: &str) -> String {
 /// A DNS name: labels joined by `.`, at most 253 characters.
 pub(super) fn is_dns_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, 63))
+}
+
+/// `cluster.announce`: `auto`, `container`, or an address that clients and the nodes reach
+/// this host at (an IP address or a host name).
+pub fn announce_problem(text: &str) -> Result<Announce, String> {
+    match text {
+        "auto" => return Ok(Announce::Auto),
+        "container" => return Ok(Announce::Container),
+        _ => {}
+    }
+    let loopback = |what: &str| {
+        format!(
+            "is `{what}`, a loopback address: the nodes reach each other through the announced address, and in a container loopback is the container itself, so replication and Sentinel would break; announce an address of this host that containers and clients reach (e.g. the one `cluster.bind` publishes on), or `auto`"
+        )
+    };
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return if ip.is_loopback() {
+            Err(loopback(text))
+        } else if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST)
+        {
+            Err(format!(
+                "is `{text}`, which no client can connect to; announce one address of this host (e.g. `192.168.1.20`), a host name, `auto` or `container`"
+            ))
+        } else {
+            Ok(Announce::Host(text.to_string()))
+        };
+    }
+    if text.eq_ignore_ascii_case("localhost") || text.to_ascii_lowercase().ends_with(".localhost") {
+        return Err(loopback(text));
+    }
+    if is_host_name(text) {
+        Ok(Announce::Host(text.to_string()))
+    } else {
+        Err(format!(
+            "is `{}`, neither `auto`, `container`, an IP address nor a host name (letters, digits and `-` in dot-separated labels of at most 63 characters)",
+            one_line(text)
+        ))
+    }
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and `-`, not starting or
+/// ending with `-`, at most 253 characters; not all digits (that would be a bad IP).
+fn is_host_name(s: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(label)
+        && !s.chars().all(|ch| ch.is_ascii_digit() || ch == '.')
 }
 
 fn is_dns_label(s: &str, max: usize) -> bool {

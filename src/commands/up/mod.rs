@@ -76,8 +76,11 @@ async fn up(
     } else {
         Vec::new()
     };
-    let subnet = addressing::choose_subnet(topology, &observed, &used_subnets(&networks))?;
-    let layout = Layout::new(topology, subnet);
+    let engine_subnets = used_subnets(&networks);
+    let subnet = addressing::choose_subnet(topology, &observed, &engine_subnets)?;
+    // Before anything is created: a group whose addresses nobody here could reach is refused.
+    let (layout, _reach) =
+        super::reach(engine, topology, &observed, subnet, &engine_subnets).await?;
 
     let conflicts = foreign_conflicts(engine, &layout, &observed, &networks).await?;
     if !conflicts.is_empty() {
@@ -187,7 +190,7 @@ async fn up(
         );
     }
     report.finish();
-    print_result(global, cluster, &plan, &health, report)?;
+    print_result(global, &layout, &plan, &health, report)?;
     Ok(EXIT_OK)
 }
 
@@ -247,11 +250,12 @@ pub struct UpJson {
 
 fn print_result(
     global: &Global,
-    cluster: &str,
+    layout: &Layout,
     plan: &Plan,
     health: &Health,
     report: &Reporter,
 ) -> anyhow::Result<()> {
+    let cluster = &layout.cluster;
     let master = health.master.as_ref();
     if global.json {
         let document = UpJson {
@@ -264,7 +268,7 @@ fn print_result(
                 .filter(|s| s.changes_something())
                 .map(|s| s.to_string())
                 .collect(),
-            master: master.map(MasterJson::of),
+            master: master.map(|m| MasterJson::of(layout, m)),
             events: report.events(),
         };
         println!("{}", json_line(&document)?);
@@ -275,13 +279,14 @@ fn print_result(
             "healthy"
         };
         match master {
-            Some(m) => println!(
-                "group `{cluster}` {what} in {:.2}s; master `{}` at {}:{}",
-                report.elapsed(),
-                m.name,
-                m.ip,
-                m.port
-            ),
+            Some(m) => {
+                let (host, port) = layout.advertised(m);
+                println!(
+                    "group `{cluster}` {what} in {:.2}s; master `{}` at {host}:{port}",
+                    report.elapsed(),
+                    m.name,
+                )
+            }
             None => println!("group `{cluster}` {what} in {:.2}s", report.elapsed()),
         }
     }
