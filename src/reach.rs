@@ -91,6 +91,16 @@ impl Reach {
             }),
             Announce::Auto if reachable => Ok(Reach::container()),
             Announce::Auto => {
+                // A remote engine publishes on its own loopback: only that machine, not
+                // this one nor the containers, could reach the ports.
+                if let Some(host) = platform
+                    .and_then(|p| p.remote_host.as_deref())
+                    .filter(|_| bind.is_loopback())
+                {
+                    return Err(format!(
+                        "the engine runs on `{host}`, so ports published on `cluster.bind = \"{bind}\"` are reachable only on that machine, and its container addresses not at all from here; set `cluster.bind = \"0.0.0.0\"` (or an address of `{host}` that this machine and the containers reach) and fixed ports, and rcluster announces `{host}:<published port>`"
+                    ));
+                }
                 if !ports_fixed {
                     return Err(format!(
                         "this machine cannot reach the nodes' container addresses ({why}), so rcluster must announce and use `<host>:<published port>`, which needs every port known before the nodes start; set `master.port`, `replicas.port` and `sentinel.port` to fixed ports (not 0)"
@@ -215,6 +225,15 @@ mod tests {
         };
         let reach = Reach::decide(&t, Some(false), Some(&rootless)).unwrap();
         assert_eq!((reach.path, reach.announce), (Path::Published, None));
+    }
+
+    #[test]
+    fn a_remote_engine_with_loopback_ports_is_refused_with_what_to_set() {
+        let t = topology("127.0.0.1", Announce::Auto);
+        let why = Reach::decide(&t, Some(true), Some(&remote("build-box"))).unwrap_err();
+        assert!(why.contains("the engine runs on `build-box`"), "{why}");
+        assert!(why.contains("`cluster.bind = \"0.0.0.0\"`"), "{why}");
+        // Rootless on this machine with loopback ports is fine (see above).
     }
 
     #[test]

@@ -222,6 +222,15 @@ fn docker_contexts_by_env_and_by_config() {
     );
 }
 
+/// A port nothing listens on now (the kernel's pick, released at once).
+fn free_port() -> u16 {
+    TcpListener::bind(("0.0.0.0", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// This machine's first global IPv4 address: an engine reached there is classified
 /// remote, though it is the same engine.
 fn non_loopback_address() -> String {
@@ -244,7 +253,28 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     common::ensure_image();
     let dir = tempfile::tempdir().unwrap();
     let mut group = Group::new("eng-remote", "fast.toml");
-    group.topology = lean_topology(dir.path(), "");
+    // A remote engine's container addresses are out of reach, so rcluster announces the
+    // engine's host at the published ports: they must be published where this machine
+    // reaches them (every address) and known before the nodes start.
+    let remote_topology = |extra: &str, master_port: u16| {
+        let path = lean_topology(dir.path(), extra);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("bind = \"127.0.0.1\"", "bind = \"0.0.0.0\"", 1)
+            .replacen(
+                "[master]\nport = 0",
+                &format!("[master]\nport = {master_port}"),
+                1,
+            )
+            .replacen(
+                "[sentinel]\ncount = 1\nport = 0",
+                &format!("[sentinel]\ncount = 1\nport = {}", free_port()),
+                1,
+            );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    group.topology = remote_topology("", free_port());
     let ip = non_loopback_address();
     let forwarder = TcpForwarder::start(&ip);
     let url = forwarder.url();
@@ -277,14 +307,8 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let taken = holder.local_addr().unwrap().port();
     let image = common::image();
-    let topology = lean_topology(dir.path(), &format!("\n[redis]\nimage = \"{image}\"\n"));
-    let text = std::fs::read_to_string(&topology).unwrap().replacen(
-        "[master]\nport = 0",
-        &format!("[master]\nport = {taken}"),
-        1,
-    );
-    std::fs::write(&topology, text).unwrap();
-    group.topology = topology.clone();
+    let image_line = format!("\n[redis]\nimage = \"{image}\"\n");
+    group.topology = remote_topology(&image_line, taken);
     let out = rcluster(&group, &env, &["up", "--timeout", "60"]);
     assert_eq!(out.code, 2, "{}", out.describe());
     assert!(
@@ -301,13 +325,9 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     );
     drop(holder);
 
-    // With a free port and `redis.image` (an image that engine has), the group runs.
-    let text = std::fs::read_to_string(&topology).unwrap().replacen(
-        &format!("port = {taken}"),
-        "port = 0",
-        1,
-    );
-    std::fs::write(&topology, text).unwrap();
+    // With a free port and `redis.image` (an image that engine has), the group runs,
+    // announced at the engine's host.
+    group.topology = remote_topology(&image_line, free_port());
     let engine = up_status_down(&group, &env, &format!("(remote host {ip})"));
     assert_eq!(engine["remote_host"], ip.as_str());
 }
