@@ -29,6 +29,12 @@ pub struct Settings {
     /// `[acl]` users: a private file (0600) holding each one's password, by user name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub user_password_files: BTreeMap<String, PathBuf>,
+    /// With `[acl]`: the user a Sentinel client logs in to the sentinels as
+    /// (`rcluster-sentinel-client`, read-only), and a private file (0600) with its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_password_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -50,6 +56,15 @@ impl Settings {
         }
         for (name, path) in &self.user_password_files {
             vars.push((user_file_var(name), path.display().to_string()));
+        }
+        if let Some(user) = &self.sentinel_user {
+            vars.push(("RCLUSTER_SENTINEL_USER".to_string(), user.clone()));
+        }
+        if let Some(path) = &self.sentinel_password_file {
+            vars.push((
+                "RCLUSTER_SENTINEL_PASSWORD_FILE".to_string(),
+                path.display().to_string(),
+            ));
         }
         vars
     }
@@ -125,7 +140,31 @@ pub async fn settings(
         password_file: password_file(loaded, password)?,
         user: loaded.topology.login_user().map(str::to_string),
         user_password_files: user_password_files(loaded, password)?,
+        sentinel_user: loaded
+            .topology
+            .acl
+            .as_ref()
+            .map(|_| crate::acl::SENTINEL_CLIENT_USER.to_string()),
+        sentinel_password_file: sentinel_password_file(loaded, password)?,
     })
+}
+
+/// With `[acl]`, a private file (0600, `users/rcluster-sentinel-client` under the group's
+/// state directory) holding the Sentinel client user's password.
+pub fn sentinel_password_file(
+    loaded: &Loaded,
+    password: &Secret,
+) -> anyhow::Result<Option<PathBuf>> {
+    if loaded.topology.acl.is_none() {
+        return Ok(None);
+    }
+    let user = crate::acl::SENTINEL_CLIENT_USER;
+    let path = crate::password_store::user_password_path(&loaded.topology.cluster.name, user);
+    write_private(
+        &path,
+        crate::acl::derived_password(password.expose(), user).expose(),
+    )?;
+    Ok(Some(path))
 }
 
 /// A private file per `[acl]` user holding its password: the user's own `password_file`,
@@ -214,6 +253,8 @@ mod tests {
             password_file: PathBuf::from("/home/a b/.local/state/rcluster/demo/password"),
             user: None,
             user_password_files: BTreeMap::new(),
+            sentinel_user: None,
+            sentinel_password_file: None,
         }
     }
 
@@ -246,10 +287,14 @@ mod tests {
         s.user = Some("rcluster".into());
         s.user_password_files
             .insert("app-1".into(), PathBuf::from("/s/demo/users/app-1"));
+        s.sentinel_user = Some("rcluster-sentinel-client".into());
+        s.sentinel_password_file = Some(PathBuf::from("/s/demo/users/rcluster-sentinel-client"));
         let shell = s.to_shell();
         assert!(shell.ends_with(
             "export RCLUSTER_USER='rcluster'\n\
-             export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n"
+             export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n\
+             export RCLUSTER_SENTINEL_USER='rcluster-sentinel-client'\n\
+             export RCLUSTER_SENTINEL_PASSWORD_FILE='/s/demo/users/rcluster-sentinel-client'\n"
         ));
     }
 

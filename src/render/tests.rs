@@ -362,7 +362,19 @@ fn acl_with_default_on_keeps_requirepass_and_no_admin_user() {
     assert!(!master.contains("user rcluster on"));
     assert!(master.contains("\nmasteruser rcluster-replication\n"));
     let sentinel = render(&topology, "sentinel-1");
-    assert!(!sentinel.contains("\nuser "), "{sentinel}");
+    // `default` keeps the group password; no admin user, but the peer and client users.
+    assert!(sentinel.contains(&format!("\nrequirepass \"{PASSWORD}\"\n")));
+    assert!(!sentinel.contains("user default"), "{sentinel}");
+    assert!(!sentinel.contains("user rcluster on"), "{sentinel}");
+    assert!(
+        sentinel.contains("\nuser rcluster-sentinel-peer on "),
+        "{sentinel}"
+    );
+    assert!(
+        sentinel.contains("\nuser rcluster-sentinel-client on "),
+        "{sentinel}"
+    );
+    assert!(sentinel.contains("\nsentinel sentinel-user rcluster-sentinel-peer\n"));
     assert!(sentinel.contains("\nsentinel auth-user mymaster rcluster-sentinel\n"));
 }
 
