@@ -527,6 +527,26 @@ fn redis_and_sentinel_accept_acl_users() {
     assert_ne!(dry("app", &["FLUSHALL"]).expect("dryrun"), "OK");
     assert_eq!(dry("sel", &["SET", "other:1", "v"]).expect("dryrun"), "OK");
 
+    // `default` kept: a sentinel keeps `requirepass` and gets the peer and client users.
+    let (node, text) = configs
+        .iter()
+        .find(|(n, _)| !n.role.is_data())
+        .expect("a sentinel");
+    let (_kept, mut con) = start_sentinel(&tmp.path().join("default-on"), &node.name, text);
+    let mut users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(&mut con)
+        .expect("ACL USERS");
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            "default",
+            "rcluster-sentinel-client",
+            "rcluster-sentinel-peer"
+        ]
+    );
+
     // `default` off: the sentinels get the admin user and log in to the data nodes as
     // the Sentinel user; Sentinel accepts both.
     let topology = acl_topology(true);
