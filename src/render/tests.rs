@@ -419,3 +419,26 @@ fn kubernetes_configs_hold_placeholders_the_pods_fill_never_a_password_or_hash()
     let app = crate::acl::derived_password(PASSWORD, "app");
     assert!(!yaml.contains(app.expose()));
 }
+
+#[test]
+fn sentinel_peer_password_is_derived_and_masked_without_show_secrets() {
+    let topology = acl_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let peer = crate::acl::derived_password(PASSWORD, crate::acl::SENTINEL_PEER_USER);
+    let sentinel = render(&topology, "sentinel-1");
+    assert!(sentinel.contains(&format!("\nsentinel sentinel-pass \"{}\"\n", peer.expose())));
+    let masked = render_all(&topology, &layout, crate::secret::MASK).expect("renders");
+    for (node, text) in masked {
+        assert!(!text.contains(peer.expose()), "{}", node.name);
+        assert!(!text.contains(PASSWORD), "{}", node.name);
+        if !node.role.is_data() {
+            assert!(
+                text.contains(&format!(
+                    "\nsentinel sentinel-pass \"{}\"\n",
+                    crate::secret::MASK
+                )),
+                "{text}"
+            );
+        }
+    }
+}
