@@ -302,6 +302,24 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     assert!(env.contains("export RCLUSTER_USER='rcluster'\n"), "{env}");
     assert!(env.contains("RCLUSTER_USER_APP_PASSWORD_FILE="), "{env}");
     assert!(env.contains("fast-acl-reader.password'"), "{env}");
+    // A shell with only `eval "$(rcluster env)"` asks a sentinel for the master as the
+    // Sentinel client user (the README's example).
+    let script = format!(
+        "set -eu\n{env}\ns=\"${{RCLUSTER_SENTINELS%%,*}}\"\n\
+         REDISCLI_AUTH=\"$(cat \"$RCLUSTER_SENTINEL_PASSWORD_FILE\")\" redis-cli --no-auth-warning \
+         --user \"$RCLUSTER_SENTINEL_USER\" -h \"${{s%:*}}\" -p \"${{s##*:}}\" --raw \
+         SENTINEL get-master-addr-by-name \"$RCLUSTER_MASTER_NAME\" | paste -sd: -\n"
+    );
+    let mut bash = std::process::Command::new("bash");
+    bash.arg("-c").arg(&script);
+    let out = common::run(bash, Duration::from_secs(30));
+    let (host, port) = master_of(&status);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{host}:{port}"),
+        "{}",
+        out.describe()
+    );
 
     // The sentinels: `default` is off there too (the group password alone and no password
     // are refused); rcluster logs in as `rcluster`.
