@@ -21,6 +21,12 @@ pub const REPLICATION_USER: &str = "rcluster-replication";
 /// The user Sentinel logs in to the data nodes as (`sentinel auth-user`).
 pub const SENTINEL_USER: &str = "rcluster-sentinel";
 
+/// The user a sentinel logs in to the other sentinels as (`sentinel sentinel-user`).
+pub const SENTINEL_PEER_USER: &str = "rcluster-sentinel-peer";
+/// The user applications' Sentinel clients log in to the sentinels as (`rcluster env`:
+/// `RCLUSTER_SENTINEL_USER`).
+pub const SENTINEL_CLIENT_USER: &str = "rcluster-sentinel-client";
+
 /// The admin's rights: everything, like the `default` user it stands in for.
 pub const ADMIN_RULES: &str = "~* &* +@all";
 /// What a replica sends its master (Redis's ACL documentation, "ACL rules for Sentinel
@@ -29,6 +35,17 @@ pub const REPLICATION_RULES: &str = "resetchannels -@all +psync +replconf +ping"
 /// What Sentinel sends the data nodes (same documentation), with its one channel instead
 /// of `allchannels`.
 pub const SENTINEL_RULES: &str = "resetchannels &__sentinel__:hello -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill";
+
+/// What a sentinel sends another sentinel (Redis's sentinel.c, and verified with `ACL LOG`
+/// during a failover in `tests/acl_users.rs`): `PING`, its hello on the sentinel's own
+/// `__sentinel__:hello` channel (`PUBLISH`), the vote `SENTINEL IS-MASTER-DOWN-BY-ADDR`, and
+/// `CLIENT SETNAME` naming its links. (`AUTH` needs no right.)
+pub const SENTINEL_PEER_RULES: &str = "resetchannels &__sentinel__:hello -@all +ping +publish +sentinel|is-master-down-by-addr +client|setname";
+/// What a Sentinel-aware client sends to discover the group and follow failovers (redis-rs:
+/// `SENTINEL MASTERS`, `SENTINEL SLAVES`; redis-py: the same plus `SENTINEL SENTINELS`;
+/// others `SENTINEL GET-MASTER-ADDR-BY-NAME`, `SENTINEL REPLICAS`, and the event channels
+/// such as `+switch-master`). Read-only: no `SENTINEL SET`, `FAILOVER`, `RESET`, `CONFIG`.
+pub const SENTINEL_CLIENT_RULES: &str = "resetchannels &* -@all +ping +sentinel|masters +sentinel|master +sentinel|get-master-addr-by-name +sentinel|slaves +sentinel|replicas +sentinel|sentinels +sentinel|myid +subscribe +psubscribe +unsubscribe +punsubscribe +client|setname +client|getname +client|id +role +info";
 
 /// The password of a user rcluster generates, derived from the group password.
 pub fn derived_password(group_password: &str, user: &str) -> Secret {
@@ -65,7 +82,8 @@ pub struct AclConf {
     /// On the data nodes: admin (when `default` is off), replication, Sentinel, then the
     /// topology's users in name order.
     pub users: Vec<UserLine>,
-    /// On the sentinels: the admin, so that rcluster logs in to them as to the data nodes.
+    /// On the sentinels: the admin when `default` is off (rcluster logs in to them as to
+    /// the data nodes), the peer user and the Sentinel client user.
     pub sentinel_users: Vec<UserLine>,
     pub replication_user: &'static str,
     /// `masterauth`: the replication user's password, verbatim (or the mask).
@@ -73,6 +91,10 @@ pub struct AclConf {
     pub sentinel_user: &'static str,
     /// `sentinel auth-pass`: the Sentinel user's password, verbatim (or the mask).
     pub sentinel_password: String,
+    pub sentinel_peer_user: &'static str,
+    /// `sentinel sentinel-pass`: the peer user's password, verbatim (or the mask).
+    pub sentinel_peer_password: String,
+    pub sentinel_client_user: &'static str,
 }
 
 /// The placeholder a Kubernetes start-up script replaces with the SHA-256 of `user`'s
@@ -160,18 +182,29 @@ impl AclConf {
         for user in &acl.users {
             users.push(line(AclUserRef::Topology(user), &user.rules));
         }
+        let mut sentinel_users = Vec::new();
+        if acl.disable_default {
+            sentinel_users.push(admin);
+        }
+        sentinel_users.push(line(
+            AclUserRef::Derived(SENTINEL_PEER_USER),
+            &format!("on {SENTINEL_PEER_RULES}"),
+        ));
+        sentinel_users.push(line(
+            AclUserRef::Derived(SENTINEL_CLIENT_USER),
+            &format!("on {SENTINEL_CLIENT_RULES}"),
+        ));
         Some(AclConf {
             disable_default: acl.disable_default,
             users,
-            sentinel_users: if acl.disable_default {
-                vec![admin]
-            } else {
-                Vec::new()
-            },
+            sentinel_users,
             replication_user: REPLICATION_USER,
             replication_password: clear(REPLICATION_USER),
             sentinel_user: SENTINEL_USER,
             sentinel_password: clear(SENTINEL_USER),
+            sentinel_peer_user: SENTINEL_PEER_USER,
+            sentinel_peer_password: clear(SENTINEL_PEER_USER),
+            sentinel_client_user: SENTINEL_CLIENT_USER,
         })
     }
 }
@@ -220,13 +253,18 @@ pub fn script_users(topology: &Topology) -> Vec<ScriptUser> {
             clear: false,
         });
     }
-    for name in [REPLICATION_USER, SENTINEL_USER] {
+    for name in [REPLICATION_USER, SENTINEL_USER, SENTINEL_PEER_USER] {
         users.push(ScriptUser {
             name: name.into(),
             source: "derived",
             clear: true,
         });
     }
+    users.push(ScriptUser {
+        name: SENTINEL_CLIENT_USER.into(),
+        source: "derived",
+        clear: false,
+    });
     for user in &acl.users {
         users.push(ScriptUser {
             name: user.name.clone(),

@@ -37,6 +37,12 @@ pub struct Settings {
     pub tls_cert_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
+    /// With `[acl]`: the user a Sentinel client logs in to the sentinels as
+    /// (`rcluster-sentinel-client`, read-only), and a private file (0600) with its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_password_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -67,6 +73,15 @@ impl Settings {
             if let Some(path) = path {
                 vars.push((name.to_string(), path.display().to_string()));
             }
+        }
+        if let Some(user) = &self.sentinel_user {
+            vars.push(("RCLUSTER_SENTINEL_USER".to_string(), user.clone()));
+        }
+        if let Some(path) = &self.sentinel_password_file {
+            vars.push((
+                "RCLUSTER_SENTINEL_PASSWORD_FILE".to_string(),
+                path.display().to_string(),
+            ));
         }
         vars
     }
@@ -148,7 +163,31 @@ pub async fn settings(
         tls_ca_file: tls.as_ref().map(|files| files.ca.clone()),
         tls_cert_file: identity.map(|files| files.cert.clone()),
         tls_key_file: identity.map(|files| files.key.clone()),
+        sentinel_user: loaded
+            .topology
+            .acl
+            .as_ref()
+            .map(|_| crate::acl::SENTINEL_CLIENT_USER.to_string()),
+        sentinel_password_file: sentinel_password_file(loaded, password)?,
     })
+}
+
+/// With `[acl]`, a private file (0600, `users/rcluster-sentinel-client` under the group's
+/// state directory) holding the Sentinel client user's password.
+pub fn sentinel_password_file(
+    loaded: &Loaded,
+    password: &Secret,
+) -> anyhow::Result<Option<PathBuf>> {
+    if loaded.topology.acl.is_none() {
+        return Ok(None);
+    }
+    let user = crate::acl::SENTINEL_CLIENT_USER;
+    let path = crate::password_store::user_password_path(&loaded.topology.cluster.name, user);
+    write_private(
+        &path,
+        crate::acl::derived_password(password.expose(), user).expose(),
+    )?;
+    Ok(Some(path))
 }
 
 /// A private file per `[acl]` user holding its password: the user's own `password_file`,
@@ -253,6 +292,8 @@ mod tests {
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            sentinel_user: None,
+            sentinel_password_file: None,
         }
     }
 
@@ -285,10 +326,14 @@ mod tests {
         s.user = Some("rcluster".into());
         s.user_password_files
             .insert("app-1".into(), PathBuf::from("/s/demo/users/app-1"));
+        s.sentinel_user = Some("rcluster-sentinel-client".into());
+        s.sentinel_password_file = Some(PathBuf::from("/s/demo/users/rcluster-sentinel-client"));
         let shell = s.to_shell();
         assert!(shell.ends_with(
             "export RCLUSTER_USER='rcluster'\n\
-             export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n"
+             export RCLUSTER_USER_APP_1_PASSWORD_FILE='/s/demo/users/app-1'\n\
+             export RCLUSTER_SENTINEL_USER='rcluster-sentinel-client'\n\
+             export RCLUSTER_SENTINEL_PASSWORD_FILE='/s/demo/users/rcluster-sentinel-client'\n"
         ));
     }
 

@@ -77,6 +77,74 @@ fn is_noperm(result: redis::RedisResult<impl std::fmt::Debug>) -> bool {
     matches!(&result, Err(e) if e.code() == Some("NOPERM"))
 }
 
+/// (name, host, port) of every sentinel.
+fn sentinels(status: &Value) -> Vec<(String, String, u16)> {
+    status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["created_as"] == "sentinel")
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or("").to_string(),
+                n["host"].as_str().unwrap_or("").to_string(),
+                n["port"].as_u64().unwrap_or(0) as u16,
+            )
+        })
+        .collect()
+}
+
+/// The node's `ACL LOG` entries other than this test's own refused `default` logins: any
+/// left is a command or login a peer sentinel, a replica, rcluster or a client was refused.
+fn refusals_in_log(con: &mut redis::Connection) -> Vec<String> {
+    let entries: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .arg(1000)
+        .query(con)
+        .expect("ACL LOG");
+    let text = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    };
+    entries
+        .iter()
+        .filter(|e| !(text(e.get("reason")) == "auth" && text(e.get("username")) == "default"))
+        .map(|e| {
+            format!(
+                "{} {} {} by {}",
+                text(e.get("reason")),
+                text(e.get("context")),
+                text(e.get("object")),
+                text(e.get("username"))
+            )
+        })
+        .collect()
+}
+
+/// A sentinel's config file as it is now on disk (after Sentinel's rewrites).
+fn sentinel_config(container: &str, con: &mut redis::Connection) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(con)
+        .expect("INFO server");
+    let path = info
+        .lines()
+        .find_map(|l| l.strip_prefix("config_file:"))
+        .expect("config_file in INFO")
+        .trim()
+        .to_string();
+    // The image has no shell tools: copy the file out.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let local = tmp.path().join("sentinel.conf");
+    common::docker_ok(&[
+        "cp",
+        &format!("{container}:{path}"),
+        local.to_str().expect("utf-8 path"),
+    ]);
+    std::fs::read_to_string(&local).expect("the copied sentinel.conf")
+}
+
 #[test]
 fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     let _lock = docker_lock();
@@ -234,6 +302,124 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     assert!(env.contains("export RCLUSTER_USER='rcluster'\n"), "{env}");
     assert!(env.contains("RCLUSTER_USER_APP_PASSWORD_FILE="), "{env}");
     assert!(env.contains("fast-acl-reader.password'"), "{env}");
+    // A shell with only `eval "$(rcluster env)"` asks a sentinel for the master as the
+    // Sentinel client user (the README's example).
+    let script = format!(
+        "set -eu\n{env}\ns=\"${{RCLUSTER_SENTINELS%%,*}}\"\n\
+         REDISCLI_AUTH=\"$(cat \"$RCLUSTER_SENTINEL_PASSWORD_FILE\")\" redis-cli --no-auth-warning \
+         --user \"$RCLUSTER_SENTINEL_USER\" -h \"${{s%:*}}\" -p \"${{s##*:}}\" --raw \
+         SENTINEL get-master-addr-by-name \"$RCLUSTER_MASTER_NAME\" | paste -sd: -\n"
+    );
+    let mut bash = std::process::Command::new("bash");
+    bash.arg("-c").arg(&script);
+    let out = common::run(bash, Duration::from_secs(30));
+    let (host, port) = master_of(&status);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{host}:{port}"),
+        "{}",
+        out.describe()
+    );
+
+    // The sentinels: `default` is off there too (the group password alone and no password
+    // are refused); rcluster logs in as `rcluster`.
+    let sentinel_nodes = sentinels(&status);
+    assert_eq!(sentinel_nodes.len(), 3, "{status}");
+    for (name, h, p) in &sentinel_nodes {
+        assert!(
+            connect_as(h, *p, None, &admin).is_err(),
+            "{name}: the sentinel's `default` took the group password"
+        );
+        let mut anonymous = redis::Client::open(format!("redis://{h}:{p}/"))
+            .expect("client")
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("tcp connect");
+        let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut anonymous);
+        assert!(
+            matches!(&ping, Err(e) if e.code() == Some("NOAUTH")),
+            "{name}: {ping:?}"
+        );
+        let mut con = connect_as(h, *p, Some("rcluster"), &admin).expect("admin on a sentinel");
+        let mut users: Vec<String> = redis::cmd("ACL")
+            .arg("USERS")
+            .query(&mut con)
+            .expect("ACL USERS");
+        users.sort();
+        assert_eq!(
+            users,
+            [
+                "default",
+                "rcluster",
+                "rcluster-sentinel-client",
+                "rcluster-sentinel-peer"
+            ],
+            "{name}"
+        );
+    }
+
+    // An application's Sentinel client (the redis crate) with only what `env` gives: it
+    // logs in to the sentinels as `RCLUSTER_SENTINEL_USER`, to the data nodes as
+    // `RCLUSTER_USER` (the crate checks the master's `ROLE`, which the app user lacks).
+    let json = group.rcluster_ok(&["env", "--format", "json"]).json();
+    let read_file = |key: &str| {
+        let path = json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {json}"));
+        let mode = std::fs::metadata(path).expect(path).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{path}");
+        std::fs::read_to_string(path)
+            .expect(path)
+            .trim_end()
+            .to_string()
+    };
+    let sentinel_user = json["sentinel_user"].as_str().expect("sentinel_user");
+    assert_eq!(sentinel_user, "rcluster-sentinel-client");
+    assert!(
+        env.contains("export RCLUSTER_SENTINEL_USER='rcluster-sentinel-client'\n"),
+        "{env}"
+    );
+    assert!(env.contains("RCLUSTER_SENTINEL_PASSWORD_FILE="), "{env}");
+    let sentinel_password = read_file("sentinel_password_file");
+    let sentinel_addrs: Vec<redis::ConnectionAddr> = json["sentinels"]
+        .as_array()
+        .expect("sentinels")
+        .iter()
+        .map(|s| {
+            let (host, port) = s.as_str().unwrap().rsplit_once(':').unwrap();
+            redis::ConnectionAddr::Tcp(host.to_string(), port.parse().unwrap())
+        })
+        .collect();
+    let mut client = redis::sentinel::SentinelClientBuilder::new(
+        sentinel_addrs,
+        json["master_name"].as_str().unwrap(),
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .unwrap()
+    .set_client_to_sentinel_username(sentinel_user)
+    .set_client_to_sentinel_password(&sentinel_password)
+    .set_client_to_redis_username(json["user"].as_str().expect("user"))
+    .set_client_to_redis_password(read_file("password_file"))
+    .build()
+    .expect("a Sentinel client from `rcluster env --format json`");
+    let mut via_sentinel = client
+        .get_connection()
+        .expect("the master through the sentinels, logged in by name");
+    let _: () = redis::cmd("SET")
+        .arg("app:via-sentinel")
+        .arg("1")
+        .query(&mut via_sentinel)
+        .expect("a write through the Sentinel client");
+
+    // From here on, nothing may be refused: clear the data nodes' logs of the app's and
+    // reader's refusals above.
+    for (_, h, p, _) in data_nodes(&status) {
+        let mut con = connect_as(&h, p, Some("rcluster"), &admin).expect("admin logs in");
+        let _: () = redis::cmd("ACL")
+            .arg("LOG")
+            .arg("RESET")
+            .query(&mut con)
+            .expect("ACL LOG RESET");
+    }
 
     // A failover with the default user off: Sentinel (as its user) promotes a replica,
     // no acknowledged write is lost, and the old master rejoins as a replica.
@@ -263,6 +449,12 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
             );
         }
     }
+    // No data node refused anything during the failover (replicas, sentinels, rcluster).
+    for (name, h, p, _) in data_nodes(&status) {
+        let mut con = connect_as(&h, p, Some("rcluster"), &admin).expect("admin logs in");
+        let refusals = refusals_in_log(&mut con);
+        assert!(refusals.is_empty(), "{name} refused: {refusals:?}");
+    }
     // The app writes on the new master.
     let (host, port) = master_of(&status);
     let mut app =
@@ -277,6 +469,98 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
         .query(&mut app)
         .expect("GET");
     assert_eq!(v.as_deref(), Some("hello"));
+
+    // The Sentinel client follows a `docker kill` of the master: it finds the promoted
+    // replica through the sentinels and writes there.
+    let killed = status["master"]["node"]
+        .as_str()
+        .expect("master")
+        .to_string();
+    let killed_addr = master_of(&status);
+    common::docker_ok(&["kill", &killed]);
+    // Wait until the sentinels, asked as the client user, name another master: the
+    // crate's synchronous client has no connect timeout, and a connection to the killed
+    // container's address would hang for the kernel's SYN retries.
+    let (s_host, s_port) = (&sentinel_nodes[0].1, sentinel_nodes[0].2);
+    let promoted = common::poll(
+        "the sentinels to name a new master",
+        HEALTHY_DEADLINE,
+        || {
+            let mut con =
+                connect_as(s_host, s_port, Some(sentinel_user), &sentinel_password).ok()?;
+            let addr: Vec<String> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(json["master_name"].as_str().unwrap())
+                .query(&mut con)
+                .ok()?;
+            let addr = (addr.first()?.clone(), addr.get(1)?.parse::<u16>().ok()?);
+            (addr != killed_addr).then_some(addr)
+        },
+    );
+    common::poll(
+        "the Sentinel client to write on the promoted master",
+        Duration::from_secs(30),
+        || {
+            let mut con = client.get_connection().ok()?;
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut con).ok()?;
+            let is_master =
+                matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master");
+            let _: () = redis::cmd("SET")
+                .arg("app:after-kill")
+                .arg("1")
+                .query(&mut con)
+                .ok()?;
+            is_master.then_some(())
+        },
+    );
+    let mut con = connect_as(&promoted.0, promoted.1, Some("rcluster"), &admin).expect("admin");
+    let v: Option<String> = redis::cmd("GET")
+        .arg("app:after-kill")
+        .query(&mut con)
+        .expect("GET");
+    assert_eq!(v.as_deref(), Some("1"), "the client wrote on {promoted:?}");
+
+    // The sentinels: after two failovers their rewritten configs keep `default` off, the
+    // users and `sentinel-user`; none refused a peer sentinel, rcluster or the client.
+    for (name, h, p) in &sentinel_nodes {
+        let mut con = connect_as(h, *p, Some("rcluster"), &admin).expect("admin on a sentinel");
+        let refusals = refusals_in_log(&mut con);
+        assert!(refusals.is_empty(), "{name} refused: {refusals:?}");
+        // The other sentinels' links log in as the peer user (CLIENT LIST names each
+        // connection's user).
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut con)
+            .expect("CLIENT LIST on a sentinel");
+        assert!(
+            clients.contains(" user=rcluster-sentinel-peer "),
+            "{name}: no peer sentinel logged in as `rcluster-sentinel-peer`: {clients}"
+        );
+        assert!(
+            !clients.contains(" user=default "),
+            "{name}: a connection as `default`: {clients}"
+        );
+        let conf = sentinel_config(name, &mut con);
+        assert!(
+            conf.contains("# Generated by CONFIG REWRITE"),
+            "{name}: {conf}"
+        );
+        for line in [
+            "\nuser default off ",
+            "\nuser rcluster on ",
+            "\nuser rcluster-sentinel-peer on ",
+            "\nuser rcluster-sentinel-client on ",
+            "\nsentinel sentinel-user rcluster-sentinel-peer\n",
+            "\nsentinel sentinel-pass ",
+            " rcluster-sentinel\n",
+        ] {
+            assert!(
+                conf.contains(line),
+                "{name}: `{line}` missing after the rewrite"
+            );
+        }
+        assert!(!conf.contains("\nrequirepass"), "{name}");
+    }
 
     // No password, the users' included, in anything rcluster printed.
     let transcript = group.transcript();

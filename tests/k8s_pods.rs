@@ -1140,6 +1140,55 @@ fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
                     return Err(format!("`{pod}` accepts the `default` user"));
                 }
             }
+            // Every sentinel pod: `default` off, the peer and client users, nothing refused
+            // (peers log in as `rcluster-sentinel-peer`), and a Sentinel client logs in as
+            // `rcluster-sentinel-client` and finds the new master.
+            let client_password =
+                rcluster::acl::derived_password(&group.password, "rcluster-sentinel-client");
+            for pod in group.sentinel_pods() {
+                let mut con = group.connect(&pod, group.sentinel_port)?;
+                let mut users: Vec<String> = redis::cmd("ACL")
+                    .arg("USERS")
+                    .query(&mut con)
+                    .map_err(|e| format!("ACL USERS on `{pod}`: {e}"))?;
+                users.sort();
+                if users
+                    != [
+                        "default",
+                        "rcluster",
+                        "rcluster-sentinel-client",
+                        "rcluster-sentinel-peer",
+                    ]
+                {
+                    return Err(format!("users on `{pod}`: {users:?}"));
+                }
+                let log: Vec<redis::Value> = redis::cmd("ACL")
+                    .arg("LOG")
+                    .query(&mut con)
+                    .map_err(|e| format!("ACL LOG on `{pod}`: {e}"))?;
+                if !log.is_empty() {
+                    return Err(format!("`{pod}` refused: {log:?}"));
+                }
+                let ip = group.cluster.pod_ip(&pod).ok_or("no sentinel ip")?;
+                if common::connect(&ip.to_string(), group.sentinel_port, &group.password).is_ok() {
+                    return Err(format!("`{pod}` accepts the `default` user"));
+                }
+                let mut client = connect_as(
+                    &ip.to_string(),
+                    group.sentinel_port,
+                    "rcluster-sentinel-client",
+                    client_password.expose(),
+                )
+                .map_err(|e| format!("the Sentinel client logs in to `{pod}`: {e}"))?;
+                let addr: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&group.master_name)
+                    .query(&mut client)
+                    .map_err(|e| format!("the Sentinel client asks `{pod}`: {e}"))?;
+                if !addr.first().is_some_and(|h| h.contains(&master)) {
+                    return Err(format!("`{pod}` names {addr:?}, not `{master}`"));
+                }
+            }
             let ip = group.cluster.pod_ip(&master).ok_or("no master ip")?;
             let app = rcluster::acl::derived_password(&group.password, "app");
             let mut con = connect_as(&ip.to_string(), group.redis_port, "app", app.expose())

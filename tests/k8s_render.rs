@@ -981,6 +981,27 @@ fn acl_configs_get_hashes_from_the_secret_and_the_scripts_log_in_as_rcluster() {
         )),
         "{sentinel}"
     );
+    // `default` off on the sentinels too; the peer user (with its clear password as
+    // `sentinel-pass`) and the Sentinel client user, hashed like the data nodes' users.
+    assert!(sentinel.contains("\nuser default off "), "{sentinel}");
+    assert!(!sentinel.contains("\nrequirepass "), "{sentinel}");
+    for user in ["rcluster-sentinel-peer", "rcluster-sentinel-client"] {
+        let line = sentinel
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} on ")))
+            .unwrap_or_else(|| panic!("no user {user}:\n{sentinel}"));
+        assert!(
+            line.ends_with(&format!(" #{}", sha256_hex(&derived(user)))),
+            "{line}"
+        );
+    }
+    assert!(
+        sentinel.contains(&format!(
+            "\nsentinel sentinel-user rcluster-sentinel-peer\nsentinel sentinel-pass \"{}\"\n",
+            derived("rcluster-sentinel-peer")
+        )),
+        "{sentinel}"
+    );
     // A replica asks the group who the master is, as `rcluster`.
     scripts.answers(&redis_pod(0), "ROLE", &["master"]);
     let (replica, _) = scripts.start("redis", "demo-redis-1");

@@ -67,6 +67,11 @@ impl Server {
 
     /// Poll until the server answers an authenticated PING; fail at once if it exited.
     fn connect(&mut self, password: &str) -> redis::Connection {
+        self.connect_as(None, password)
+    }
+
+    /// The same, logging in as `user` (`None` = `default`).
+    fn connect_as(&mut self, user: Option<&str>, password: &str) -> redis::Connection {
         let port = self.port;
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
         let started = Instant::now();
@@ -78,6 +83,7 @@ impl Server {
                 con.set_read_timeout(Some(Duration::from_secs(2)))
                     .expect("set timeout");
                 redis::cmd("AUTH")
+                    .arg(user)
                     .arg(password)
                     .query::<()>(&mut con)
                     .expect("the rendered password is accepted");
@@ -521,6 +527,26 @@ fn redis_and_sentinel_accept_acl_users() {
     assert_ne!(dry("app", &["FLUSHALL"]).expect("dryrun"), "OK");
     assert_eq!(dry("sel", &["SET", "other:1", "v"]).expect("dryrun"), "OK");
 
+    // `default` kept: a sentinel keeps `requirepass` and gets the peer and client users.
+    let (node, text) = configs
+        .iter()
+        .find(|(n, _)| !n.role.is_data())
+        .expect("a sentinel");
+    let (_kept, mut con) = start_sentinel(&tmp.path().join("default-on"), &node.name, text);
+    let mut users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(&mut con)
+        .expect("ACL USERS");
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            "default",
+            "rcluster-sentinel-client",
+            "rcluster-sentinel-peer"
+        ]
+    );
+
     // `default` off: the sentinels get the admin user and log in to the data nodes as
     // the Sentinel user; Sentinel accepts both.
     let topology = acl_topology(true);
@@ -530,17 +556,92 @@ fn redis_and_sentinel_accept_acl_users() {
         .iter()
         .find(|(n, _)| !n.role.is_data())
         .expect("a sentinel");
-    let (_sentinel, mut con) = start_sentinel(tmp.path(), &node.name, text);
-    let users: Vec<String> = redis::cmd("ACL")
+    let node_dir = tmp.path().join(&node.name);
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let config = node_dir.join("sentinel.conf");
+    std::fs::write(&config, text).expect("write config");
+    let mut sentinel = Server::start(&config, &["--sentinel"], node_dir.join("sentinel.log"));
+    let mut con = sentinel.connect_as(Some("rcluster"), PASSWORD);
+    let mut users: Vec<String> = redis::cmd("ACL")
         .arg("USERS")
         .query(&mut con)
         .expect("ACL USERS");
-    assert!(users.contains(&"rcluster".to_string()), "{users:?}");
-    let who: String = redis::cmd("AUTH")
-        .arg("rcluster")
-        .arg(PASSWORD)
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            "default",
+            "rcluster",
+            "rcluster-sentinel-client",
+            "rcluster-sentinel-peer"
+        ]
+    );
+    let who: String = redis::cmd("ACL")
+        .arg("WHOAMI")
         .query(&mut con)
-        .and_then(|()| redis::cmd("ACL").arg("WHOAMI").query(&mut con))
         .expect("the admin user logs in to the sentinel");
     assert_eq!(who, "rcluster");
+    // `default` is off on the sentinel too.
+    let mut anonymous = redis::Client::open(format!("redis://127.0.0.1:{}/", sentinel.port))
+        .expect("url")
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .expect("tcp connect");
+    let refused: redis::RedisResult<()> = redis::cmd("AUTH").arg(PASSWORD).query(&mut anonymous);
+    assert!(
+        refused.is_err(),
+        "the sentinel's `default` took the group password"
+    );
+    // The peer and client users: what a sentinel or a Sentinel client sends, nothing more.
+    let mut dry = |user: &str, args: &[&str]| -> String {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("DRYRUN").arg(user);
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con).expect("ACL DRYRUN")
+    };
+    let peer = "rcluster-sentinel-peer";
+    let client = "rcluster-sentinel-client";
+    for args in [
+        &["PING"][..],
+        &["PUBLISH", "__sentinel__:hello", "x"],
+        &[
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "10.0.0.1",
+            "6379",
+            "1",
+            "*",
+        ],
+    ] {
+        assert_eq!(dry(peer, args), "OK", "{peer} {args:?}");
+    }
+    for args in [
+        &["SENTINEL", "FAILOVER", "mymaster"][..],
+        &["SENTINEL", "SET", "mymaster", "quorum", "1"],
+        &["SENTINEL", "MASTERS"],
+        &["PUBLISH", "other", "x"],
+        &["ACL", "LIST"],
+    ] {
+        assert_ne!(dry(peer, args), "OK", "{peer} {args:?}");
+    }
+    for args in [
+        &["SENTINEL", "MASTERS"][..],
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        &["SENTINEL", "SLAVES", "mymaster"],
+        &["SENTINEL", "SENTINELS", "mymaster"],
+        &["SUBSCRIBE", "+switch-master"],
+    ] {
+        assert_eq!(dry(client, args), "OK", "{client} {args:?}");
+    }
+    for args in [
+        &["SENTINEL", "FAILOVER", "mymaster"][..],
+        &["SENTINEL", "SET", "mymaster", "quorum", "1"],
+        &["SENTINEL", "RESET", "*"],
+        &["SENTINEL", "REMOVE", "mymaster"],
+        &["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "no"],
+        &["ACL", "LIST"],
+    ] {
+        assert_ne!(dry(client, args), "OK", "{client} {args:?}");
+    }
 }

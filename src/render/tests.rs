@@ -413,7 +413,19 @@ fn acl_with_default_on_keeps_requirepass_and_no_admin_user() {
     assert!(!master.contains("user rcluster on"));
     assert!(master.contains("\nmasteruser rcluster-replication\n"));
     let sentinel = render(&topology, "sentinel-1");
-    assert!(!sentinel.contains("\nuser "), "{sentinel}");
+    // `default` keeps the group password; no admin user, but the peer and client users.
+    assert!(sentinel.contains(&format!("\nrequirepass \"{PASSWORD}\"\n")));
+    assert!(!sentinel.contains("user default"), "{sentinel}");
+    assert!(!sentinel.contains("user rcluster on"), "{sentinel}");
+    assert!(
+        sentinel.contains("\nuser rcluster-sentinel-peer on "),
+        "{sentinel}"
+    );
+    assert!(
+        sentinel.contains("\nuser rcluster-sentinel-client on "),
+        "{sentinel}"
+    );
+    assert!(sentinel.contains("\nsentinel sentinel-user rcluster-sentinel-peer\n"));
     assert!(sentinel.contains("\nsentinel auth-user mymaster rcluster-sentinel\n"));
 }
 
@@ -543,4 +555,27 @@ fn compose_carries_the_announced_addresses_and_publishes_where_they_lead() {
         sentinel.contains("\nsentinel monitor mymaster 192.168.1.20 6379 2\n"),
         "{sentinel}"
     );
+}
+
+#[test]
+fn sentinel_peer_password_is_derived_and_masked_without_show_secrets() {
+    let topology = acl_topology();
+    let layout = Layout::new(&topology, SUBNET);
+    let peer = crate::acl::derived_password(PASSWORD, crate::acl::SENTINEL_PEER_USER);
+    let sentinel = render(&topology, "sentinel-1");
+    assert!(sentinel.contains(&format!("\nsentinel sentinel-pass \"{}\"\n", peer.expose())));
+    let masked = render_all(&topology, &layout, crate::secret::MASK).expect("renders");
+    for (node, text) in masked {
+        assert!(!text.contains(peer.expose()), "{}", node.name);
+        assert!(!text.contains(PASSWORD), "{}", node.name);
+        if !node.role.is_data() {
+            assert!(
+                text.contains(&format!(
+                    "\nsentinel sentinel-pass \"{}\"\n",
+                    crate::secret::MASK
+                )),
+                "{text}"
+            );
+        }
+    }
 }

@@ -47,7 +47,8 @@ pub struct Topology {
 pub struct Acl {
     /// In name order.
     pub users: Vec<AclUser>,
-    /// `default` is `off` on the data nodes; rcluster logs in as [`crate::acl::ADMIN_USER`].
+    /// `default` is `off` on the data nodes and the sentinels; rcluster logs in as
+    /// [`crate::acl::ADMIN_USER`].
     pub disable_default: bool,
 }
 

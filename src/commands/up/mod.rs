@@ -135,8 +135,9 @@ async fn up(
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
     let password = password_store::password_or_generate(loaded, cluster)?;
     // The `[acl]` users' passwords, in private files next to the group password, for
-    // `rcluster env` and the applications.
+    // `rcluster env` and the applications, and the Sentinel client user's.
     crate::connection::user_password_files(loaded, &password)?;
+    crate::connection::sentinel_password_file(loaded, &password)?;
     // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
     let tls = crate::tls::ensure(loaded, &layout, &[])?;
     let probe = Probe::for_group(loaded, password.clone())?;
