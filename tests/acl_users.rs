@@ -340,11 +340,7 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
             "{name}: {ping:?}"
         );
         let mut con = connect_as(h, *p, Some("rcluster"), &admin).expect("admin on a sentinel");
-        let mut users: Vec<String> = redis::cmd("ACL")
-            .arg("USERS")
-            .query(&mut con)
-            .expect("ACL USERS");
-        users.sort();
+        let users = common::acl_users(&mut con);
         assert_eq!(
             users,
             [
@@ -436,11 +432,7 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     // Every data node, the new master and the rejoined old master among them, has every user.
     for (name, h, p, role) in data_nodes(&status) {
         let mut con = connect_as(&h, p, Some("rcluster"), &admin).expect("admin logs in");
-        let mut users: Vec<String> = redis::cmd("ACL")
-            .arg("USERS")
-            .query(&mut con)
-            .expect("ACL USERS");
-        users.sort();
+        let users = common::acl_users(&mut con);
         assert_eq!(users, USERS, "users on {name}");
         if name == old {
             assert_eq!(

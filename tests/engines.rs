@@ -231,22 +231,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// This machine's first global IPv4 address: an engine reached there is classified
-/// remote, though it is the same engine.
-fn non_loopback_address() -> String {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .expect("run ip");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no global IPv4 address in:\n{text}"))
-}
-
 #[test]
 fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     let _lock = docker_lock();
@@ -275,7 +259,7 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
         path
     };
     group.topology = remote_topology("", free_port());
-    let ip = non_loopback_address();
+    let ip = common::lan_address();
     let forwarder = TcpForwarder::start(&ip);
     let url = forwarder.url();
     let env = [("DOCKER_HOST", url.as_str())];

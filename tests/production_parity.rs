@@ -15,21 +15,6 @@ use serde_json::Value;
 
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(90);
 
-/// This machine's first global IPv4 address (the "LAN address" clients would use).
-fn lan_address() -> String {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .expect("run ip");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no global IPv4 address in:\n{text}"))
-}
-
 /// A first port such that it and the next `count - 1` can be bound on every address now.
 fn free_ports(count: u16) -> u16 {
     for _ in 0..200 {
@@ -105,7 +90,7 @@ fn redis_cli(
 #[test]
 fn tls_acl_and_announce_together_form_fail_over_and_hand_out_only_announced_addresses() {
     let _lock = docker_lock();
-    let lan = lan_address();
+    let lan = common::lan_address();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut group = Group::new("parity", "fast.toml");
     let (master, replicas, sentinels) = (free_ports(1), free_ports(2), free_ports(3));

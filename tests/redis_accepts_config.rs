@@ -6,6 +6,8 @@
 //! (there is no master to reach). `dir /data` is rewritten in the file itself, because redis
 //! changes directory while it reads the file, before command-line options apply.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::net::TcpListener;
@@ -476,11 +478,7 @@ fn redis_and_sentinel_accept_acl_users() {
         .find(|(n, _)| n.role.is_data())
         .expect("a data node");
     let (_server, mut con) = start_data_node(tmp.path(), node, text);
-    let mut users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query(&mut con)
-        .expect("ACL USERS");
-    users.sort();
+    let users = common::acl_users(&mut con);
     assert_eq!(
         users,
         [
@@ -533,11 +531,7 @@ fn redis_and_sentinel_accept_acl_users() {
         .find(|(n, _)| !n.role.is_data())
         .expect("a sentinel");
     let (_kept, mut con) = start_sentinel(&tmp.path().join("default-on"), &node.name, text);
-    let mut users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query(&mut con)
-        .expect("ACL USERS");
-    users.sort();
+    let users = common::acl_users(&mut con);
     assert_eq!(
         users,
         [
@@ -562,11 +556,7 @@ fn redis_and_sentinel_accept_acl_users() {
     std::fs::write(&config, text).expect("write config");
     let mut sentinel = Server::start(&config, &["--sentinel"], node_dir.join("sentinel.log"));
     let mut con = sentinel.connect_as(Some("rcluster"), PASSWORD);
-    let mut users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query(&mut con)
-        .expect("ACL USERS");
-    users.sort();
+    let users = common::acl_users(&mut con);
     assert_eq!(
         users,
         [

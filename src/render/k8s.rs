@@ -726,17 +726,7 @@ fn redis_statefulset(
         name: "redis".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("redis", REDIS_PORT)]),
-        volume_mounts: Some(
-            vec![
-                mount("config", CONFIG_MOUNT, true),
-                mount("secret", SECRET_MOUNT, true),
-                mount("tmp", "/tmp", false),
-                mount("data", super::DATA_DIR, false),
-            ]
-            .into_iter()
-            .chain(tls_mount(names))
-            .collect(),
-        ),
+        volume_mounts: Some(volume_mounts(names)),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(script_action("prestop.sh", &[])),
@@ -773,17 +763,7 @@ fn sentinel_statefulset(
         name: "sentinel".into(),
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
-        volume_mounts: Some(
-            vec![
-                mount("config", CONFIG_MOUNT, true),
-                mount("secret", SECRET_MOUNT, true),
-                mount("tmp", "/tmp", false),
-                mount("data", super::DATA_DIR, false),
-            ]
-            .into_iter()
-            .chain(tls_mount(names))
-            .collect(),
-        ),
+        volume_mounts: Some(volume_mounts(names)),
         ..pod_container(names, resources)
     };
     let claim = claim(names, "sentinel", spec.sentinel_storage_size.clone());
@@ -925,6 +905,20 @@ struct StatefulSetParts {
     claim: PersistentVolumeClaim,
     grace_period_s: i64,
     checksums: Checksums,
+}
+
+/// What both containers mount: their config, the Secret, scratch space, their data volume,
+/// and the TLS Secret when the group speaks TLS.
+fn volume_mounts(names: &Names) -> Vec<VolumeMount> {
+    vec![
+        mount("config", CONFIG_MOUNT, true),
+        mount("secret", SECRET_MOUNT, true),
+        mount("tmp", "/tmp", false),
+        mount("data", super::DATA_DIR, false),
+    ]
+    .into_iter()
+    .chain(tls_mount(names))
+    .collect()
 }
 
 /// The TLS Secret's mount, with `[tls]`.

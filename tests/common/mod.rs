@@ -469,3 +469,29 @@ pub fn rcluster_with(topology: &Path, args: &[&str]) -> std::process::Output {
     );
     output
 }
+
+/// This machine's first global IPv4 address: where other machines (or a "remote" engine
+/// that is this same engine) would reach it.
+pub fn lan_address() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("run ip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no global IPv4 address in:\n{text}"))
+}
+
+/// `ACL USERS` of a node, sorted.
+pub fn acl_users(con: &mut redis::Connection) -> Vec<String> {
+    let mut users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(con)
+        .expect("ACL USERS");
+    users.sort();
+    users
+}
