@@ -238,14 +238,46 @@ fn non_loopback_address() -> String {
         .unwrap_or_else(|| panic!("no global IPv4 address in:\n{text}"))
 }
 
+/// A free port on `ip` now (the engine binds it a moment later; another process taking it
+/// in between would show as the engine's refusal, which names it).
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The lean group published on `ip` with fixed ports: a remote engine's nodes are announced
+/// at `<its host>:<published port>` (`cluster.announce = "auto"`), which needs the ports
+/// known before the nodes start and published where the containers reach them.
+fn remote_topology(dir: &Path, ip: &str, master_port: u16, extra: &str) -> PathBuf {
+    let path = lean_topology(dir, extra);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("bind = \"127.0.0.1\"", &format!("bind = \"{ip}\""), 1)
+        .replacen(
+            "[master]\nport = 0",
+            &format!("[master]\nport = {master_port}"),
+            1,
+        )
+        .replacen(
+            "count = 1\nport = 0",
+            &format!("count = 1\nport = {}", free_port(ip)),
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     let _lock = docker_lock();
     common::ensure_image();
     let dir = tempfile::tempdir().unwrap();
     let mut group = Group::new("eng-remote", "fast.toml");
-    group.topology = lean_topology(dir.path(), "");
     let ip = non_loopback_address();
+    group.topology = remote_topology(dir.path(), &ip, free_port(&ip), "");
     let forwarder = TcpForwarder::start(&ip);
     let url = forwarder.url();
     let env = [("DOCKER_HOST", url.as_str())];
@@ -274,16 +306,11 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
 
     // A port taken on the engine's machine: rcluster cannot test it from "here", so the
     // engine refuses at start; the message says so and nothing is left half-created.
-    let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let holder = TcpListener::bind((ip.as_str(), 0)).unwrap();
     let taken = holder.local_addr().unwrap().port();
     let image = common::image();
-    let topology = lean_topology(dir.path(), &format!("\n[redis]\nimage = \"{image}\"\n"));
-    let text = std::fs::read_to_string(&topology).unwrap().replacen(
-        "[master]\nport = 0",
-        &format!("[master]\nport = {taken}"),
-        1,
-    );
-    std::fs::write(&topology, text).unwrap();
+    let with_image = format!("\n[redis]\nimage = \"{image}\"\n");
+    let topology = remote_topology(dir.path(), &ip, taken, &with_image);
     group.topology = topology.clone();
     let out = rcluster(&group, &env, &["up", "--timeout", "60"]);
     assert_eq!(out.code, 2, "{}", out.describe());
@@ -301,13 +328,9 @@ fn a_remote_engine_gets_no_host_binaries_and_its_own_port_check() {
     );
     drop(holder);
 
-    // With a free port and `redis.image` (an image that engine has), the group runs.
-    let text = std::fs::read_to_string(&topology).unwrap().replacen(
-        &format!("port = {taken}"),
-        "port = 0",
-        1,
-    );
-    std::fs::write(&topology, text).unwrap();
+    // With a free port and `redis.image` (an image that engine has), the group runs,
+    // announced at the engine's host.
+    group.topology = remote_topology(dir.path(), &ip, free_port(&ip), &with_image);
     let engine = up_status_down(&group, &env, &format!("(remote host {ip})"));
     assert_eq!(engine["remote_host"], ip.as_str());
 }
