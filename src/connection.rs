@@ -142,7 +142,7 @@ pub async fn settings(
     let mut master = None;
     for s in layout.sentinels() {
         if let Ok(Some((host, port))) = probe.master_addr(s.reach, &master_name).await {
-            master = Some(format!("{host}:{port}"));
+            master = Some(client_master(layout, &host, port));
             break;
         }
     }
@@ -234,6 +234,18 @@ fn client_address(layout: &Layout, node: &crate::topology::Node) -> String {
     }
 }
 
+/// Where a client on this machine reaches the master a sentinel named `host:port`: as named
+/// when the group announces addresses (that is what clients are handed), else where rcluster
+/// reaches that node. With container addresses out of reach (a rootless engine with ports
+/// on loopback) the sentinel names a container address that this machine cannot reach, so
+/// `RCLUSTER_MASTER` must be the node's published port, like `RCLUSTER_SENTINELS`.
+fn client_master(layout: &Layout, host: &str, port: u16) -> String {
+    match (&layout.announce, layout.node_by_addr(host, port)) {
+        (None, Some(node)) => node.reach.to_string(),
+        _ => format!("{host}:{port}"),
+    }
+}
+
 /// A private file holding the password: the topology's own file, or the generated one in
 /// the state directory; for a password from the environment or the topology itself, a
 /// copy written (0600) next to where a generated one would be.
@@ -295,6 +307,33 @@ mod tests {
             sentinel_user: None,
             sentinel_password_file: None,
         }
+    }
+
+    #[test]
+    fn the_master_is_given_where_this_machine_reaches_it() {
+        use crate::topology::layout::Subnet;
+        let topology = crate::render::tests::default_topology();
+        let layout = Layout::new(&topology, Subnet([172, 28, 7]));
+        // Rootful: the container address the sentinel names is reachable as it is.
+        assert_eq!(
+            client_master(&layout, "172.28.7.11", 6379),
+            "172.28.7.11:6379"
+        );
+        // Rootless with ports on loopback: the sentinel still names the container address,
+        // which only the replica's published port reaches from here.
+        let published = layout.clone().reached_at("127.0.0.1".parse().unwrap());
+        assert_eq!(
+            client_master(&published, "172.28.7.11", 6379),
+            "127.0.0.1:6380"
+        );
+        // Announced: clients are handed the announced address, so it stays.
+        let announced = published.announcing(Some("192.0.2.2".into()));
+        assert_eq!(
+            client_master(&announced, "192.0.2.2", 6381),
+            "192.0.2.2:6381"
+        );
+        // Not a node of this layout (a sentinel that names something else): as named.
+        assert_eq!(client_master(&layout, "10.1.1.1", 6379), "10.1.1.1:6379");
     }
 
     #[test]

@@ -237,6 +237,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rootless_engine_wins_over_a_route_that_matches_by_coincidence() {
+        // Rootless Docker's own `bridge` is 172.17.0.0/16 like the host's `docker0`, so
+        // the routes say yes; the platform, once known, must still send rcluster to the
+        // published ports (`up` passes the one it already has).
+        let rootless = Platform {
+            rootless: true,
+            ..Platform::local_rootful()
+        };
+        let t = topology("127.0.0.1", Announce::Auto);
+        let reach = Reach::decide(&t, Some(true), Some(&rootless)).unwrap();
+        assert_eq!(
+            (reach.path, reach.announce, reach.via.as_deref()),
+            (Path::Published, None, Some("127.0.0.1"))
+        );
+        // With the ports on the host's own address, that address is announced, so that
+        // Sentinel-aware clients on the host follow a failover too.
+        let t = topology("192.0.2.2", Announce::Auto);
+        let reach = Reach::decide(&t, Some(true), Some(&rootless)).unwrap();
+        assert_eq!(reach.announce.as_deref(), Some("192.0.2.2"));
+        assert_eq!(reach.via.as_deref(), Some("192.0.2.2"));
+    }
+
+    #[test]
     fn auto_with_engine_picked_ports_cannot_announce() {
         let mut t = topology("10.253.0.1", Announce::Auto);
         t.replicas.port = 0;

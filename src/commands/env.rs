@@ -21,7 +21,7 @@ pub async fn run(global: &Global, args: &EnvArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let (layout, _) = super::existing_reach(&engine, &loaded.topology, &observed).await?;
+    let (layout, _) = super::existing_reach(&engine, &loaded.topology, &observed, None).await?;
     let probe = Probe::for_group(&loaded, password.clone())?;
     let settings = crate::connection::settings(&loaded, &layout, &probe, &password).await?;
     let format = if global.json {

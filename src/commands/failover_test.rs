@@ -371,7 +371,7 @@ async fn healthy_master(
 ) -> anyhow::Result<(Layout, Node)> {
     let master_name = &topo.sentinel.master_name;
     let observed = observe(engine, &topo.cluster.name).await?;
-    let (layout, _) = super::existing_reach(engine, topo, &observed).await?;
+    let (layout, _) = super::existing_reach(engine, topo, &observed, None).await?;
     let grace = Duration::from_secs(10);
     let health = wait::wait_healthy(
         engine,

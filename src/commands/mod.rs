@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::docker::Engine;
+use crate::docker::platform::Platform;
 use crate::error::CommandError;
 use crate::observed::Observed;
 use crate::reach::Reach;
@@ -90,12 +91,18 @@ pub fn password(loaded: &Loaded) -> anyhow::Result<Secret> {
 /// the engine's network subnets, looked at when the group's network does not exist yet.
 ///
 /// On a rootful Linux engine this reads the routing table and asks the engine nothing.
+/// `known` is the engine's platform when the command already asked for it: it is then
+/// always used, because a route can match by coincidence. Rootless Docker's own `bridge`
+/// network is 172.17.0.0/16, the same as the host's `docker0` route of a rootful engine
+/// next to it, so the routes said "reachable" and `up` probed container addresses that
+/// led to the default gateway.
 pub async fn reach(
     engine: &Engine,
     topology: &Topology,
     observed: &Observed,
     subnet: Subnet,
     engine_networks: &[String],
+    known: Option<&Platform>,
 ) -> anyhow::Result<(Layout, Reach)> {
     let networks: Vec<topology::layout::Cidr> = match observed.subnet() {
         Some(s) => vec![s.cidr()],
@@ -108,10 +115,10 @@ pub async fn reach(
     // A remote engine's bridge subnets may happen to match a local route: ask it. Any
     // tcp or ssh endpoint counts, from DOCKER_HOST or a docker context alike.
     let remote = engine.endpoint().host().is_some();
-    let platform = if routed == Some(true) && !remote {
-        None
-    } else {
-        Some(engine.platform().await?)
+    let platform = match known {
+        Some(p) => Some(p.clone()),
+        None if routed == Some(true) && !remote => None,
+        None => Some(engine.platform().await?),
     };
     let reach =
         Reach::decide(topology, routed, platform.as_ref()).map_err(CommandError::refused)?;
@@ -129,9 +136,10 @@ pub async fn existing_reach(
     engine: &Engine,
     topology: &Topology,
     observed: &Observed,
+    known: Option<&Platform>,
 ) -> anyhow::Result<(Layout, Reach)> {
     let layout = crate::addressing::layout(topology, observed);
-    reach(engine, topology, observed, layout.subnet, &[]).await
+    reach(engine, topology, observed, layout.subnet, &[], known).await
 }
 
 /// An address for a host name or IP, IPv4 first (the group is IPv4).

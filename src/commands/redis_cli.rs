@@ -26,7 +26,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let (layout, _) = super::existing_reach(&engine, topo, &observed).await?;
+    let (layout, _) = super::existing_reach(&engine, topo, &observed, None).await?;
     let password = super::password(&loaded)?;
     let node: Node = match &args.node {
         Some(name) => layout.node(name).cloned().ok_or_else(|| {

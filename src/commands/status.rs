@@ -98,7 +98,8 @@ async fn snapshot(
         };
         return Ok((EXIT_FAILED, text));
     }
-    let (layout, reach) = super::existing_reach(engine, topology, &observed).await?;
+    let (layout, reach) =
+        super::existing_reach(engine, topology, &observed, Some(platform)).await?;
     let password = super::password(loaded)?;
     let probe = Probe::for_group(loaded, password.clone())?
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));

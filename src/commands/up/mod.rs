@@ -79,8 +79,15 @@ async fn up(
     let engine_subnets = used_subnets(&networks);
     let subnet = addressing::choose_subnet(topology, &observed, &engine_subnets)?;
     // Before anything is created: a group whose addresses nobody here could reach is refused.
-    let (layout, _reach) =
-        super::reach(engine, topology, &observed, subnet, &engine_subnets).await?;
+    let (layout, _reach) = super::reach(
+        engine,
+        topology,
+        &observed,
+        subnet,
+        &engine_subnets,
+        Some(&platform),
+    )
+    .await?;
 
     let conflicts = foreign_conflicts(engine, &layout, &observed, &networks).await?;
     if !conflicts.is_empty() {
