@@ -270,17 +270,7 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     ));
     // `default` is off: the group password without a user name is refused, and so is
     // a connection with no password at all.
-    let refused = connect_as(&host, port, None, &admin).map(|_| ());
-    assert!(refused.is_err(), "default user accepted the group password");
-    let mut anonymous = redis::Client::open(format!("redis://{host}:{port}/"))
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("tcp connect");
-    let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut anonymous);
-    assert!(
-        matches!(&ping, Err(e) if e.code() == Some("NOAUTH")),
-        "{ping:?}"
-    );
+    assert_default_refused("the master", &host, port, &admin);
 
     // `cli --user app`: its keys yes, CONFIG no.
     let out = group.rcluster_ok(&["cli", "--user", "app", "--", "SET", "app:cli", "v"]);
@@ -326,19 +316,7 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     let sentinel_nodes = sentinels(&status);
     assert_eq!(sentinel_nodes.len(), 3, "{status}");
     for (name, h, p) in &sentinel_nodes {
-        assert!(
-            connect_as(h, *p, None, &admin).is_err(),
-            "{name}: the sentinel's `default` took the group password"
-        );
-        let mut anonymous = redis::Client::open(format!("redis://{h}:{p}/"))
-            .expect("client")
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .expect("tcp connect");
-        let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut anonymous);
-        assert!(
-            matches!(&ping, Err(e) if e.code() == Some("NOAUTH")),
-            "{name}: {ping:?}"
-        );
+        assert_default_refused(name, h, *p, &admin);
         let mut con = connect_as(h, *p, Some("rcluster"), &admin).expect("admin on a sentinel");
         let users = common::acl_users(&mut con);
         assert_eq!(
@@ -564,4 +542,22 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
     group.rcluster_ok(&["down", "--volumes"]);
     let users_dir = group.state_dir().join(&group.name).join("users");
     assert!(!users_dir.exists(), "{} is left", users_dir.display());
+}
+
+/// `default` is off on `host:port`: the group password without a user name is refused,
+/// and a connection with no password gets `NOAUTH`.
+fn assert_default_refused(name: &str, host: &str, port: u16, admin: &str) {
+    assert!(
+        connect_as(host, port, None, admin).is_err(),
+        "{name}: `default` took the group password"
+    );
+    let mut anonymous = redis::Client::open(format!("redis://{host}:{port}/"))
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("tcp connect");
+    let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut anonymous);
+    assert!(
+        matches!(&ping, Err(e) if e.code() == Some("NOAUTH")),
+        "{name}: {ping:?}"
+    );
 }

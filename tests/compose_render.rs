@@ -111,6 +111,36 @@ fn free_subnet(seed: u32) -> String {
 }
 
 /// Takes the compose project down (containers, network, volumes) even when the test fails.
+/// Give the rendered node directories to uid 999 (Redis rewrites its config by rename in
+/// them), then `docker-compose up -d`; the guard takes the project down again.
+fn compose_up(name: &str, out: &Path, compose: &Path) -> ProjectGuard {
+    for entry in std::fs::read_dir(out).expect("read out dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            std::os::unix::fs::chown(&path, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
+            for file in std::fs::read_dir(&path).expect("read node dir") {
+                let file = file.expect("dir entry").path();
+                std::os::unix::fs::chown(&file, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
+            }
+        }
+    }
+    let guard = ProjectGuard {
+        project: name.to_string(),
+        compose: compose.to_path_buf(),
+    };
+    let compose_arg = compose.to_str().expect("utf-8").to_owned();
+    let up = run(
+        "docker-compose",
+        &["-p", &guard.project, "-f", &compose_arg, "up", "-d"],
+    );
+    assert!(
+        up.status.success(),
+        "docker-compose up failed:\n{}",
+        text(&up)
+    );
+    guard
+}
+
 struct ProjectGuard {
     project: String,
     compose: PathBuf,
@@ -202,33 +232,7 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
         "password in the compose file"
     );
 
-    // Redis runs as uid 999 and rewrites its config (Sentinel at once, replicas after a
-    // failover) by rename in the mounted directory.
-    for entry in std::fs::read_dir(&out).expect("read out dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            std::os::unix::fs::chown(&path, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
-            for file in std::fs::read_dir(&path).expect("read node dir") {
-                let file = file.expect("dir entry").path();
-                std::os::unix::fs::chown(&file, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
-            }
-        }
-    }
-
-    let guard = ProjectGuard {
-        project: name.clone(),
-        compose: compose.clone(),
-    };
-    let compose_arg = compose.to_str().expect("utf-8").to_owned();
-    let up = run(
-        "docker-compose",
-        &["-p", &guard.project, "-f", &compose_arg, "up", "-d"],
-    );
-    assert!(
-        up.status.success(),
-        "docker-compose up failed:\n{}",
-        text(&up)
-    );
+    let guard = compose_up(&name, &out, &compose);
 
     let master_ip = subnet.replace(".0/24", ".10");
     let sentinels: Vec<String> = (1..=3).map(|i| format!("{name}-sentinel-{i}")).collect();
@@ -371,31 +375,8 @@ fn a_tls_compose_group_replicates_and_is_monitored_over_tls() {
         .output()
         .expect("rcluster runs");
     assert!(rendered.status.success(), "{}", text(&rendered));
-    for entry in std::fs::read_dir(&out).expect("read out dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            std::os::unix::fs::chown(&path, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
-            for file in std::fs::read_dir(&path).expect("read node dir") {
-                let file = file.expect("dir entry").path();
-                std::os::unix::fs::chown(&file, Some(REDIS_UID), Some(REDIS_UID)).expect("chown");
-            }
-        }
-    }
     let compose = out.join("docker-compose.yml");
-    let guard = ProjectGuard {
-        project: name.clone(),
-        compose: compose.clone(),
-    };
-    let compose_arg = compose.to_str().expect("utf-8").to_owned();
-    let up = run(
-        "docker-compose",
-        &["-p", &guard.project, "-f", &compose_arg, "up", "-d"],
-    );
-    assert!(
-        up.status.success(),
-        "docker-compose up failed:\n{}",
-        text(&up)
-    );
+    let guard = compose_up(&name, &out, &compose);
 
     let auth = format!("REDISCLI_AUTH={password}");
     let ask = |container: &str, args: &[&str]| {

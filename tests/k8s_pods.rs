@@ -1119,11 +1119,7 @@ fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
             // Every redis pod has every user, and `default` is off.
             for pod in &redis {
                 let mut con = group.connect(pod, group.redis_port)?;
-                let mut users: Vec<String> = redis::cmd("ACL")
-                    .arg("USERS")
-                    .query(&mut con)
-                    .map_err(|e| format!("ACL USERS on `{pod}`: {e}"))?;
-                users.sort();
+                let users = acl_users(&mut con, pod)?;
                 if users
                     != [
                         "app",
@@ -1147,11 +1143,7 @@ fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
                 rcluster::acl::derived_password(&group.password, "rcluster-sentinel-client");
             for pod in group.sentinel_pods() {
                 let mut con = group.connect(&pod, group.sentinel_port)?;
-                let mut users: Vec<String> = redis::cmd("ACL")
-                    .arg("USERS")
-                    .query(&mut con)
-                    .map_err(|e| format!("ACL USERS on `{pod}`: {e}"))?;
-                users.sort();
+                let users = acl_users(&mut con, &pod)?;
                 if users
                     != [
                         "default",
@@ -1301,4 +1293,14 @@ fn a_tls_group_starts_and_survives_deleting_the_master() {
     cluster.wait_all_ready(&["kt-redis", "kt-sentinel"], READY);
     let new_master = converged(Some(&pod));
     assert_ne!(new_master, master);
+}
+
+/// `ACL USERS` of `pod`, sorted.
+fn acl_users(con: &mut redis::Connection, pod: &str) -> Result<Vec<String>, String> {
+    let mut users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query(con)
+        .map_err(|e| format!("ACL USERS on `{pod}`: {e}"))?;
+    users.sort();
+    Ok(users)
 }

@@ -125,6 +125,25 @@ impl ImageSource {
     }
 }
 
+/// Pull `reference` unless the engine has it, announcing the pull with `note`; a failed
+/// pull says `advice` (what to do instead), since the two callers differ only in that.
+async fn pull_if_missing(
+    engine: &Engine,
+    reference: &str,
+    note: &str,
+    advice: impl FnOnce() -> String,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<()> {
+    if !engine.image_exists(reference).await? {
+        progress(note);
+        engine
+            .pull_image(reference, |line| progress(line))
+            .await
+            .with_context(advice)?;
+    }
+    Ok(())
+}
+
 /// Make sure the engine has the image; returns what containers should run.
 pub async fn ensure(
     engine: &Engine,
@@ -133,45 +152,47 @@ pub async fn ensure(
 ) -> anyhow::Result<ImageChoice> {
     match source.clone() {
         ImageSource::OfficialForEngine { reference, because } => {
-            if !engine.image_exists(&reference).await? {
-                progress(&format!(
+            let url = engine.endpoint().url.clone();
+            pull_if_missing(
+                engine,
+                &reference,
+                &format!(
                     "pulling image `{reference}` ({because}, so rcluster does not build its image from this machine's redis-server)"
-                ));
-                let url = &engine.endpoint().url;
-                engine
-                    .pull_image(&reference, |line| progress(line))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
-                             rcluster does not build its own image there because {because}. \
-                             Put an image with `redis-server` and `redis-sentinel` on that engine \
-                             (`docker save redis:7 | docker -H {url} load`, or `docker load -i redis.tar` on that machine) \
-                             and set `redis.image` to it"
-                        )
-                    })?;
-            }
+                ),
+                || {
+                    format!(
+                        "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
+                         rcluster does not build its own image there because {because}. \
+                         Put an image with `redis-server` and `redis-sentinel` on that engine \
+                         (`docker save redis:7 | docker -H {url} load`, or `docker load -i redis.tar` on that machine) \
+                         and set `redis.image` to it"
+                    )
+                },
+                &mut progress,
+            )
+            .await?;
             Ok(ImageChoice {
                 own: false,
                 reference,
             })
         }
         ImageSource::Configured(reference) | ImageSource::Official(reference) => {
-            if !engine.image_exists(&reference).await? {
-                progress(&format!("pulling image `{reference}`"));
-                let url = &engine.endpoint().url;
-                engine
-                    .pull_image(&reference, |line| progress(line))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
-                             put it there (`docker load -i image.tar`) or set `redis.image` to an image the engine has; \
-                             on an engine on this machine, installing Debian's `redis-server` without `redis.image` \
-                             lets rcluster build its own image from it"
-                        )
-                    })?;
-            }
+            let url = engine.endpoint().url.clone();
+            pull_if_missing(
+                engine,
+                &reference,
+                &format!("pulling image `{reference}`"),
+                || {
+                    format!(
+                        "image `{reference}` is not on the engine at `{url}` and could not be pulled; \
+                         put it there (`docker load -i image.tar`) or set `redis.image` to an image the engine has; \
+                         on an engine on this machine, installing Debian's `redis-server` without `redis.image` \
+                         lets rcluster build its own image from it"
+                    )
+                },
+                &mut progress,
+            )
+            .await?;
             Ok(ImageChoice {
                 own: false,
                 reference,

@@ -113,7 +113,16 @@ struct Names<'a> {
     domain: &'a str,
 }
 
-impl Names<'_> {
+impl<'a> Names<'a> {
+    fn of(topology: &'a Topology) -> Names<'a> {
+        Names {
+            topology,
+            cluster: &topology.cluster.name,
+            namespace: &topology.kubernetes.namespace,
+            domain: &topology.kubernetes.cluster_domain,
+        }
+    }
+
     /// The Secret the pods read the password from: the user's, or the one rcluster renders.
     fn secret(&self) -> String {
         match &self.topology.kubernetes.existing_secret {
@@ -198,13 +207,7 @@ impl Names<'_> {
 /// `<cluster>-sentinel-<i-1>` for sentinel i), its short forms, and the Service it is
 /// reached through. For the certificates' subject alternative names (`tls`).
 pub fn dns_names(topology: &Topology, node: &Node) -> Vec<String> {
-    let spec = &topology.kubernetes;
-    let names = Names {
-        topology,
-        cluster: &topology.cluster.name,
-        namespace: &spec.namespace,
-        domain: &spec.cluster_domain,
-    };
+    let names = Names::of(topology);
     let (set, service, ordinal) = match node.role {
         Role::Master => (names.redis(), names.redis(), 0),
         Role::Replica => (names.redis(), names.redis(), node.index),
@@ -247,12 +250,7 @@ fn sentinel_myid(pod: &str) -> String {
 /// hashed, into the checksum annotation).
 pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Object>> {
     let spec = &topology.kubernetes;
-    let names = Names {
-        topology,
-        cluster: &topology.cluster.name,
-        namespace: &spec.namespace,
-        domain: &spec.cluster_domain,
-    };
+    let names = Names::of(topology);
     let typed = |key: &str, value: Option<&serde_json::Value>| {
         value.map(|v| resource_requirements(key, v)).transpose()
     };
