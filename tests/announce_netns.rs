@@ -233,7 +233,7 @@ port = {}
 count = 3
 port = {}
 quorum = 2
-down_after_ms = 1000
+down_after_ms = 2000
 failover_timeout_ms = 5000
 "#,
         base + 1,

@@ -219,7 +219,7 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
             "[cluster]\nname = \"{name}\"\nsubnet = \"{subnet}\"\n\n\
              [auth]\npassword = \"{password}\"\n\n\
              [master]\nport = 0\n\n[replicas]\ncount = 2\nport = 0\n\n\
-             [sentinel]\ncount = 3\nport = 0\ndown_after_ms = 1000\n"
+             [sentinel]\ncount = 3\nport = 0\ndown_after_ms = 2000\n"
         ),
     )
     .expect("write topology");
@@ -353,7 +353,7 @@ fn a_tls_compose_group_replicates_and_is_monitored_over_tls() {
             "[cluster]\nname = \"{name}\"\nsubnet = \"{subnet}\"\n\n\
              [auth]\npassword_env = \"CMP_TLS_PASSWORD\"\n\n\
              [master]\nport = 0\n\n[replicas]\ncount = 1\nport = 0\n\n\
-             [sentinel]\ncount = 3\nport = 0\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\n[tls]\nenabled = true\nclient_auth = \"yes\"\n"
+             [sentinel]\ncount = 3\nport = 0\ndown_after_ms = 2000\nfailover_timeout_ms = 5000\n\n[tls]\nenabled = true\nclient_auth = \"yes\"\n"
         ),
     )
     .expect("write topology");

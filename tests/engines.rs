@@ -78,7 +78,7 @@ fn lean_topology(dir: &Path, extra: &str) -> PathBuf {
         format!(
             "[cluster]\nname = \"it-engines\"\nbind = \"127.0.0.1\"\n\n\
              [master]\nport = 0\n\n[replicas]\ncount = 0\n\n\
-             [sentinel]\ncount = 1\nport = 0\nquorum = 1\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n{extra}"
+             [sentinel]\ncount = 1\nport = 0\nquorum = 1\ndown_after_ms = 2000\nfailover_timeout_ms = 5000\n{extra}"
         ),
     )
     .unwrap();

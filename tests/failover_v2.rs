@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(90);
 /// How long `isolate` lasts: long enough for the old master's lag (5 s) to run out well
-/// after the promotion (about 3 s with `down_after_ms = 1000`).
+/// after the promotion (about 4 s with `down_after_ms = 2000`).
 const HOLD: &str = "14";
 
 fn master_of(status: &Value) -> (String, u16) {

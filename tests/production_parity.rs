@@ -100,7 +100,7 @@ fn tls_acl_and_announce_together_form_fail_over_and_hand_out_only_announced_addr
         format!(
             "[cluster]\nname = \"{name}\"\nbind = \"{lan}\"\nannounce = \"{lan}\"\n\n\
              [master]\nport = {master}\n\n[replicas]\ncount = 2\nport = {replicas}\n\n\
-             [sentinel]\ncount = 3\nport = {sentinels}\nquorum = 2\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\n\
+             [sentinel]\ncount = 3\nport = {sentinels}\nquorum = 2\ndown_after_ms = 2000\nfailover_timeout_ms = 5000\n\n\
              [tls]\nenabled = true\nclient_auth = \"yes\"\n\n\
              [acl]\ndisable_default = true\n\n[acl.users]\napp = \"on ~app:* +@all -@dangerous\"\n",
             name = group.name

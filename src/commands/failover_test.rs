@@ -209,6 +209,7 @@ async fn one_run(
         fault: format!("{:?}", args.fault).to_lowercase(),
         old_master: old.name.clone(),
         new_master: None,
+        master_after_heal: None,
         passed: false,
         failure: None,
         timings_ms: Timings::default(),
@@ -324,6 +325,11 @@ async fn one_run(
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
+            if let (Some(new), Some(now)) = (&new_master, &h.master)
+                && now != new
+            {
+                second_failover(&mut report, probe, new, now, &acked_keys, topo).await;
+            }
         }
         Ok(_) if new_master.is_none() => {}
         Ok(h) => {
@@ -422,6 +428,44 @@ async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
 }
 
 /// Every acknowledged key must be on the new master.
+/// The group healed with another master than the one the sentinels first agreed on: they
+/// failed over again, and writes acknowledged by the first new master's replicas may be
+/// gone. A run that ends like this fails, with every acknowledged key checked once more on
+/// the master the group ended with.
+async fn second_failover(
+    report: &mut RunReport,
+    probe: &Probe,
+    first: &Node,
+    now: &Node,
+    acked_keys: &[String],
+    topo: &crate::topology::Topology,
+) {
+    report.master_after_heal = Some(now.name.clone());
+    let lost = count_missing(probe, survey::addr(now), acked_keys).await;
+    if let Ok(missing) = lost {
+        report.writes.lost = report.writes.lost.max(missing);
+    }
+    let loss = match lost {
+        Ok(0) => "every acknowledged write is still there".to_string(),
+        Ok(n) => format!(
+            "{n} of {} acknowledged write(s) are missing from it",
+            acked_keys.len()
+        ),
+        Err(e) => format!("the acknowledged keys cannot be read back from it: {e:#}"),
+    };
+    let hint = match crate::topology::down_after_hazard(topo.sentinel.down_after_ms) {
+        true => format!(
+            "; sentinel.down_after_ms = {} is likely why (see `rcluster check`)",
+            topo.sentinel.down_after_ms
+        ),
+        false => String::new(),
+    };
+    report.failure.get_or_insert(format!(
+        "the sentinels failed over a second time: after `{}` the master is now `{}` ({loss}){hint}",
+        first.name, now.name
+    ));
+}
+
 async fn check_nothing_lost(report: &mut RunReport, probe: &Probe, new: &Node, keys: &[String]) {
     match count_missing(probe, survey::addr(new), keys).await {
         Ok(0) => {}
@@ -577,6 +621,11 @@ fn timeline(r: &RunReport) -> String {
         "  rejoined        {}  (after heal)\n",
         f(t.rejoined_after_heal)
     ));
+    if let Some(now) = &r.master_after_heal {
+        out.push_str(&format!(
+            "  master after heal `{now}` (a second failover)\n"
+        ));
+    }
     out.push_str(&format!(
         "  writes: {} acknowledged, {} lost, {} failed attempts ({} during the outage)\n",
         r.writes.acked, r.writes.lost, r.writes.failed, r.writes.during_outage

@@ -62,6 +62,11 @@ pub struct RunReport {
     pub fault: String,
     pub old_master: String,
     pub new_master: Option<String>,
+    /// The master once the group healed, when that is not `new_master`: the sentinels
+    /// failed over a second time (with `down_after_ms` at or below Sentinel's one-second
+    /// reconnect period, a freshly promoted master can be judged down before Sentinel has
+    /// even connected to it).
+    pub master_after_heal: Option<String>,
     pub passed: bool,
     /// The step that failed and what the group said at that moment.
     pub failure: Option<String>,
@@ -346,6 +351,7 @@ mod tests {
             fault: "kill".into(),
             old_master: "a".into(),
             new_master: Some("b".into()),
+            master_after_heal: None,
             passed,
             failure: None,
             timings_ms: Timings {

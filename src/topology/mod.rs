@@ -626,3 +626,17 @@ fn node_addresses_named(
 fn sort_by_position(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by_key(|d| (d.line, d.column));
 }
+
+/// The smallest `sentinel.down_after_ms` without a spurious second failover. Sentinel
+/// reconnects to an instance at most once per `min(down_after, 1000)` ms and counts the
+/// wait from the moment it switched to the new master, so a freshly promoted master can go
+/// `+sdown` before the first PING was even sent; the other sentinels' votes from the
+/// previous master's `+odown` (kept up to 5 s) then make it `+odown` at once. Seen in the
+/// pod harness with 1000 ms: a second failover 1.06 s after the first, 43 acknowledged
+/// writes lost.
+pub const DOWN_AFTER_SAFE_MS: u64 = 1500;
+
+/// Whether `down_after_ms` is short enough for the spurious second failover above.
+pub fn down_after_hazard(down_after_ms: u64) -> bool {
+    down_after_ms < DOWN_AFTER_SAFE_MS
+}

@@ -865,6 +865,17 @@ fn persistence_off_warns() {
 // ---- warnings ---------------------------------------------------------------------------------
 
 #[test]
+fn down_after_within_sentinels_reconnect_period_warns() {
+    let found = warnings("[sentinel]\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "sentinel.down_after_ms");
+    assert!(found[0].1.contains("fail over a second time"), "{found:?}");
+    assert!(found[0].1.contains("use 1500 or more"), "{found:?}");
+    assert!(warnings("[sentinel]\ndown_after_ms = 1500\nfailover_timeout_ms = 5000\n").is_empty());
+    assert!(warnings("").is_empty(), "the default (5000) is safe");
+}
+
+#[test]
 fn one_sentinel_warns() {
     assert_eq!(
         warnings("[sentinel]\ncount = 1\nquorum = 1\n"),

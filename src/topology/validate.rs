@@ -536,6 +536,15 @@ impl Checker<'_> {
                 );
         }
 
+        if let Some(down) = down_after
+            && super::down_after_hazard(down)
+        {
+            self.warn(
+                "sentinel.down_after_ms",
+                format!("`sentinel.down_after_ms` is {down}: Sentinel connects to a newly promoted master up to a second after the switch, so below {} ms it can judge that master down before it has even connected, and fail over a second time (losing writes the first new master acknowledged); use {} or more", super::DOWN_AFTER_SAFE_MS, super::DOWN_AFTER_SAFE_MS),
+            );
+        }
+
         let parallel_syncs = match raw.parallel_syncs {
             Some(n) => self
                 .int_in(
