@@ -713,6 +713,21 @@ fn a_master_restarted_before_the_sentinels_noticed_waits_while_replicas_run() {
 }
 
 #[test]
+fn a_restarted_master_never_becomes_a_second_master_while_a_failover_is_under_way() {
+    // The sentinels still name this node (they have not all switched yet), no replica
+    // runs, but they already promoted ordinal 1: this node follows it, it does not take
+    // writes that the failover would then throw away.
+    let scripts = Scripts::new("pw");
+    std::fs::write(scripts.volume("demo-redis-0"), "port 6379\n").expect("write");
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
+    }
+    scripts.answers(&redis_pod(1), "ROLE", &["master", "900"]);
+    let (conf, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&conf), follows(1), "{log}");
+}
+
+#[test]
 fn a_restarted_master_lets_a_lagging_replica_catch_up_from_the_one_ahead() {
     let scripts = Scripts::new("pw");
     std::fs::write(scripts.volume("demo-redis-0"), "port 6379\n").expect("write");
