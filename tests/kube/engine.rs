@@ -279,8 +279,13 @@ impl Engine {
         }
     }
 
-    /// The last `tail` lines of a container's output (stdout and stderr interleaved).
+    /// The last `tail` lines of a container's output (stdout and stderr interleaved), or
+    /// the last `RCLUSTER_K8S_LOG_LINES` when that is set (to read a whole failure).
     pub async fn logs_tail(&self, name: &str, tail: usize) -> Result<String> {
+        let tail = std::env::var("RCLUSTER_K8S_LOG_LINES")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(tail);
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
