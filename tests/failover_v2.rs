@@ -161,6 +161,27 @@ redis-cli -h "${addr%:*}" -p "${addr##*:}" --raw SET it:v2:command reached >/dev
 echo "reached the master at $addr"
 "#;
 
+/// Waits for the sentinels to fail over, then forces a second failover (`SENTINEL FAILOVER`
+/// is refused while the first is in progress or no replica qualifies yet: it retries).
+const SECOND_FAILOVER: &str = r#"set -eu
+export REDISCLI_AUTH="$(cat "$RCLUSTER_PASSWORD_FILE")"
+s="${RCLUSTER_SENTINELS%%,*}"
+ask() { redis-cli -h "${s%:*}" -p "${s##*:}" --raw "$@"; }
+named() { ask SENTINEL get-master-addr-by-name "$RCLUSTER_MASTER_NAME" | paste -sd: -; }
+i=0
+while [ "$(named)" = "$RCLUSTER_MASTER" ]; do
+  i=$((i + 1)); [ "$i" -lt 600 ] || { echo "no failover within 60 s" >&2; exit 4; }
+  sleep 0.1
+done
+first="$(named)"
+i=0
+until [ "$(ask SENTINEL FAILOVER "$RCLUSTER_MASTER_NAME")" = OK ]; do
+  i=$((i + 1)); [ "$i" -lt 300 ] || { echo "SENTINEL FAILOVER refused for 30 s" >&2; exit 5; }
+  sleep 0.1
+done
+echo "forced a second failover away from $first"
+"#;
+
 #[test]
 fn delay_fails_over_without_a_crash_the_users_command_runs_through_it_and_env_connects() {
     let _lock = docker_lock();
@@ -250,6 +271,47 @@ fn delay_fails_over_without_a_crash_the_users_command_runs_through_it_and_env_co
         run["failure"].as_str().unwrap().contains("status 3"),
         "{run}"
     );
+
+    // A second failover right after the first (here forced with SENTINEL FAILOVER by the
+    // user's command while the old master is still cut off) fails the run: the group
+    // ends on another master than the one the sentinels first agreed on.
+    group.wait_healthy(HEALTHY_DEADLINE);
+    let out = group.rcluster(&[
+        "--json",
+        "failover-test",
+        "--fault",
+        "isolate",
+        // Long enough for the second failover to finish within the partition, so the
+        // group heals with its master.
+        "--hold",
+        "30",
+        "--",
+        "sh",
+        "-c",
+        SECOND_FAILOVER,
+    ]);
+    assert_eq!(out.code, 1, "{}", out.describe());
+    let run = &out.json()["runs"][0];
+    assert_eq!(run["passed"], false, "{run}");
+    assert_eq!(run["command"]["exit_code"], 0, "{run}");
+    let after = run["master_after_heal"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no second failover reported: {run}"));
+    assert_ne!(run["new_master"].as_str(), Some(after), "{run}");
+    assert_ne!(run["old_master"].as_str(), Some(after), "{run}");
+    let switches: Vec<i64> = run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "+switch-master")
+        .filter_map(|e| e["at_ms"].as_i64())
+        .collect();
+    eprintln!(
+        "second failover: +switch-master at {switches:?} ms after the fault; {}",
+        run["failure"]
+    );
+    let status = group.wait_healthy(HEALTHY_DEADLINE);
+    assert_eq!(status["master"]["node"], after, "{status}");
 
     // `rcluster env`, sourced in bash, is all redis-cli needs.
     let status = group.wait_healthy(HEALTHY_DEADLINE);

@@ -292,6 +292,16 @@ async fn one_run(
         |_, _| {},
     )
     .await;
+    // Healed with another master than the one first agreed on: a second failover. Checked
+    // before the test's keys go.
+    if let (Some(new), Some(now)) = (
+        &new_master,
+        rejoin.as_ref().ok().and_then(|h| h.master.as_ref()),
+    ) && now != new
+        && *now != old
+    {
+        second_failover(&mut report, probe, new, now, &acked_keys, topo).await;
+    }
     // The test's keys go, wherever the master is now; the user's data set stays as it was.
     if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
         // Writes acknowledged by `OK` alone, read back key by key once the group healed.
@@ -325,11 +335,6 @@ async fn one_run(
     match rejoin {
         Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
-            if let (Some(new), Some(now)) = (&new_master, &h.master)
-                && now != new
-            {
-                second_failover(&mut report, probe, new, now, &acked_keys, topo).await;
-            }
         }
         Ok(_) if new_master.is_none() => {}
         Ok(h) => {
