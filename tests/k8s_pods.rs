@@ -626,6 +626,12 @@ fn verdict(group: &Group, writer: &Writer, redis_pods: &[String]) -> Result<Stri
     let master = group.converge(redis_pods)?;
     let missing = group.missing_keys(&master, &keys)?;
     if !missing.is_empty() {
+        // The logs of this moment: later steps replace the pods, and with them the story.
+        eprintln!(
+            "{} acknowledged keys lost on `{master}`; the group now:\n{}",
+            missing.len(),
+            group.cluster.report()
+        );
         // Count each loss once: later steps judge only what they lose.
         writer
             .acked

@@ -763,6 +763,49 @@ fn a_restarted_master_lets_a_lagging_replica_catch_up_from_the_one_ahead() {
 }
 
 #[test]
+fn a_new_volume_that_replicas_follow_leads_only_a_new_group() {
+    // A new group: the replicas started first and wait for ordinal 0, holding nothing.
+    let scripts = Scripts::new("pw");
+    scripts.answers(
+        &redis_pod(1),
+        "ROLE",
+        &["slave", &redis_pod(0), "6379", "connect", "-1"],
+    );
+    scripts.answers(&redis_pod(1), "DBSIZE", &["0"]);
+    let (new, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&new), Vec::<&str>::new(), "{log}");
+    // Ordinal 0 lost its volume while its replicas hold the data, and no sentinel answers
+    // (even when they name it): it does not take them over with an empty dataset, it
+    // follows the one furthest ahead until the sentinels promote one.
+    for (ordinal, offset) in [(1, "700"), (2, "900")] {
+        scripts.answers(
+            &redis_pod(ordinal),
+            "ROLE",
+            &["slave", &redis_pod(0), "6379", "connect", offset],
+        );
+        scripts.answers(
+            &redis_pod(ordinal),
+            "INFO",
+            &[
+                "# Replication",
+                "role:slave",
+                &format!("master_repl_offset:{offset}"),
+            ],
+        );
+        scripts.answers(&redis_pod(ordinal), "DBSIZE", &["1500"]);
+    }
+    std::fs::remove_file(scripts.volume("demo-redis-0")).expect("the volume is lost");
+    let (lost, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&lost), follows(2), "{log}");
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
+    }
+    std::fs::remove_file(scripts.volume("demo-redis-0")).expect("the volume is lost");
+    let (named, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&named), follows(2), "{log}");
+}
+
+#[test]
 fn a_new_volume_joins_the_master_that_running_replicas_follow() {
     let scripts = Scripts::new("pw");
     scripts.answers(
