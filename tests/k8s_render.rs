@@ -549,6 +549,15 @@ exit 0"#
         std::fs::write(dir.join(command), format!("{}\n", reply.join("\n"))).expect("write");
     }
 
+    /// Redis pod `ordinal` runs as a replica of pod `master` at replication `offset`.
+    fn replica(&self, ordinal: u8, master: u8, offset: &str) {
+        let pod = redis_pod(ordinal);
+        let master = redis_pod(master);
+        self.answers(&pod, "ROLE", &["slave", &master, "6379", "connect", offset]);
+        let offset = format!("master_repl_offset:{offset}");
+        self.answers(&pod, "INFO", &["# Replication", "role:slave", &offset]);
+    }
+
     fn node_down(&self, host: &str) {
         let _ = std::fs::remove_dir_all(self.dir.path().join("group").join(host));
     }
@@ -735,20 +744,7 @@ fn a_restarted_master_lets_a_lagging_replica_catch_up_from_the_one_ahead() {
         scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
     }
     for (ordinal, offset) in [(1, "100"), (2, "90")] {
-        scripts.answers(
-            &redis_pod(ordinal),
-            "ROLE",
-            &["slave", &redis_pod(0), "6379", "connect", offset],
-        );
-        scripts.answers(
-            &redis_pod(ordinal),
-            "INFO",
-            &[
-                "# Replication",
-                "role:slave",
-                &format!("master_repl_offset:{offset}"),
-            ],
-        );
+        scripts.replica(ordinal, 0, offset);
     }
     let (_, log) = scripts.start("redis", "demo-redis-0");
     let asked = std::fs::read_to_string(scripts.dir.path().join("asked")).expect("asked");
@@ -778,20 +774,7 @@ fn a_new_volume_that_replicas_follow_leads_only_a_new_group() {
     // (even when they name it): it does not take them over with an empty dataset, it
     // follows the one furthest ahead until the sentinels promote one.
     for (ordinal, offset) in [(1, "700"), (2, "900")] {
-        scripts.answers(
-            &redis_pod(ordinal),
-            "ROLE",
-            &["slave", &redis_pod(0), "6379", "connect", offset],
-        );
-        scripts.answers(
-            &redis_pod(ordinal),
-            "INFO",
-            &[
-                "# Replication",
-                "role:slave",
-                &format!("master_repl_offset:{offset}"),
-            ],
-        );
+        scripts.replica(ordinal, 0, offset);
         scripts.answers(&redis_pod(ordinal), "DBSIZE", &["1500"]);
     }
     std::fs::remove_file(scripts.volume("demo-redis-0")).expect("the volume is lost");
