@@ -528,7 +528,11 @@ done
 [ -d "{root}/group/$host" ] || exit 1
 echo "$host $*" >> {root}/asked
 [ -z "$tls" ] || echo "$host $tls" >> {root}/asked-tls
-[ -f "{root}/group/$host/$1" ] && cat "{root}/group/$host/$1"
+if [ -f "{root}/group/$host/$1-$2" ]; then
+  cat "{root}/group/$host/$1-$2"
+elif [ -f "{root}/group/$host/$1" ]; then
+  cat "{root}/group/$host/$1"
+fi
 exit 0"#
         );
         for (name, body) in [
@@ -547,6 +551,35 @@ exit 0"#
         let dir = self.dir.path().join("group").join(host);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join(command), format!("{}\n", reply.join("\n"))).expect("write");
+    }
+
+    /// Run the preStop hook of redis pod `pod`; its log.
+    fn prestop(&self, pod: &str) -> String {
+        let root = self.dir.path();
+        let path = format!(
+            "{}:{}",
+            root.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .arg(root.join("redis/config/prestop.sh"))
+            .env_clear()
+            .env("PATH", path)
+            .env("POD_NAME", pod)
+            .output()
+            .expect("run prestop.sh");
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{log}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        log
+    }
+
+    /// What a redis pod's preStop hook leaves when it stops as master.
+    fn stopped_as_master(&self) -> PathBuf {
+        self.dir.path().join("redis/data/stopped-as-master")
     }
 
     /// Redis pod `ordinal` runs as a replica of pod `master` at replication `offset`.
@@ -734,6 +767,58 @@ fn a_restarted_master_never_becomes_a_second_master_while_a_failover_is_under_wa
     scripts.answers(&redis_pod(1), "ROLE", &["master", "900"]);
     let (conf, log) = scripts.start("redis", "demo-redis-0");
     assert_eq!(replicaof(&conf), follows(1), "{log}");
+}
+
+#[test]
+fn a_master_that_stopped_cleanly_takes_mastership_back_unless_a_failover_has_begun() {
+    let scripts = Scripts::new("pw");
+    // Its preStop hook finds no replica to hand over to: it stops as master, and says so.
+    scripts.answers("127.0.0.1", "ROLE", &["master", "100"]);
+    scripts.answers(
+        "127.0.0.1",
+        "INFO",
+        &["# Replication", "role:master", "connected_slaves:0"],
+    );
+    let log = scripts.prestop("demo-redis-0");
+    assert!(scripts.stopped_as_master().exists(), "{log}");
+
+    // Everything restarted: the sentinels still name it, its replicas run (their offsets
+    // after a restart say nothing). It holds every acknowledged write: it is master again.
+    std::fs::write(scripts.volume("demo-redis-0"), "port 6379\n").expect("write");
+    for s in 0..3 {
+        scripts.answers(&sentinel_pod(s), "SENTINEL", &[&redis_pod(0), "6379"]);
+    }
+    scripts.replica(1, 0, "100");
+    scripts.replica(2, 0, "90");
+    let (conf, log) = scripts.start("redis", "demo-redis-0");
+    assert_eq!(replicaof(&conf), Vec::<&str>::new(), "{log}");
+    assert!(!scripts.stopped_as_master().exists(), "read once");
+    let asked = std::fs::read_to_string(scripts.dir.path().join("asked")).expect("asked");
+    assert!(!asked.contains("REPLICAOF"), "{asked}");
+
+    // The same, but a sentinel already has it `o_down`: the failover goes on, so it waits
+    // for it (lining its replicas up meanwhile) instead of becoming a second master.
+    std::fs::write(scripts.stopped_as_master(), "").expect("write");
+    scripts.answers(
+        &sentinel_pod(1),
+        "SENTINEL-MASTER",
+        &["name", "mymaster", "flags", "master,s_down,o_down"],
+    );
+    let (_, log) = scripts.start("redis", "demo-redis-0");
+    let asked = std::fs::read_to_string(scripts.dir.path().join("asked")).expect("asked");
+    assert!(
+        asked.contains(&format!("{} REPLICAOF {} 6379", redis_pod(2), redis_pod(1))),
+        "{asked}\n{log}"
+    );
+
+    // A replica's preStop leaves nothing.
+    scripts.answers(
+        "127.0.0.1",
+        "ROLE",
+        &["slave", &redis_pod(1), "6379", "connected", "5"],
+    );
+    scripts.prestop("demo-redis-0");
+    assert!(!scripts.stopped_as_master().exists());
 }
 
 #[test]
