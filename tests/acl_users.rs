@@ -319,16 +319,7 @@ fn acl_users_with_default_off_form_fail_over_and_keep_their_rights() {
         assert_default_refused(name, h, *p, &admin);
         let mut con = connect_as(h, *p, Some("rcluster"), &admin).expect("admin on a sentinel");
         let users = common::acl_users(&mut con);
-        assert_eq!(
-            users,
-            [
-                "default",
-                "rcluster",
-                "rcluster-sentinel-client",
-                "rcluster-sentinel-peer"
-            ],
-            "{name}"
-        );
+        assert_eq!(users, common::SENTINEL_USERS_DEFAULT_OFF, "{name}");
     }
 
     // An application's Sentinel client (the redis crate) with only what `env` gives: it

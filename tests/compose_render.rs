@@ -110,6 +110,20 @@ fn free_subnet(seed: u32) -> String {
         .expect("no free /24 in 172.28.0.0/14")
 }
 
+/// A project name, password and free subnet of its own for one test: unique per process
+/// and per call, so concurrent runs never share a name or a network.
+fn fresh_project(prefix: &str) -> (String, String, String) {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    (
+        format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000),
+        format!("{prefix}-password-{nanos}"),
+        free_subnet(std::process::id() + nanos),
+    )
+}
+
 /// Takes the compose project down (containers, network, volumes) even when the test fails.
 /// Give the rendered node directories to uid 999 (Redis rewrites its config by rename in
 /// them), then `docker-compose up -d`; the guard takes the project down again.
@@ -203,13 +217,7 @@ fn compose_group_comes_up_with_master_and_two_replicas() {
     common::ensure_image();
     let image = common::image();
 
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    let name = format!("cmp-{}-{}", std::process::id(), nanos % 100_000);
-    let password = format!("compose-{nanos}");
-    let subnet = free_subnet(std::process::id() + nanos);
+    let (name, password, subnet) = fresh_project("cmp");
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let topology = tmp.path().join("topology.toml");
@@ -338,13 +346,7 @@ fn a_tls_compose_file_mounts_each_nodes_certificate_read_only() {
 fn a_tls_compose_group_replicates_and_is_monitored_over_tls() {
     let _lock = common::docker_lock();
     common::ensure_image();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    let name = format!("cmptls-{}-{}", std::process::id(), nanos % 100_000);
-    let password = format!("compose-tls-{nanos}");
-    let subnet = free_subnet(std::process::id() + nanos + 7);
+    let (name, password, subnet) = fresh_project("cmptls");
     let tmp = tempfile::tempdir().expect("tempdir");
     let topology = tmp.path().join("topology.toml");
     std::fs::write(

@@ -1150,14 +1150,7 @@ fn acl_group_with_default_off_starts_and_survives_deleting_the_master() {
             for pod in group.sentinel_pods() {
                 let mut con = group.connect(&pod, group.sentinel_port)?;
                 let users = acl_users(&mut con, &pod)?;
-                if users
-                    != [
-                        "default",
-                        "rcluster",
-                        "rcluster-sentinel-client",
-                        "rcluster-sentinel-peer",
-                    ]
-                {
+                if users != common::SENTINEL_USERS_DEFAULT_OFF {
                     return Err(format!("users on `{pod}`: {users:?}"));
                 }
                 let log: Vec<redis::Value> = redis::cmd("ACL")

@@ -199,12 +199,22 @@ fn redis_accepts_variant_configs() {
 
 /// Start a rendered sentinel.conf; Sentinel rewrites its file, so it lives in a temp dir.
 fn start_sentinel(dir: &Path, name: &str, text: &str) -> (Server, redis::Connection) {
+    start_sentinel_as(dir, name, text, None)
+}
+
+/// The same, logging in as `user` (`None` = `default`).
+fn start_sentinel_as(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    user: Option<&str>,
+) -> (Server, redis::Connection) {
     let node_dir = dir.join(name);
     std::fs::create_dir_all(&node_dir).expect("node dir");
     let config = node_dir.join("sentinel.conf");
     std::fs::write(&config, text).expect("write config");
     let mut server = Server::start(&config, &["--sentinel"], node_dir.join("sentinel.log"));
-    let con = server.connect(PASSWORD);
+    let con = server.connect_as(user, PASSWORD);
     (server, con)
 }
 
@@ -550,22 +560,9 @@ fn redis_and_sentinel_accept_acl_users() {
         .iter()
         .find(|(n, _)| !n.role.is_data())
         .expect("a sentinel");
-    let node_dir = tmp.path().join(&node.name);
-    std::fs::create_dir_all(&node_dir).expect("node dir");
-    let config = node_dir.join("sentinel.conf");
-    std::fs::write(&config, text).expect("write config");
-    let mut sentinel = Server::start(&config, &["--sentinel"], node_dir.join("sentinel.log"));
-    let mut con = sentinel.connect_as(Some("rcluster"), PASSWORD);
+    let (sentinel, mut con) = start_sentinel_as(tmp.path(), &node.name, text, Some("rcluster"));
     let users = common::acl_users(&mut con);
-    assert_eq!(
-        users,
-        [
-            "default",
-            "rcluster",
-            "rcluster-sentinel-client",
-            "rcluster-sentinel-peer"
-        ]
-    );
+    assert_eq!(users, common::SENTINEL_USERS_DEFAULT_OFF);
     let who: String = redis::cmd("ACL")
         .arg("WHOAMI")
         .query(&mut con)

@@ -486,6 +486,15 @@ pub fn lan_address() -> String {
         .unwrap_or_else(|| panic!("no global IPv4 address in:\n{text}"))
 }
 
+/// The users a sentinel has with `acl.disable_default` (`ACL USERS`, sorted): `default`
+/// is there but off.
+pub const SENTINEL_USERS_DEFAULT_OFF: [&str; 4] = [
+    "default",
+    "rcluster",
+    "rcluster-sentinel-client",
+    "rcluster-sentinel-peer",
+];
+
 /// `ACL USERS` of a node, sorted.
 pub fn acl_users(con: &mut redis::Connection) -> Vec<String> {
     let mut users: Vec<String> = redis::cmd("ACL")
