@@ -432,7 +432,6 @@ async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
     }
 }
 
-/// Every acknowledged key must be on the new master.
 /// The group healed with another master than the one the sentinels first agreed on: they
 /// failed over again, and writes acknowledged by the first new master's replicas may be
 /// gone. A run that ends like this fails, with every acknowledged key checked once more on
@@ -471,6 +470,7 @@ async fn second_failover(
     ));
 }
 
+/// Every acknowledged key must be on the new master.
 async fn check_nothing_lost(report: &mut RunReport, probe: &Probe, new: &Node, keys: &[String]) {
     match count_missing(probe, survey::addr(new), keys).await {
         Ok(0) => {}

@@ -63,9 +63,8 @@ pub struct RunReport {
     pub old_master: String,
     pub new_master: Option<String>,
     /// The master once the group healed, when that is not `new_master`: the sentinels
-    /// failed over a second time (with `down_after_ms` at or below Sentinel's one-second
-    /// reconnect period, a freshly promoted master can be judged down before Sentinel has
-    /// even connected to it).
+    /// failed over a second time (with `down_after_ms` below 1500, a freshly promoted
+    /// master can be judged down before Sentinel has even connected to it).
     pub master_after_heal: Option<String>,
     pub passed: bool,
     /// The step that failed and what the group said at that moment.
