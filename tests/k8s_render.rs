@@ -10,12 +10,13 @@ use std::process::Command;
 /// The Kubernetes version the manifests must validate against.
 const KUBERNETES_VERSION: &str = "1.33.0";
 /// Objects every rendering holds, as `kubernetes-validate` names them.
-const OBJECTS: [&str; 9] = [
+const OBJECTS: [&str; 10] = [
     "configmap/demo-redis-config",
     "configmap/demo-sentinel-config",
     "service/demo-redis",
     "service/demo-sentinel-headless",
     "service/demo-sentinel",
+    "networkpolicy/demo",
     "statefulset/demo-redis",
     "statefulset/demo-sentinel",
     "poddisruptionbudget/demo-redis",

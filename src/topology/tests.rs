@@ -134,6 +134,16 @@ fn the_default_file_is_the_default_group_without_warnings() {
             zone_spread: ZoneSpread::None,
             platform_uid: false,
             sentinel_storage_size: "100Mi".into(),
+            version: KubeVersion { minor: 33 },
+            image_pull_policy: None,
+            image_pull_secrets: vec![],
+            node_selector: BTreeMap::new(),
+            tolerations: vec![],
+            priority_class_name: None,
+            network_policy: Some(NetworkPolicySpec {
+                client_labels: BTreeMap::from([("demo-client".into(), "true".into())]),
+                client_namespaces: None,
+            }),
         }
     );
 }
@@ -879,11 +889,14 @@ fn down_after_within_sentinels_reconnect_period_warns() {
 fn one_sentinel_warns() {
     assert_eq!(
         warnings("[sentinel]\ncount = 1\nquorum = 1\n"),
-        vec![(
-            "sentinel.count".into(),
-            "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels"
-                .into()
-        )]
+        vec![
+            (
+                "sentinel.count".into(),
+                "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels"
+                    .into()
+            ),
+            ("sentinel.count".into(), "on Kubernetes, a node drain may evict 1 of the 1 sentinel at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving none, and a failover needs 1 (quorum 1, majority 1): a master lost during the drain is not failed over until the evicted sentinel is back; use 3 sentinels or more".into()),
+        ]
     );
 }
 
@@ -894,6 +907,7 @@ fn two_sentinels_warn_about_count_evenness_and_quorum() {
         vec![
             ("sentinel.count".into(), "`sentinel.count` is 2: with one sentinel down, the other cannot reach the majority of 2 that authorizes a failover; use 3 sentinels".into()),
             ("sentinel.count".into(), "`sentinel.count` is 2, an even number: it survives no more sentinel failures than 1 would; use an odd number".into()),
+            ("sentinel.count".into(), "on Kubernetes, a node drain may evict 1 of the 2 sentinels at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving 1, and a failover needs 2 (quorum 2, majority 2): a master lost during the drain is not failed over until the evicted sentinel is back; use 3 sentinels or more".into()),
             ("sentinel.quorum".into(), "`sentinel.quorum` is 2, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()),
         ]
     );
@@ -930,10 +944,13 @@ fn a_quorum_of_every_sentinel_warns() {
     let w = warnings("[sentinel]\ncount = 3\nquorum = 3\n");
     assert_eq!(
         w,
-        vec![(
-            "sentinel.quorum".into(),
-            "`sentinel.quorum` is 3, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()
-        )]
+        vec![
+            (
+                "sentinel.quorum".into(),
+                "`sentinel.quorum` is 3, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()
+            ),
+            ("sentinel.quorum".into(), "on Kubernetes, a node drain may evict 1 of the 3 sentinels at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving 2, and a failover needs 3 (quorum 3, majority 2): a master lost during the drain is not failed over until the evicted sentinel is back; set `sentinel.quorum` to 2".into()),
+        ]
     );
 }
 
