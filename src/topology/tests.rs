@@ -1074,6 +1074,24 @@ fn kubernetes_network_policy_forms() {
             "`kubernetes.network_policy.enabled` is `false`, so `client_labels` and `client_namespaces` are not used: no NetworkPolicy is rendered and every pod that reaches the group's pods may connect".into()
         )]
     );
+    assert_eq!(
+        warnings(
+            "[kubernetes]\nversion = \"1.30\"\nnetwork_policy = { client_namespaces = { \"kubernetes.io/metadata.name\" = \"apps\" } }\n"
+        ),
+        vec![]
+    );
+    let w = warnings(
+        "[kubernetes]\nversion = \"1.20\"\nnetwork_policy = { client_namespaces = { \"kubernetes.io/metadata.name\" = \"apps\" } }\n",
+    );
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(
+        w[1].0,
+        "kubernetes.network_policy.client_namespaces.kubernetes.io/metadata.name"
+    );
+    assert!(
+        w[1].1.contains("which Kubernetes 1.20 does not set"),
+        "{w:?}"
+    );
     assert_error(
         "[kubernetes]\nnetwork_policy = \"on\"\n",
         "kubernetes.network_policy",

@@ -1061,7 +1061,7 @@ impl Checker<'_> {
         let node_selector = self.node_selector();
         let tolerations = self.tolerations();
         let priority_class_name = self.priority_class_name();
-        let network_policy = self.network_policy(cluster_name);
+        let network_policy = self.network_policy(cluster_name, version);
         KubernetesSpec {
             namespace,
             storage_class: raw.storage_class.clone(),
@@ -1372,7 +1372,11 @@ impl Checker<'_> {
     }
 
     /// On unless `false`; clients carry `<cluster>-client: "true"` unless named.
-    fn network_policy(&mut self, cluster_name: &str) -> Option<NetworkPolicySpec> {
+    fn network_policy(
+        &mut self,
+        cluster_name: &str,
+        version: KubeVersion,
+    ) -> Option<NetworkPolicySpec> {
         const KEY: &str = "kubernetes.network_policy";
         let default_labels = || BTreeMap::from([(format!("{cluster_name}-client"), "true".into())]);
         let table = match &self.doc.topology.kubernetes.network_policy {
@@ -1395,6 +1399,15 @@ impl Checker<'_> {
         self.labels(&format!("{KEY}.client_labels"), &client_labels, "pod");
         if let Some(namespaces) = &table.client_namespaces {
             self.labels(&format!("{KEY}.client_namespaces"), namespaces, "namespace");
+            // Kubernetes labels every namespace with its name only from 1.21 on.
+            const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+            if namespaces.contains_key(NAME_LABEL) && version < (KubeVersion { minor: 21 }) {
+                let at = format!("{KEY}.client_namespaces.{NAME_LABEL}");
+                self.warn(
+                    &at,
+                    format!("`{KEY}.client_namespaces` selects `{NAME_LABEL}`, which Kubernetes {version} does not set (it labels namespaces with their name from 1.21 on): no namespace matches until you label it yourself (`kubectl label namespace NAME {NAME_LABEL}=NAME`)"),
+                );
+            }
         }
         if table.enabled == Some(false) {
             if table.client_labels.is_some() || table.client_namespaces.is_some() {
