@@ -1276,6 +1276,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_v1beta1_budget_is_the_v1_one_under_the_old_version_and_refuses_newer_fields() {
+        let spec = PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector::default()),
+            ..PodDisruptionBudgetSpec::default()
+        };
+        let v1 = PodDisruptionBudget {
+            spec: Some(spec.clone()),
+            ..PodDisruptionBudget::default()
+        };
+        let old = serde_json::to_value(PodDisruptionBudgetV1Beta1::of(&v1).expect("same fields"))
+            .expect("json");
+        let mut want = serde_json::to_value(&v1).expect("json");
+        assert_eq!(want["apiVersion"], "policy/v1");
+        want["apiVersion"] = "policy/v1beta1".into();
+        assert_eq!(old, want);
+        let newer = PodDisruptionBudget {
+            spec: Some(PodDisruptionBudgetSpec {
+                unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
+                ..spec
+            }),
+            ..PodDisruptionBudget::default()
+        };
+        let err = PodDisruptionBudgetV1Beta1::of(&newer).expect_err("a v1-only field");
+        assert!(
+            err.to_string()
+                .contains("`spec.unhealthyPodEvictionPolicy`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn sentinel_drains_keep_a_majority_and_the_quorum_and_never_block() {
         // (count, quorum) -> how many may be down at once
         let cases = [
