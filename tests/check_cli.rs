@@ -177,15 +177,20 @@ fn warnings_do_not_fail_the_check_and_quiet_hides_them() {
     let out = rcluster(dir.path(), &["-f", "t.toml", "check"]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
     assert!(
         stderr.starts_with("warning: t.toml:2:1: `sentinel.count` is 2: "),
         "{stderr}"
     );
     assert!(stderr.contains("warning: t.toml:3:1: `sentinel.quorum` is 2, every sentinel"));
+    // Where a drain leaves too few sentinels to fail over, on the key to change.
+    assert!(
+        stderr.contains("warning: t.toml:2:1: on Kubernetes, a node drain may evict 1 of the 2 sentinels at once"),
+        "{stderr}"
+    );
     assert_eq!(
         text(&out.stdout),
-        "t.toml: ok: `demo`, 1 master, 2 replicas, 2 sentinels (quorum 2), 3 warnings\n"
+        "t.toml: ok: `demo`, 1 master, 2 replicas, 2 sentinels (quorum 2), 4 warnings\n"
     );
 
     let out = rcluster(dir.path(), &["-f", "t.toml", "--quiet", "check"]);

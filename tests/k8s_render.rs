@@ -10,12 +10,13 @@ use std::process::Command;
 /// The Kubernetes version the manifests must validate against.
 const KUBERNETES_VERSION: &str = "1.33.0";
 /// Objects every rendering holds, as `kubernetes-validate` names them.
-const OBJECTS: [&str; 9] = [
+const OBJECTS: [&str; 10] = [
     "configmap/demo-redis-config",
     "configmap/demo-sentinel-config",
     "service/demo-redis",
     "service/demo-sentinel-headless",
     "service/demo-sentinel",
+    "networkpolicy/demo",
     "statefulset/demo-redis",
     "statefulset/demo-sentinel",
     "poddisruptionbudget/demo-redis",
@@ -1289,4 +1290,275 @@ fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// `kubernetes-validate` at `version` (`"1.25.0"`); panics with its report unless every
+/// document passed, else returns it.
+fn validate_at(manifest: &Path, version: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "--no-warn"])
+        .args(["--kubernetes-version", version])
+        .arg(manifest)
+        .output()
+        .expect("run kubernetes-validate (pip install kubernetes-validate)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "manifests do not validate against Kubernetes {version}:\n{report}"
+    );
+    report
+}
+
+/// Every key `[kubernetes]` has for scheduling, pulling and admission, with `version`.
+fn scheduling_topology(version: &str) -> String {
+    format!(
+        r#"[cluster]
+name = "demo"
+
+[kubernetes]
+version = "{version}"
+image_pull_policy = "IfNotPresent"
+image_pull_secrets = ["regcred", "mirror-creds"]
+node_selector = {{ "kubernetes.io/os" = "linux", "node.example.com/pool" = "redis" }}
+priority_class_name = "redis-critical"
+tolerations = [
+  {{ key = "dedicated", operator = "Equal", value = "redis", effect = "NoSchedule" }},
+  {{ key = "node.kubernetes.io/unreachable", operator = "Exists", effect = "NoExecute", toleration_seconds = 30 }},
+]
+network_policy = {{ client_labels = {{ "app.example/redis-client" = "true" }}, client_namespaces = {{ "kubernetes.io/metadata.name" = "apps" }} }}
+"#
+    )
+}
+
+#[test]
+fn scheduling_and_pull_keys_reach_both_kinds_of_pod() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(tmp.path(), &scheduling_topology("1.33"));
+    let manifest = tmp.path().join("demo.k8s.yaml");
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+    assert_valid(&manifest, false);
+    let m = Manifest::read(&manifest);
+    for set in ["demo-redis", "demo-sentinel"] {
+        let pod = &m.find("StatefulSet", set)["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["imagePullPolicy"], "IfNotPresent",
+            "{set}"
+        );
+        assert_eq!(
+            pod["imagePullSecrets"],
+            serde_json::json!([{ "name": "regcred" }, { "name": "mirror-creds" }]),
+            "{set}"
+        );
+        assert_eq!(
+            pod["nodeSelector"],
+            serde_json::json!({ "kubernetes.io/os": "linux", "node.example.com/pool": "redis" }),
+            "{set}"
+        );
+        assert_eq!(pod["priorityClassName"], "redis-critical", "{set}");
+        assert_eq!(
+            pod["tolerations"],
+            serde_json::json!([
+                { "key": "dedicated", "operator": "Equal", "value": "redis", "effect": "NoSchedule" },
+                { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30 },
+            ]),
+            "{set}"
+        );
+    }
+}
+
+#[test]
+fn pods_get_default_requests_unless_resources_are_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let manifest = tmp.path().join("demo.k8s.yaml");
+    std::fs::write(&manifest, render_k8s(&repo_topology(), &[])).expect("write manifest");
+    let m = Manifest::read(&manifest);
+    let resources = |m: &Manifest, set: &str| {
+        m.find("StatefulSet", set)["spec"]["template"]["spec"]["containers"][0]["resources"].clone()
+    };
+    // Burstable, not BestEffort; no limits (a memory limit needs `maxmemory`).
+    assert_eq!(
+        resources(&m, "demo-redis"),
+        serde_json::json!({ "requests": { "cpu": "100m", "memory": "128Mi" } })
+    );
+    assert_eq!(
+        resources(&m, "demo-sentinel"),
+        serde_json::json!({ "requests": { "cpu": "50m", "memory": "64Mi" } })
+    );
+    // What the user gives replaces the default whole, per kind.
+    let topology = write_topology(
+        tmp.path(),
+        "[redis]\nextra = { maxmemory = \"100mb\" }\n\n[kubernetes]\nredis_resources = { limits = { memory = \"256Mi\" } }\n",
+    );
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+    let m = Manifest::read(&manifest);
+    assert_eq!(
+        resources(&m, "demo-redis"),
+        serde_json::json!({ "limits": { "memory": "256Mi" } })
+    );
+    assert_eq!(
+        resources(&m, "demo-sentinel"),
+        serde_json::json!({ "requests": { "cpu": "50m", "memory": "64Mi" } })
+    );
+}
+
+#[test]
+fn the_network_policy_admits_the_group_and_named_clients_on_every_port() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let manifest = tmp.path().join("demo.k8s.yaml");
+    // TLS with plaintext ports kept: those are reachable too.
+    let topology = write_topology(
+        tmp.path(),
+        &format!(
+            "{}\n[tls]\nenabled = true\nplaintext_port = true\n",
+            scheduling_topology("1.33")
+        ),
+    );
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+    validate_at(&manifest, "1.33.0");
+    let m = Manifest::read(&manifest);
+    let policy = m.find("NetworkPolicy", "demo");
+    assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
+    let group = serde_json::json!({ "matchLabels": {
+        "app.kubernetes.io/instance": "demo",
+        "app.kubernetes.io/managed-by": "rcluster",
+    }});
+    assert_eq!(policy["spec"]["podSelector"], group);
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    // Both kinds of pod carry the labels the policy selects.
+    for set in ["demo-redis", "demo-sentinel"] {
+        let labels = &m.find("StatefulSet", set)["spec"]["template"]["metadata"]["labels"];
+        for (key, value) in group["matchLabels"].as_object().expect("labels") {
+            assert_eq!(&labels[key], value, "{set}: {key}");
+        }
+    }
+    let rule = &policy["spec"]["ingress"][0];
+    assert_eq!(policy["spec"]["ingress"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        rule["from"],
+        serde_json::json!([
+            { "podSelector": group },
+            {
+                "podSelector": { "matchLabels": { "app.example/redis-client": "true" } },
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "apps" } },
+            },
+        ])
+    );
+    let ports: Vec<i64> = rule["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            assert_eq!(p["protocol"], "TCP");
+            p["port"].as_i64().expect("a port number")
+        })
+        .collect();
+    assert_eq!(ports, [6379, 26379, 6380, 26380]);
+
+    // Off: no policy at all.
+    let topology = write_topology(tmp.path(), "[kubernetes]\nnetwork_policy = false\n");
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write manifest");
+    assert!(!Manifest::read(&manifest).has("NetworkPolicy"));
+    // Default: the group's namespace, pods labelled `<name>-client: "true"`.
+    std::fs::write(&manifest, render_k8s(&repo_topology(), &[])).expect("write manifest");
+    let policy = Manifest::read(&manifest).find("NetworkPolicy", "demo");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][1],
+        serde_json::json!({ "podSelector": { "matchLabels": { "demo-client": "true" } } })
+    );
+}
+
+/// The spec fields of `policy/v1beta1` PodDisruptionBudget in Kubernetes 1.20.
+const PDB_V1BETA1_FIELDS: [&str; 3] = ["minAvailable", "maxUnavailable", "selector"];
+
+#[test]
+fn version_1_20_renders_v1beta1_budgets_and_nothing_else_changes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let old = tmp.path().join("old.yaml");
+    let new = tmp.path().join("new.yaml");
+    let topology = write_topology(tmp.path(), &scheduling_topology("1.20"));
+    std::fs::write(&old, render_k8s(&topology, &[])).expect("write manifest");
+    let topology = write_topology(tmp.path(), &scheduling_topology("1.33"));
+    std::fs::write(&new, render_k8s(&topology, &[])).expect("write manifest");
+    let (old_docs, new_docs) = (documents(&old), documents(&new));
+    assert_eq!(old_docs.len(), new_docs.len());
+    let mut budgets = 0;
+    for (o, n) in old_docs.iter().zip(&new_docs) {
+        if o["kind"] == "PodDisruptionBudget" {
+            budgets += 1;
+            assert_eq!(o["apiVersion"], "policy/v1beta1");
+            assert_eq!(n["apiVersion"], "policy/v1");
+            for field in o["spec"].as_object().expect("spec").keys() {
+                assert!(
+                    PDB_V1BETA1_FIELDS.contains(&field.as_str()),
+                    "`spec.{field}` is not a v1beta1 field"
+                );
+            }
+            let mut as_v1 = o.clone();
+            as_v1["apiVersion"] = "policy/v1".into();
+            assert_eq!(&as_v1, n, "only the apiVersion differs");
+        } else {
+            assert_eq!(o, n, "the version changes only the budgets");
+        }
+    }
+    assert_eq!(budgets, 2);
+
+    // The oldest schema kubernetes-validate ships is 1.25, which has no policy/v1beta1:
+    // validate the 1.20 render there with the budgets as v1 (their fields are the same).
+    let as_v1 = tmp.path().join("as-v1.yaml");
+    std::fs::write(
+        &as_v1,
+        std::fs::read_to_string(&old)
+            .expect("read")
+            .replace("apiVersion: policy/v1beta1", "apiVersion: policy/v1"),
+    )
+    .expect("write");
+    let report = validate_at(&as_v1, "1.25.0");
+    for object in OBJECTS {
+        assert!(
+            report.contains(&format!(
+                "passed for resource {object} against version 1.25"
+            )),
+            "`{object}` was not validated:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn the_test_fixtures_render_for_the_real_cluster_s_version() {
+    for fixture in [
+        "k8s-group.toml",
+        "k8s-group-acl.toml",
+        "k8s-group-tls.toml",
+        "k8s-group-slow-load.toml",
+    ] {
+        // The TLS fixture's CA and certificate are generated there.
+        let state = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(env!("CARGO_BIN_EXE_rcluster"))
+            .arg("-f")
+            .arg(common::fixture(fixture))
+            .args(["render", "--format", "k8s"])
+            .env("RCLUSTER_K8S_TEST_PASSWORD", "fixture-pw")
+            .env("RCLUSTER_STATE_DIR", state.path())
+            .output()
+            .expect("run rcluster");
+        assert!(
+            out.status.success(),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let yaml = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(
+            yaml.matches("apiVersion: policy/v1beta1").count(),
+            2,
+            "{fixture}: both budgets as the 1.20 cluster serves them"
+        );
+        assert!(!yaml.contains("apiVersion: policy/v1\n"), "{fixture}");
+    }
 }

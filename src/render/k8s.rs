@@ -13,11 +13,15 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -27,9 +31,12 @@ use sha2::{Digest, Sha256};
 
 use crate::acl::AclConf;
 
-use super::{BIND_DUAL_STACK, Endpoint, KnownSentinel, RedisConf, SentinelConf, render_template};
+use super::{
+    BIND_DUAL_STACK, Endpoint, KnownSentinel, REDIS_PLAINTEXT_PORT, RedisConf,
+    SENTINEL_PLAINTEXT_PORT, SentinelConf, render_template,
+};
 use crate::topology::layout::{REDIS_PORT, SENTINEL_PORT};
-use crate::topology::{AntiAffinity, Node, Role, Topology, ZoneSpread};
+use crate::topology::{AntiAffinity, Node, Role, SentinelDrain, Topology, ZoneSpread};
 
 /// The shell functions every script of the group sources.
 pub const LIB_TEMPLATE: (&str, &str) = (
@@ -80,6 +87,13 @@ const CLI_TIMEOUT_S: u32 = 2;
 /// the StatefulSet rolls the pods instead of leaving them on the old values.
 const CONFIG_CHECKSUM: &str = "rcluster.io/config-checksum";
 const SECRET_CHECKSUM: &str = "rcluster.io/secret-checksum";
+/// Requests (cpu, memory) of a redis container when the topology sets no resources: enough
+/// to schedule an idle node with a small dataset and its probes' redis-cli forks, and to
+/// make the pod Burstable, not BestEffort (evicted first under node pressure). No limits:
+/// a memory limit without `maxmemory` gets redis OOM-killed while it forks to save.
+const REDIS_DEFAULT_REQUESTS: (&str, &str) = ("100m", "128Mi");
+/// The same for a sentinel container: Sentinel itself uses a few MiB and little CPU.
+const SENTINEL_DEFAULT_REQUESTS: (&str, &str) = ("50m", "64Mi");
 
 /// A rendered manifest: every object in apply order.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,7 +103,50 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Service(Box<Service>),
     StatefulSet(Box<StatefulSet>),
+    NetworkPolicy(Box<NetworkPolicy>),
     PodDisruptionBudget(Box<PodDisruptionBudget>),
+    /// For Kubernetes before 1.21, which serves PodDisruptionBudgets only as `v1beta1`.
+    PodDisruptionBudgetV1Beta1(Box<PodDisruptionBudgetV1Beta1>),
+}
+
+/// A PodDisruptionBudget emitted as `policy/v1beta1`. k8s-openapi is built for 1.33 and has
+/// no v1beta1 type, so the v1 object is built and only its `apiVersion` changes: the two
+/// versions have the same `minAvailable`, `maxUnavailable` and `selector`, the only fields
+/// rcluster sets. (They differ on an empty selector, which matches no pod in v1beta1 and
+/// every pod in v1; rcluster always sets one. `unhealthyPodEvictionPolicy` is newer than
+/// 1.21 and never set.) [`PodDisruptionBudgetV1Beta1::of`] refuses any other field.
+#[derive(Debug, Clone)]
+pub struct PodDisruptionBudgetV1Beta1(serde_json::Value);
+
+impl PodDisruptionBudgetV1Beta1 {
+    /// The spec fields v1beta1 reads as v1 does.
+    const SAME_IN_BOTH: [&str; 3] = ["minAvailable", "maxUnavailable", "selector"];
+
+    fn of(pdb: &PodDisruptionBudget) -> anyhow::Result<PodDisruptionBudgetV1Beta1> {
+        let mut value =
+            serde_json::to_value(pdb).context("cannot serialize a PodDisruptionBudget")?;
+        let fields = value
+            .get("spec")
+            .and_then(|spec| spec.as_object())
+            .map(|spec| spec.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        if let Some(field) = fields
+            .iter()
+            .find(|f| !Self::SAME_IN_BOTH.contains(&f.as_str()))
+        {
+            anyhow::bail!(
+                "the PodDisruptionBudget sets `spec.{field}`, which `policy/v1beta1` does not read as `policy/v1` does; this is a bug in rcluster"
+            );
+        }
+        value["apiVersion"] = "policy/v1beta1".into();
+        Ok(PodDisruptionBudgetV1Beta1(value))
+    }
+}
+
+impl serde::Serialize for PodDisruptionBudgetV1Beta1 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// What the manifests know of the password.
@@ -189,6 +246,13 @@ impl<'a> Names<'a> {
             ("app.kubernetes.io/component".into(), component.into()),
         ])
     }
+    /// Selects every pod of the group, redis and sentinel: labels only rcluster sets together.
+    fn group_selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/instance".into(), self.cluster.into()),
+            ("app.kubernetes.io/managed-by".into(), "rcluster".into()),
+        ])
+    }
     fn meta(&self, name: String, component: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
@@ -264,8 +328,10 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
     } else {
         "kubernetes.resources"
     };
-    let redis_resources = typed(redis_key, spec.redis_resources())?;
-    let sentinel_resources = typed(sentinel_key, spec.sentinel_resources())?;
+    let redis_resources = typed(redis_key, spec.redis_resources())?
+        .or_else(|| Some(default_requests(REDIS_DEFAULT_REQUESTS)));
+    let sentinel_resources = typed(sentinel_key, spec.sentinel_resources())?
+        .or_else(|| Some(default_requests(SENTINEL_DEFAULT_REQUESTS)));
     let redis_config = redis_config_map(&names)?;
     let sentinel_config = sentinel_config_map(&names)?;
     // The user's Secret is theirs to roll out: rcluster cannot see it.
@@ -328,32 +394,59 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
             SENTINEL_PORT,
         ))),
         Object::Service(Box::new(sentinel_client_service(&names))),
+    ]);
+    // Before the pods, so that none ever runs unprotected.
+    if let Some(policy) = &spec.network_policy {
+        objects.push(Object::NetworkPolicy(Box::new(network_policy(
+            &names, policy,
+        ))));
+    }
+    objects.extend([
         Object::StatefulSet(Box::new(redis_set)),
         Object::StatefulSet(Box::new(sentinel_set)),
-        Object::PodDisruptionBudget(Box::new(pdb(
+    ]);
+    let pdbs = [
+        pdb(
             &names,
             names.redis(),
             "redis",
             // One data node at a time: the preStop hook moves mastership first.
             1,
-        ))),
-        Object::PodDisruptionBudget(Box::new(pdb(
+        ),
+        pdb(
             &names,
             names.sentinel(),
             "sentinel",
             sentinel_max_unavailable(topology.sentinel.count, topology.sentinel.quorum),
-        ))),
-    ]);
+        ),
+    ];
+    for pdb in pdbs {
+        objects.push(if spec.version.has_policy_v1() {
+            Object::PodDisruptionBudget(Box::new(pdb))
+        } else {
+            Object::PodDisruptionBudgetV1Beta1(Box::new(PodDisruptionBudgetV1Beta1::of(&pdb)?))
+        });
+    }
     Ok(objects)
 }
 
+/// Requests only: see [`REDIS_DEFAULT_REQUESTS`].
+fn default_requests((cpu, memory): (&str, &str)) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity(cpu.into())),
+            ("memory".into(), Quantity(memory.into())),
+        ])),
+        ..ResourceRequirements::default()
+    }
+}
+
 /// How many sentinels a drain may take at once: never so many that the rest cannot declare
-/// the master down (quorum) or authorize a failover (majority), and never 0, which would
-/// block every drain for good.
+/// the master down (quorum) or authorize a failover (majority) when the group has a
+/// sentinel to spare, and never 0, which would block every drain for good. With 1 or 2
+/// sentinels or `quorum` = count there is none to spare; see [`SentinelDrain::of`].
 pub fn sentinel_max_unavailable(count: u8, quorum: u8) -> i32 {
-    let majority = count / 2 + 1;
-    let needed = majority.max(quorum);
-    i32::from(count.saturating_sub(needed).max(1))
+    i32::from(SentinelDrain::of(count, quorum).max_unavailable)
 }
 
 fn checksum(parts: &[&str]) -> String {
@@ -819,6 +912,11 @@ fn pod_container(names: &Names, resources: Option<ResourceRequirements>) -> Cont
     let timing = ProbeTiming::for_topology(names.topology);
     Container {
         image: Some(names.topology.kubernetes.image.clone()),
+        image_pull_policy: names
+            .topology
+            .kubernetes
+            .image_pull_policy
+            .map(|p| p.as_str().into()),
         // No password here: the scripts read it from the Secret's file, so redis-server and
         // Sentinel never carry it in their environment.
         env: Some(vec![field("POD_NAME", "metadata.name")]),
@@ -969,6 +1067,11 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
                     // Nothing in the pod talks to the Kubernetes API.
                     automount_service_account_token: Some(false),
                     termination_grace_period_seconds: Some(parts.grace_period_s),
+                    image_pull_secrets: image_pull_secrets(names),
+                    node_selector: Some(names.topology.kubernetes.node_selector.clone())
+                        .filter(|s| !s.is_empty()),
+                    tolerations: tolerations(names),
+                    priority_class_name: names.topology.kubernetes.priority_class_name.clone(),
                     // Pod Security "restricted". The official image starts as root and drops
                     // to `redis` in its entrypoint, which the start-up script replaces: run
                     // as `redis` directly, or as whatever uid the platform assigns.
@@ -1023,6 +1126,83 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
+    }
+}
+
+/// `kubernetes.image_pull_secrets` as references; `None` when there are none.
+fn image_pull_secrets(names: &Names) -> Option<Vec<LocalObjectReference>> {
+    let secrets = &names.topology.kubernetes.image_pull_secrets;
+    (!secrets.is_empty()).then(|| {
+        secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
+}
+
+/// `kubernetes.tolerations`, checked by validation; `None` when there are none.
+fn tolerations(names: &Names) -> Option<Vec<Toleration>> {
+    let tolerations = &names.topology.kubernetes.tolerations;
+    (!tolerations.is_empty()).then(|| {
+        tolerations
+            .iter()
+            .map(|t| Toleration {
+                key: t.key.clone(),
+                operator: Some(t.operator.clone()),
+                value: t.value.clone(),
+                effect: t.effect.clone(),
+                toleration_seconds: t.toleration_seconds,
+            })
+            .collect()
+    })
+}
+
+/// Only the group's own pods and its clients may connect to the group's ports (Redis,
+/// Sentinel, and with `tls.plaintext_port` the plaintext ones). Ingress only: the pods'
+/// own connections (DNS, to each other) are not restricted by it. Exec probes run inside
+/// the pod and are not affected.
+fn network_policy(names: &Names, spec: &crate::topology::NetworkPolicySpec) -> NetworkPolicy {
+    let selector = |labels: &BTreeMap<String, String>| LabelSelector {
+        // An empty map selects everything; `{}` says so plainly.
+        match_labels: Some(labels.clone()).filter(|l| !l.is_empty()),
+        ..LabelSelector::default()
+    };
+    let group = names.group_selector();
+    let mut ports = vec![REDIS_PORT, SENTINEL_PORT];
+    if names.topology.tls.enabled && names.topology.tls.plaintext_port {
+        ports.extend([REDIS_PLAINTEXT_PORT, SENTINEL_PLAINTEXT_PORT]);
+    }
+    let ports = ports
+        .into_iter()
+        .map(|port| NetworkPolicyPort {
+            port: Some(IntOrString::Int(i32::from(port))),
+            protocol: Some("TCP".into()),
+            ..NetworkPolicyPort::default()
+        })
+        .collect();
+    let peers = vec![
+        // No namespace selector: the group's namespace.
+        NetworkPolicyPeer {
+            pod_selector: Some(selector(&group)),
+            ..NetworkPolicyPeer::default()
+        },
+        NetworkPolicyPeer {
+            pod_selector: Some(selector(&spec.client_labels)),
+            namespace_selector: spec.client_namespaces.as_ref().map(selector),
+            ..NetworkPolicyPeer::default()
+        },
+    ];
+    NetworkPolicy {
+        metadata: names.meta(names.cluster.to_string(), "network-policy"),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(&group)),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(peers),
+                ports: Some(ports),
+            }]),
+            ..NetworkPolicySpec::default()
+        }),
     }
 }
 
@@ -1094,6 +1274,38 @@ fn pdb(names: &Names, name: String, component: &str, max_unavailable: i32) -> Po
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v1beta1_budget_is_the_v1_one_under_the_old_version_and_refuses_newer_fields() {
+        let spec = PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector::default()),
+            ..PodDisruptionBudgetSpec::default()
+        };
+        let v1 = PodDisruptionBudget {
+            spec: Some(spec.clone()),
+            ..PodDisruptionBudget::default()
+        };
+        let old = serde_json::to_value(PodDisruptionBudgetV1Beta1::of(&v1).expect("same fields"))
+            .expect("json");
+        let mut want = serde_json::to_value(&v1).expect("json");
+        assert_eq!(want["apiVersion"], "policy/v1");
+        want["apiVersion"] = "policy/v1beta1".into();
+        assert_eq!(old, want);
+        let newer = PodDisruptionBudget {
+            spec: Some(PodDisruptionBudgetSpec {
+                unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
+                ..spec
+            }),
+            ..PodDisruptionBudget::default()
+        };
+        let err = PodDisruptionBudgetV1Beta1::of(&newer).expect_err("a v1-only field");
+        assert!(
+            err.to_string()
+                .contains("`spec.unhealthyPodEvictionPolicy`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn sentinel_drains_keep_a_majority_and_the_quorum_and_never_block() {

@@ -299,6 +299,126 @@ pub struct KubernetesSpec {
     pub platform_uid: bool,
     /// Each sentinel's volume: it keeps Sentinel's own state (which node is master, epochs).
     pub sentinel_storage_size: String,
+    /// The Kubernetes server the manifests are for: API versions follow it.
+    pub version: KubeVersion,
+    /// The containers' `imagePullPolicy`; `None` leaves Kubernetes' own default.
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// Secrets (in `namespace`) holding registry credentials: the pods' `imagePullSecrets`.
+    pub image_pull_secrets: Vec<String>,
+    /// Labels a node must carry for the pods to run there (`nodeSelector`).
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate, in file order.
+    pub tolerations: Vec<Toleration>,
+    /// The pods' PriorityClass; `None` = the cluster's default priority.
+    pub priority_class_name: Option<String>,
+    /// Who may connect to the pods; `None` = no NetworkPolicy (`network_policy = false`).
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// What a node drain may do to the sentinels under the PodDisruptionBudget rendered for
+/// them (`render --format k8s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentinelDrain {
+    /// The PDB's `maxUnavailable`: how many sentinels evictions may take at once.
+    pub max_unavailable: u8,
+    /// Sentinels a failover needs: `quorum` to declare the master down, a majority of all
+    /// of them to elect the leader that runs it.
+    pub needed: u8,
+    /// Sentinels left running while `max_unavailable` are evicted.
+    pub left: u8,
+}
+
+impl SentinelDrain {
+    /// The PDB lets evictions take as many sentinels as can go while `needed` stay, and
+    /// never fewer than 1: `maxUnavailable: 0` would block every drain for good, which
+    /// with 1 or 2 sentinels, or `quorum` = count, is the only way to keep `needed`.
+    /// Those groups trade safety for drains that finish; `check` warns about them.
+    pub fn of(count: u8, quorum: u8) -> SentinelDrain {
+        let needed = (count / 2 + 1).max(quorum);
+        let max_unavailable = count.saturating_sub(needed).max(1);
+        SentinelDrain {
+            max_unavailable,
+            needed,
+            left: count.saturating_sub(max_unavailable),
+        }
+    }
+
+    /// Whether the sentinels left during a drain can still fail the master over.
+    pub fn keeps_failover(self) -> bool {
+        self.left >= self.needed
+    }
+}
+
+/// `kubernetes.version`: a Kubernetes release, `1.<minor>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct KubeVersion {
+    pub minor: u32,
+}
+
+impl KubeVersion {
+    /// The default target: a release in upstream support when this was written.
+    pub const DEFAULT: KubeVersion = KubeVersion { minor: 33 };
+    /// The oldest release the manifests work on: every field they use is GA there
+    /// (topologySpreadConstraints and `securityContext.seccompProfile` since 1.19).
+    pub const OLDEST: KubeVersion = KubeVersion { minor: 19 };
+    /// The newest release we know of (and whose schemas the tests validate against).
+    pub const NEWEST: KubeVersion = KubeVersion { minor: 37 };
+    /// Below this release upstream no longer ships fixes; `check` warns.
+    pub const OLDEST_SUPPORTED: KubeVersion = KubeVersion { minor: 25 };
+
+    /// PodDisruptionBudget is `policy/v1` from 1.21 on, `policy/v1beta1` before.
+    pub fn has_policy_v1(self) -> bool {
+        self.minor >= 21
+    }
+}
+
+impl std::fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "1.{}", self.minor)
+    }
+}
+
+/// `kubernetes.image_pull_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ImagePullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl ImagePullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// One `kubernetes.tolerations` entry, checked: the pod spec's `tolerations[]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Toleration {
+    /// `None` with `Exists`: every taint.
+    pub key: Option<String>,
+    /// `Exists` or `Equal`.
+    pub operator: String,
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule`, `NoExecute`; `None` = every effect.
+    pub effect: Option<String>,
+    /// With `NoExecute` only: how long the pod stays after the taint appears.
+    pub toleration_seconds: Option<i64>,
+}
+
+/// `kubernetes.network_policy`, when on: the group's pods, and clients matching these,
+/// may connect to the group's ports; nothing else may.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NetworkPolicySpec {
+    /// Labels a client pod must carry (all of them).
+    pub client_labels: BTreeMap<String, String>,
+    /// `None`: clients in the group's namespace only. Some: clients in namespaces carrying
+    /// these labels (an empty map: every namespace).
+    pub client_namespaces: Option<BTreeMap<String, String>>,
 }
 
 impl KubernetesSpec {

@@ -179,7 +179,57 @@ pub struct RawKubernetes {
     pub zone_spread: Option<String>,
     pub platform_uid: Option<bool>,
     pub sentinel_storage_size: Option<String>,
+    pub version: Option<String>,
+    pub image_pull_policy: Option<String>,
+    pub image_pull_secrets: Option<Vec<String>>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub tolerations: Option<Vec<RawToleration>>,
+    pub priority_class_name: Option<String>,
+    pub network_policy: Option<RawNetworkPolicy>,
 }
+
+/// One `kubernetes.tolerations` entry as written (snake_case, like every other key).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawToleration {
+    pub key: Option<String>,
+    pub operator: Option<String>,
+    pub value: Option<String>,
+    pub effect: Option<String>,
+    pub toleration_seconds: Option<i64>,
+}
+
+/// The keys of a `kubernetes.tolerations` entry, and their types.
+pub const TOLERATION_KEYS: &[(&str, Kind)] = &[
+    ("key", Kind::String),
+    ("operator", Kind::String),
+    ("value", Kind::String),
+    ("effect", Kind::String),
+    ("toleration_seconds", Kind::Integer),
+];
+
+/// `kubernetes.network_policy`: `true`/`false`, or a table that also names the clients.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawNetworkPolicy {
+    Switch(bool),
+    Table(RawNetworkPolicyTable),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNetworkPolicyTable {
+    pub enabled: Option<bool>,
+    pub client_labels: Option<BTreeMap<String, String>>,
+    pub client_namespaces: Option<BTreeMap<String, String>>,
+}
+
+/// The keys of a `kubernetes.network_policy` table, and their types.
+pub const NETWORK_POLICY_KEYS: &[(&str, Kind)] = &[
+    ("enabled", Kind::Bool),
+    ("client_labels", Kind::StringMap),
+    ("client_namespaces", Kind::StringMap),
+];
 
 /// The TOML type a key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +244,12 @@ pub enum Kind {
     /// `acl.users`: a table whose values are rule strings or `{ rules, password_env,
     /// password_file }` tables.
     Users,
+    /// A table whose values are strings (`kubernetes.node_selector`, label selectors).
+    StringMap,
+    /// `kubernetes.tolerations`: a list of tables of [`TOLERATION_KEYS`].
+    Tolerations,
+    /// `kubernetes.network_policy`: a boolean, or a table of [`NETWORK_POLICY_KEYS`].
+    NetworkPolicy,
 }
 
 impl Kind {
@@ -204,6 +260,9 @@ impl Kind {
             Kind::Bool => "`true` or `false`",
             Kind::StringList => "a list of strings",
             Kind::Table | Kind::Directives | Kind::Users => "a table",
+            Kind::StringMap => "a table of strings",
+            Kind::Tolerations => "a list of tables",
+            Kind::NetworkPolicy => "`true`, `false` or a table",
         }
     }
 
@@ -215,9 +274,11 @@ impl Kind {
                 | (Kind::Bool, DeValue::Boolean(_))
                 | (Kind::StringList, DeValue::Array(_))
                 | (
-                    Kind::Table | Kind::Directives | Kind::Users,
+                    Kind::Table | Kind::Directives | Kind::Users | Kind::StringMap,
                     DeValue::Table(_)
                 )
+                | (Kind::Tolerations, DeValue::Array(_))
+                | (Kind::NetworkPolicy, DeValue::Boolean(_) | DeValue::Table(_))
         )
     }
 }
@@ -296,6 +357,13 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("zone_spread", Kind::String),
             ("platform_uid", Kind::Bool),
             ("sentinel_storage_size", Kind::String),
+            ("version", Kind::String),
+            ("image_pull_policy", Kind::String),
+            ("image_pull_secrets", Kind::StringList),
+            ("node_selector", Kind::StringMap),
+            ("tolerations", Kind::Tolerations),
+            ("priority_class_name", Kind::String),
+            ("network_policy", Kind::NetworkPolicy),
         ],
     ),
     (
@@ -505,6 +573,13 @@ impl<'t> Reader<'t> {
                     Some(self.walk_directives(&dotted, entries))
                 }
                 (Kind::Users, DeValue::Table(entries)) => Some(self.walk_users(&dotted, entries)),
+                (Kind::StringMap, DeValue::Table(entries)) => {
+                    self.walk_string_map(&dotted, entries)
+                }
+                (Kind::Tolerations, DeValue::Array(items)) => self.walk_tolerations(&dotted, items),
+                (Kind::NetworkPolicy, DeValue::Table(fields)) => {
+                    self.walk_fields(&dotted, NETWORK_POLICY_KEYS, "the network policy", fields)
+                }
                 _ => Some(value.get_ref().clone()),
             };
             match kept {
@@ -619,6 +694,91 @@ impl<'t> Reader<'t> {
             }
         }
         DeValue::Table(kept)
+    }
+
+    /// A table of strings (labels, a node selector). One bad entry drops the whole table:
+    /// a selector without it would select more than the user asked for.
+    fn walk_string_map<'i>(&mut self, dotted: &str, entries: &DeTable<'i>) -> Option<DeValue<'i>> {
+        let mut ok = true;
+        for (key, value) in entries.iter() {
+            let path = format!("{dotted}.{}", key.get_ref());
+            self.record(&path, &key.span());
+            if !matches!(value.get_ref(), DeValue::String(_)) {
+                let message = type_message(&path, Kind::String, value.get_ref());
+                self.error_at_span(&path, key.span(), message);
+                ok = false;
+            }
+        }
+        ok.then(|| DeValue::Table(entries.clone()))
+    }
+
+    /// `kubernetes.tolerations`: every entry a table of [`TOLERATION_KEYS`]. A bad entry is
+    /// marked broken and kept as an empty table, so the others keep their indices and are
+    /// still checked (validation skips broken entries).
+    fn walk_tolerations<'i>(&mut self, dotted: &str, items: &DeArray<'i>) -> Option<DeValue<'i>> {
+        let mut kept = DeArray::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{dotted}[{i}]");
+            self.record(&path, &item.span());
+            let good = match item.get_ref() {
+                DeValue::Table(fields) => self
+                    .walk_fields(&path, TOLERATION_KEYS, "a toleration", fields)
+                    .is_some(),
+                other => {
+                    let message = format!(
+                        "`{path}` must be a table like `{{ key = \"dedicated\", operator = \"Equal\", value = \"redis\", effect = \"NoSchedule\" }}`, found {}",
+                        article(other.type_str())
+                    );
+                    self.error_at_span(&path, item.span(), message);
+                    false
+                }
+            };
+            if good {
+                kept.push(item.clone());
+            } else {
+                self.doc.broken.insert(path);
+                kept.push(Spanned::new(item.span(), DeValue::Table(DeTable::new())));
+            }
+        }
+        Some(DeValue::Array(kept))
+    }
+
+    /// A small table with fixed keys (`what` names it in messages): unknown keys and wrong
+    /// types are errors, and drop the table.
+    fn walk_fields<'i>(
+        &mut self,
+        dotted: &str,
+        keys: &[(&str, Kind)],
+        what: &str,
+        fields: &DeTable<'i>,
+    ) -> Option<DeValue<'i>> {
+        let mut ok = true;
+        for (field, value) in fields.iter() {
+            let name: &str = field.get_ref();
+            let path = format!("{dotted}.{name}");
+            self.record(&path, &field.span());
+            let Some((_, kind)) = keys.iter().find(|(k, _)| *k == name) else {
+                let valid: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                let message = format!(
+                    "unknown key `{path}`{}; valid keys of {what}: {}",
+                    did_you_mean(name, &valid),
+                    backticked(&valid)
+                );
+                self.error_at_span(&path, field.span(), message);
+                ok = false;
+                continue;
+            };
+            if !kind.accepts(value.get_ref()) {
+                let message = type_message(&path, *kind, value.get_ref());
+                self.error_at_span(&path, field.span(), message);
+                ok = false;
+                continue;
+            }
+            if let (Kind::StringMap, DeValue::Table(entries)) = (kind, value.get_ref()) {
+                ok &= self.walk_string_map(&path, entries).is_some();
+            }
+        }
+        ok.then(|| DeValue::Table(fields.clone()))
     }
 
     /// Every key was type-checked, so this fails only on what the walk cannot see
@@ -786,6 +946,13 @@ mod tests {
                     Kind::StringList => "[\"1 1\"]",
                     Kind::Table | Kind::Directives => "{ a = \"b\" }",
                     Kind::Users => "{ a = \"on\", b = { rules = \"on\", password_env = \"X\" } }",
+                    Kind::StringMap => "{ a = \"b\" }",
+                    Kind::Tolerations => {
+                        "[{ key = \"k\", operator = \"Equal\", value = \"v\", effect = \"NoExecute\", toleration_seconds = 1 }]"
+                    }
+                    Kind::NetworkPolicy => {
+                        "{ enabled = true, client_labels = { a = \"b\" }, client_namespaces = {} }"
+                    }
                 };
                 text.push_str(&format!("{key} = {value}\n"));
             }

@@ -134,6 +134,16 @@ fn the_default_file_is_the_default_group_without_warnings() {
             zone_spread: ZoneSpread::None,
             platform_uid: false,
             sentinel_storage_size: "100Mi".into(),
+            version: KubeVersion { minor: 33 },
+            image_pull_policy: None,
+            image_pull_secrets: vec![],
+            node_selector: BTreeMap::new(),
+            tolerations: vec![],
+            priority_class_name: None,
+            network_policy: Some(NetworkPolicySpec {
+                client_labels: BTreeMap::from([("demo-client".into(), "true".into())]),
+                client_namespaces: None,
+            }),
         }
     );
 }
@@ -862,6 +872,373 @@ fn persistence_off_warns() {
     assert!(warnings("[persistence]\nrdb = false\n").is_empty());
 }
 
+#[test]
+fn kubernetes_version_is_a_known_minor_release() {
+    let version = |text: &str| {
+        check(&format!("[kubernetes]\nversion = \"{text}\"\n"))
+            .expect("valid")
+            .topology
+            .kubernetes
+            .version
+    };
+    assert_eq!(
+        check("").expect("valid").topology.kubernetes.version,
+        KubeVersion::DEFAULT
+    );
+    assert_eq!(KubeVersion::DEFAULT.to_string(), "1.33");
+    assert_eq!(version("1.19"), KubeVersion { minor: 19 });
+    assert_eq!(version("1.37"), KubeVersion { minor: 37 });
+    assert_eq!(version("v1.29"), KubeVersion { minor: 29 });
+    let expected = "write the Kubernetes release of the target cluster as `\"1.MINOR\"`, from `\"1.19\"` to `\"1.37\"`, like `\"1.33\"`";
+    for bad in [
+        "", "1", "1.", "1.x", "1.020", "01.20", "2.0", "1.20-gke", "latest", "1.2.3.4",
+    ] {
+        assert_error(
+            &format!("[kubernetes]\nnamespace = \"a\"\nversion = \"{bad}\"\n"),
+            "kubernetes.version",
+            3,
+            1,
+            &format!("`kubernetes.version` is `{bad}`; {expected}"),
+        );
+    }
+    assert_error(
+        "[kubernetes]\nversion = \"1.20.2\"\n",
+        "kubernetes.version",
+        2,
+        1,
+        "`kubernetes.version` is `1.20.2`; write the minor release only, `\"1.20\"` (the manifests do not depend on the patch release)",
+    );
+    assert_error(
+        "[kubernetes]\nversion = \"1.18\"\n",
+        "kubernetes.version",
+        2,
+        1,
+        "`kubernetes.version` is `1.18`; rcluster renders for Kubernetes from `\"1.19\"` to `\"1.37\"`: the manifests use topologySpreadConstraints and `seccompProfile`, GA in 1.19",
+    );
+    assert_error(
+        "[kubernetes]\nversion = \"1.99\"\n",
+        "kubernetes.version",
+        2,
+        1,
+        "`kubernetes.version` is `1.99`, a Kubernetes release rcluster does not know (the newest it knows is 1.37); use a release from `\"1.19\"` to `\"1.37\"`",
+    );
+    assert_error(
+        "[kubernetes]\nversion = 1.20\n",
+        "kubernetes.version",
+        2,
+        1,
+        "`kubernetes.version` must be a string, found a float; put the value in quotes",
+    );
+}
+
+#[test]
+fn kubernetes_versions_out_of_upstream_support_warn() {
+    assert_eq!(
+        warnings("[kubernetes]\nversion = \"1.20\"\n"),
+        vec![(
+            "kubernetes.version".into(),
+            "`kubernetes.version` is `1.20`, out of upstream support (no fixes, security ones included, below 1.25): plan an upgrade; the manifests use the APIs 1.20 has (PodDisruptionBudgets as `policy/v1beta1`)".into()
+        )]
+    );
+    assert!(
+        warnings("[kubernetes]\nversion = \"1.24\"\n")[0]
+            .1
+            .contains("`policy/v1`")
+    );
+    assert!(warnings("[kubernetes]\nversion = \"1.25\"\n").is_empty());
+    assert!(!KubeVersion { minor: 20 }.has_policy_v1());
+    assert!(KubeVersion { minor: 21 }.has_policy_v1());
+}
+
+#[test]
+fn kubernetes_scheduling_and_pull_keys_are_read() {
+    let t = check(
+        r#"[cluster]
+name = "cache"
+
+[kubernetes]
+image_pull_policy = "IfNotPresent"
+image_pull_secrets = ["regcred", "mirror.creds"]
+node_selector = { "kubernetes.io/os" = "linux", "node.example.com/pool" = "redis", empty = "" }
+priority_class_name = "redis-critical"
+tolerations = [
+  { key = "dedicated", operator = "Equal", value = "redis", effect = "NoSchedule" },
+  { key = "node.kubernetes.io/unreachable", operator = "Exists", effect = "NoExecute", toleration_seconds = 30 },
+  { operator = "Exists" },
+  { key = "spot", value = "true" },
+]
+"#,
+    )
+    .expect("valid")
+    .topology;
+    let k = &t.kubernetes;
+    assert_eq!(k.image_pull_policy, Some(ImagePullPolicy::IfNotPresent));
+    assert_eq!(k.image_pull_secrets, vec!["regcred", "mirror.creds"]);
+    assert_eq!(
+        k.node_selector,
+        BTreeMap::from([
+            ("kubernetes.io/os".into(), "linux".into()),
+            ("node.example.com/pool".into(), "redis".into()),
+            ("empty".into(), "".into()),
+        ])
+    );
+    assert_eq!(k.priority_class_name.as_deref(), Some("redis-critical"));
+    let toleration =
+        |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>, seconds| {
+            Toleration {
+                key: key.map(Into::into),
+                operator: op.into(),
+                value: value.map(Into::into),
+                effect: effect.map(Into::into),
+                toleration_seconds: seconds,
+            }
+        };
+    assert_eq!(
+        k.tolerations,
+        vec![
+            toleration(
+                Some("dedicated"),
+                "Equal",
+                Some("redis"),
+                Some("NoSchedule"),
+                None
+            ),
+            toleration(
+                Some("node.kubernetes.io/unreachable"),
+                "Exists",
+                None,
+                Some("NoExecute"),
+                Some(30)
+            ),
+            toleration(None, "Exists", None, None, None),
+            // `Equal` is Kubernetes' default operator.
+            toleration(Some("spot"), "Equal", Some("true"), None, None),
+        ]
+    );
+    // The group's own name makes the default client label.
+    assert_eq!(
+        k.network_policy,
+        Some(NetworkPolicySpec {
+            client_labels: BTreeMap::from([("cache-client".into(), "true".into())]),
+            client_namespaces: None,
+        })
+    );
+}
+
+#[test]
+fn kubernetes_network_policy_forms() {
+    let policy = |text: &str| {
+        check(text)
+            .expect("valid")
+            .topology
+            .kubernetes
+            .network_policy
+    };
+    assert_eq!(policy("[kubernetes]\nnetwork_policy = false\n"), None);
+    assert_eq!(
+        policy("[kubernetes]\nnetwork_policy = true\n"),
+        policy(""),
+        "true is the default"
+    );
+    assert_eq!(
+        policy(
+            "[kubernetes.network_policy]\nclient_labels = { \"app.example/redis-client\" = \"true\", tier = \"web\" }\nclient_namespaces = { \"kubernetes.io/metadata.name\" = \"apps\" }\n"
+        ),
+        Some(NetworkPolicySpec {
+            client_labels: BTreeMap::from([
+                ("app.example/redis-client".into(), "true".into()),
+                ("tier".into(), "web".into()),
+            ]),
+            client_namespaces: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".into(),
+                "apps".into()
+            )])),
+        })
+    );
+    // Every pod of every namespace: both selectors empty.
+    assert_eq!(
+        policy("[kubernetes]\nnetwork_policy = { client_labels = {}, client_namespaces = {} }\n"),
+        Some(NetworkPolicySpec {
+            client_labels: BTreeMap::new(),
+            client_namespaces: Some(BTreeMap::new()),
+        })
+    );
+    assert_eq!(
+        policy("[kubernetes]\nnetwork_policy = { enabled = false }\n"),
+        None
+    );
+    assert_eq!(
+        warnings("[kubernetes]\nnetwork_policy = { enabled = false, client_labels = { a = \"b\" } }\n"),
+        vec![(
+            "kubernetes.network_policy.enabled".into(),
+            "`kubernetes.network_policy.enabled` is `false`, so `client_labels` and `client_namespaces` are not used: no NetworkPolicy is rendered and every pod that reaches the group's pods may connect".into()
+        )]
+    );
+    assert_eq!(
+        warnings(
+            "[kubernetes]\nversion = \"1.30\"\nnetwork_policy = { client_namespaces = { \"kubernetes.io/metadata.name\" = \"apps\" } }\n"
+        ),
+        vec![]
+    );
+    let w = warnings(
+        "[kubernetes]\nversion = \"1.20\"\nnetwork_policy = { client_namespaces = { \"kubernetes.io/metadata.name\" = \"apps\" } }\n",
+    );
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(
+        w[1].0,
+        "kubernetes.network_policy.client_namespaces.kubernetes.io/metadata.name"
+    );
+    assert!(
+        w[1].1.contains("which Kubernetes 1.20 does not set"),
+        "{w:?}"
+    );
+    assert_error(
+        "[kubernetes]\nnetwork_policy = \"on\"\n",
+        "kubernetes.network_policy",
+        2,
+        1,
+        "`kubernetes.network_policy` must be `true`, `false` or a table, found a string",
+    );
+    assert_error(
+        "[kubernetes.network_policy]\nclient_namespaces = { \"team\" = \"a b\" }\n",
+        "kubernetes.network_policy.client_namespaces.team",
+        2,
+        23,
+        "`kubernetes.network_policy.client_namespaces.team` is `a b`, not a label value: it must be letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit (or be empty)",
+    );
+}
+
+#[test]
+fn kubernetes_bad_tolerations_and_selectors_name_their_key() {
+    assert_error(
+        "[kubernetes]\ntolerations = [{ key = \"a\", operator = \"In\" }]\n",
+        "kubernetes.tolerations[0].operator",
+        2,
+        29,
+        "`kubernetes.tolerations[0].operator` is `In`; use `Equal` (the taint's value must match `value`; the default) or `Exists` (any value)",
+    );
+    assert_error(
+        "[kubernetes]\ntolerations = [{ key = \"a\", operator = \"Exists\", effect = \"NoExecute\", toleration_seconds = -5 }]\n",
+        "kubernetes.tolerations[0].toleration_seconds",
+        2,
+        72,
+        "`kubernetes.tolerations[0].toleration_seconds` is -5; set 0 or more seconds (0: evicted at once), or remove it to stay for good",
+    );
+    assert_error(
+        "[kubernetes]\ntolerations = [{ key = \"bad key\", operator = \"Exists\" }]\n",
+        "kubernetes.tolerations[0].key",
+        2,
+        18,
+        "`kubernetes.tolerations[0].key` is `bad key`, not a taint key: its name must be letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit",
+    );
+    assert_error(
+        "[kubernetes]\ntolerations = [\"dedicated=redis:NoSchedule\"]\n",
+        "kubernetes.tolerations[0]",
+        2,
+        16,
+        "`kubernetes.tolerations[0]` must be a table like `{ key = \"dedicated\", operator = \"Equal\", value = \"redis\", effect = \"NoSchedule\" }`, found a string",
+    );
+    assert_error(
+        "[kubernetes]\ntolerations = { key = \"a\" }\n",
+        "kubernetes.tolerations",
+        2,
+        1,
+        "`kubernetes.tolerations` must be a list of tables, found a table",
+    );
+    let long = "a".repeat(64);
+    assert_error(
+        &format!("[kubernetes]\nnode_selector = {{ pool = \"{long}\" }}\n"),
+        "kubernetes.node_selector.pool",
+        2,
+        19,
+        &format!(
+            "`kubernetes.node_selector.pool` is `{}`, not a label value: it is 64 characters long, more than 63 (or be empty)",
+            super::validate::one_line(&long)
+        ),
+    );
+    assert_error(
+        "[kubernetes]\nnode_selector = { \"a/b/c\" = \"x\" }\n",
+        "kubernetes.node_selector.a/b/c",
+        2,
+        19,
+        "`kubernetes.node_selector` has the node label key `a/b/c`, which is not valid: its prefix `a/b` is not a DNS subdomain (lowercase letters, digits, `-` and `.`, like `example.com`)",
+    );
+    assert_error(
+        "[kubernetes]\nnode_selector = { disk = true }\n",
+        "kubernetes.node_selector.disk",
+        2,
+        19,
+        "`kubernetes.node_selector.disk` must be a string, found a boolean; put the value in quotes",
+    );
+    assert_error(
+        "[kubernetes]\nimage_pull_secrets = [\"regcred\", \"regcred\"]\n",
+        "kubernetes.image_pull_secrets[1]",
+        2,
+        34,
+        "`kubernetes.image_pull_secrets[1]`: the Secret `regcred` is listed twice; list each once",
+    );
+    assert_error(
+        "[kubernetes]\nimage_pull_policy = \"Sometimes\"\n",
+        "kubernetes.image_pull_policy",
+        2,
+        1,
+        "`kubernetes.image_pull_policy` is `Sometimes`; use `Always`, `IfNotPresent` or `Never`, or remove the key for Kubernetes' default (`Always` for a `:latest` or untagged image, else `IfNotPresent`)",
+    );
+}
+
+#[test]
+fn a_drain_warning_comes_exactly_where_the_sentinel_pdb_cannot_keep_a_failover() {
+    for count in 1..=7u8 {
+        for quorum in 1..=count {
+            let drain = SentinelDrain::of(count, quorum);
+            let majority = count / 2 + 1;
+            let needed = majority.max(quorum);
+            assert_eq!(drain.needed, needed);
+            // Never blocks a drain.
+            assert!(drain.max_unavailable >= 1, "{count}/{quorum}");
+            assert_eq!(drain.left, count - drain.max_unavailable);
+            if count > needed {
+                // A sentinel to spare: evictions keep exactly enough, and take all they can.
+                assert_eq!(drain.left, needed, "{count}/{quorum}");
+                assert!(drain.keeps_failover());
+            } else {
+                // 1-2 sentinels or quorum = count: nothing to spare, one may still go.
+                assert!(count <= 2 || quorum == count, "{count}/{quorum}");
+                assert_eq!(drain.max_unavailable, 1);
+                assert!(!drain.keeps_failover(), "{count}/{quorum}");
+            }
+            let drain_warnings: Vec<_> =
+                warnings(&format!("[sentinel]\ncount = {count}\nquorum = {quorum}\n"))
+                    .into_iter()
+                    .filter(|(_, m)| m.starts_with("on Kubernetes, a node drain"))
+                    .collect();
+            assert_eq!(
+                drain_warnings.len(),
+                usize::from(!drain.keeps_failover()),
+                "{count}/{quorum}: {drain_warnings:?}"
+            );
+            if let Some((key, message)) = drain_warnings.first() {
+                let want = if count < 3 {
+                    "sentinel.count"
+                } else {
+                    "sentinel.quorum"
+                };
+                assert_eq!(key, want);
+                assert!(
+                    message.contains(&format!(
+                        "leaving {}",
+                        match drain.left {
+                            0 => "none".to_string(),
+                            n => n.to_string(),
+                        }
+                    )),
+                    "{message}"
+                );
+            }
+        }
+    }
+}
+
 // ---- warnings ---------------------------------------------------------------------------------
 
 #[test]
@@ -879,11 +1256,14 @@ fn down_after_within_sentinels_reconnect_period_warns() {
 fn one_sentinel_warns() {
     assert_eq!(
         warnings("[sentinel]\ncount = 1\nquorum = 1\n"),
-        vec![(
-            "sentinel.count".into(),
-            "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels"
-                .into()
-        )]
+        vec![
+            (
+                "sentinel.count".into(),
+                "`sentinel.count` is 1: if that sentinel is down, nothing fails over; use 3 sentinels"
+                    .into()
+            ),
+            ("sentinel.count".into(), "on Kubernetes, a node drain may evict 1 of the 1 sentinel at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving none, and a failover needs 1 (quorum 1, majority 1): a master lost during the drain is not failed over until the evicted sentinel is back; use 3 sentinels or more".into()),
+        ]
     );
 }
 
@@ -894,6 +1274,7 @@ fn two_sentinels_warn_about_count_evenness_and_quorum() {
         vec![
             ("sentinel.count".into(), "`sentinel.count` is 2: with one sentinel down, the other cannot reach the majority of 2 that authorizes a failover; use 3 sentinels".into()),
             ("sentinel.count".into(), "`sentinel.count` is 2, an even number: it survives no more sentinel failures than 1 would; use an odd number".into()),
+            ("sentinel.count".into(), "on Kubernetes, a node drain may evict 1 of the 2 sentinels at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving 1, and a failover needs 2 (quorum 2, majority 2): a master lost during the drain is not failed over until the evicted sentinel is back; use 3 sentinels or more".into()),
             ("sentinel.quorum".into(), "`sentinel.quorum` is 2, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()),
         ]
     );
@@ -930,10 +1311,13 @@ fn a_quorum_of_every_sentinel_warns() {
     let w = warnings("[sentinel]\ncount = 3\nquorum = 3\n");
     assert_eq!(
         w,
-        vec![(
-            "sentinel.quorum".into(),
-            "`sentinel.quorum` is 3, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()
-        )]
+        vec![
+            (
+                "sentinel.quorum".into(),
+                "`sentinel.quorum` is 3, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to 2".into()
+            ),
+            ("sentinel.quorum".into(), "on Kubernetes, a node drain may evict 1 of the 3 sentinels at once (the PodDisruptionBudget's `maxUnavailable: 1`; 0 would block every drain), leaving 2, and a failover needs 3 (quorum 3, majority 2): a master lost during the drain is not failed over until the evicted sentinel is back; set `sentinel.quorum` to 2".into()),
+        ]
     );
 }
 

@@ -11,11 +11,11 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::raw::{Position, RawDocument};
+use super::raw::{Position, RawDocument, RawNetworkPolicy, RawToleration};
 use super::{
-    Announce, AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, KubernetesSpec,
-    MasterSpec, Persistence, RedisSpec, ReplicasSpec, SentinelSpec, Severity, Subnet, Topology,
-    ZoneSpread,
+    Announce, AntiAffinity, AppendFsync, AuthSource, Cluster, Diagnostic, ImagePullPolicy,
+    KubeVersion, KubernetesSpec, MasterSpec, NetworkPolicySpec, Persistence, RedisSpec,
+    ReplicasSpec, SentinelDrain, SentinelSpec, Severity, Subnet, Toleration, Topology, ZoneSpread,
 };
 
 mod acl;
@@ -148,7 +148,7 @@ pub fn validate(doc: &RawDocument, name_override: Option<&str>) -> Validation {
     c.announce_needs(&cluster, &master, &replicas, &sentinel);
     let persistence = c.persistence();
     let redis = c.redis();
-    let kubernetes = c.kubernetes();
+    let kubernetes = c.kubernetes(&cluster.name);
     c.cross_warnings(&persistence, &redis, &kubernetes);
     let replication = c.replication(&replicas);
     let acl = c.acl();
@@ -497,6 +497,7 @@ impl Checker<'_> {
             quorum = quorum.clamp(1, count);
         } else if count_valid && self.ok("sentinel.quorum") {
             self.sentinel_warnings(count, quorum);
+            self.sentinel_drain_warning(count, quorum);
         }
 
         let master_name = raw.master_name.clone().unwrap_or_else(|| "mymaster".into());
@@ -631,6 +632,43 @@ impl Checker<'_> {
                 format!("`sentinel.quorum` is {quorum}, every sentinel: with one sentinel down the master can never be declared down, so no failover happens; set it to {majority}"),
             );
         }
+    }
+
+    /// On Kubernetes, the sentinels' PodDisruptionBudget never blocks a drain; where the
+    /// group has no sentinel to spare, a drain can then leave too few for a failover.
+    fn sentinel_drain_warning(&mut self, count: i64, quorum: i64) {
+        let (Ok(count), Ok(quorum)) = (u8::try_from(count), u8::try_from(quorum)) else {
+            return;
+        };
+        let drain = SentinelDrain::of(count, quorum);
+        if drain.keeps_failover() {
+            return;
+        }
+        let (key, fix) = if count < 3 {
+            ("sentinel.count", "use 3 sentinels or more".to_string())
+        } else {
+            (
+                "sentinel.quorum",
+                format!("set `sentinel.quorum` to {}", count / 2 + 1),
+            )
+        };
+        self.warn(
+            key,
+            format!(
+                "on Kubernetes, a node drain may evict {} of the {count} sentinel{} at once (the PodDisruptionBudget's `maxUnavailable: {}`; 0 would block every drain), leaving {}, and a failover needs {} (quorum {quorum}, majority {}): a master lost during the drain is not failed over until the evicted sentinel{} {} back; {fix}",
+                drain.max_unavailable,
+                if count == 1 { "" } else { "s" },
+                drain.max_unavailable,
+                match drain.left {
+                    0 => "none".to_string(),
+                    n => n.to_string(),
+                },
+                drain.needed,
+                count / 2 + 1,
+                if drain.max_unavailable == 1 { "" } else { "s" },
+                if drain.max_unavailable == 1 { "is" } else { "are" },
+            ),
+        );
     }
 
     /// Host ports that two nodes would both publish, or that run past 65535.
@@ -898,7 +936,7 @@ impl Checker<'_> {
         RedisSpec { image, extra }
     }
 
-    fn kubernetes(&mut self) -> KubernetesSpec {
+    fn kubernetes(&mut self, cluster_name: &str) -> KubernetesSpec {
         let raw = &self.doc.topology.kubernetes;
         let namespace = raw.namespace.clone().unwrap_or_else(|| "default".into());
         if !is_dns_label(&namespace, 63) {
@@ -1017,6 +1055,13 @@ impl Checker<'_> {
                 ZoneSpread::None
             }
         };
+        let version = self.kubernetes_version();
+        let image_pull_policy = self.image_pull_policy();
+        let image_pull_secrets = self.image_pull_secrets();
+        let node_selector = self.node_selector();
+        let tolerations = self.tolerations();
+        let priority_class_name = self.priority_class_name();
+        let network_policy = self.network_policy(cluster_name, version);
         KubernetesSpec {
             namespace,
             storage_class: raw.storage_class.clone(),
@@ -1032,7 +1077,351 @@ impl Checker<'_> {
             zone_spread,
             platform_uid: raw.platform_uid.unwrap_or(false),
             sentinel_storage_size,
+            version,
+            image_pull_policy,
+            image_pull_secrets,
+            node_selector,
+            tolerations,
+            priority_class_name,
+            network_policy,
         }
+    }
+
+    /// `kubernetes.version`: `"1.MINOR"`, a release from [`KubeVersion::OLDEST`] to
+    /// [`KubeVersion::NEWEST`]; below [`KubeVersion::OLDEST_SUPPORTED`] a warning.
+    fn kubernetes_version(&mut self) -> KubeVersion {
+        const KEY: &str = "kubernetes.version";
+        let Some(text) = self.doc.topology.kubernetes.version.as_deref() else {
+            return KubeVersion::DEFAULT;
+        };
+        let range = format!(
+            "from `\"{}\"` to `\"{}\"`",
+            KubeVersion::OLDEST,
+            KubeVersion::NEWEST
+        );
+        let version = match kube_version(text) {
+            Ok(version) => version,
+            Err(problem) => {
+                let message = match problem {
+                    VersionProblem::Patch(minor) => format!(
+                        "`{KEY}` is `{}`; write the minor release only, `\"1.{minor}\"` (the manifests do not depend on the patch release)",
+                        one_line(text)
+                    ),
+                    VersionProblem::Form => format!(
+                        "`{KEY}` is `{}`; write the Kubernetes release of the target cluster as `\"1.MINOR\"`, {range}, like `\"{}\"`",
+                        one_line(text),
+                        KubeVersion::DEFAULT
+                    ),
+                };
+                self.error(KEY, message);
+                return KubeVersion::DEFAULT;
+            }
+        };
+        if version < KubeVersion::OLDEST {
+            self.error(
+                KEY,
+                format!(
+                    "`{KEY}` is `{version}`; rcluster renders for Kubernetes {range}: the manifests use topologySpreadConstraints and `seccompProfile`, GA in {}",
+                    KubeVersion::OLDEST
+                ),
+            );
+            return KubeVersion::DEFAULT;
+        }
+        if version > KubeVersion::NEWEST {
+            self.error(
+                KEY,
+                format!(
+                    "`{KEY}` is `{version}`, a Kubernetes release rcluster does not know (the newest it knows is {}); use a release {range}",
+                    KubeVersion::NEWEST
+                ),
+            );
+            return KubeVersion::DEFAULT;
+        }
+        if version < KubeVersion::OLDEST_SUPPORTED {
+            self.warn(
+                KEY,
+                format!(
+                    "`{KEY}` is `{version}`, out of upstream support (no fixes, security ones included, below {}): plan an upgrade; the manifests use the APIs {version} has (PodDisruptionBudgets as `policy/{}`)",
+                    KubeVersion::OLDEST_SUPPORTED,
+                    if version.has_policy_v1() { "v1" } else { "v1beta1" }
+                ),
+            );
+        }
+        version
+    }
+
+    fn image_pull_policy(&mut self) -> Option<ImagePullPolicy> {
+        const KEY: &str = "kubernetes.image_pull_policy";
+        let text = self.doc.topology.kubernetes.image_pull_policy.as_deref()?;
+        let all = [
+            ImagePullPolicy::Always,
+            ImagePullPolicy::IfNotPresent,
+            ImagePullPolicy::Never,
+        ];
+        if let Some(policy) = all.iter().find(|p| p.as_str() == text) {
+            return Some(*policy);
+        }
+        let hint = all
+            .iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(text))
+            .map(|p| format!(" (Kubernetes spells it `{}`)", p.as_str()))
+            .unwrap_or_default();
+        self.error(
+            KEY,
+            format!(
+                "`{KEY}` is `{}`{hint}; use `Always`, `IfNotPresent` or `Never`, or remove the key for Kubernetes' default (`Always` for a `:latest` or untagged image, else `IfNotPresent`)",
+                one_line(text)
+            ),
+        );
+        None
+    }
+
+    fn image_pull_secrets(&mut self) -> Vec<String> {
+        let names = self
+            .doc
+            .topology
+            .kubernetes
+            .image_pull_secrets
+            .clone()
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for (i, name) in names.iter().enumerate() {
+            let key = format!("kubernetes.image_pull_secrets[{i}]");
+            if !is_dns_name(name) {
+                self.error(
+                    &key,
+                    format!("`{key}` is `{}`; name a Secret in `kubernetes.namespace` (of type `kubernetes.io/dockerconfigjson`): lowercase letters, digits, `-` and `.`, at most 253 characters", one_line(name)),
+                );
+            } else if !seen.insert(name.as_str()) {
+                self.error(
+                    &key,
+                    format!("`{key}`: the Secret `{name}` is listed twice; list each once"),
+                );
+            }
+        }
+        names
+    }
+
+    fn node_selector(&mut self) -> BTreeMap<String, String> {
+        let selector = self
+            .doc
+            .topology
+            .kubernetes
+            .node_selector
+            .clone()
+            .unwrap_or_default();
+        self.labels("kubernetes.node_selector", &selector, "node");
+        selector
+    }
+
+    /// Label keys and values (a selector's) against Kubernetes' rules, each entry's errors
+    /// on its own line.
+    fn labels(&mut self, dotted: &str, labels: &BTreeMap<String, String>, whose: &str) {
+        for (key, value) in labels {
+            let at = format!("{dotted}.{key}");
+            if let Some(why) = label_key_problem(key) {
+                self.error(
+                    &at,
+                    format!(
+                        "`{dotted}` has the {whose} label key `{}`, which is not valid: {why}",
+                        one_line(key)
+                    ),
+                );
+            } else if let Some(why) = label_value_problem(value) {
+                self.error(
+                    &at,
+                    format!(
+                        "`{at}` is `{}`, not a label value: {why} (or be empty)",
+                        one_line(value)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn tolerations(&mut self) -> Vec<Toleration> {
+        let raw = self
+            .doc
+            .topology
+            .kubernetes
+            .tolerations
+            .clone()
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, entry) in raw.iter().enumerate() {
+            let path = format!("kubernetes.tolerations[{i}]");
+            // Already reported by the reader.
+            if !self.ok(&path) {
+                continue;
+            }
+            if let Some(toleration) = self.toleration(&path, entry) {
+                out.push(toleration);
+            }
+        }
+        out
+    }
+
+    /// One toleration, checked as the API server would (`validateTolerations`), with each
+    /// problem on the field's line.
+    fn toleration(&mut self, path: &str, raw: &RawToleration) -> Option<Toleration> {
+        let mut ok = true;
+        let operator = raw.operator.clone().unwrap_or_else(|| "Equal".into());
+        let field = |name: &str| format!("{path}.{name}");
+        if !matches!(operator.as_str(), "Exists" | "Equal") {
+            let key = field("operator");
+            self.error(
+                &key,
+                format!(
+                    "`{key}` is `{}`; use `Equal` (the taint's value must match `value`; the default) or `Exists` (any value)",
+                    one_line(&operator)
+                ),
+            );
+            ok = false;
+        }
+        let key_text = raw.key.as_deref().filter(|k| !k.is_empty());
+        match key_text {
+            Some(k) => {
+                if let Some(why) = label_key_problem(k) {
+                    let key = field("key");
+                    self.error(
+                        &key,
+                        format!("`{key}` is `{}`, not a taint key: {why}", one_line(k)),
+                    );
+                    ok = false;
+                }
+            }
+            None if operator == "Equal" => {
+                self.error_at(
+                    path,
+                    &field("operator"),
+                    format!("`{path}` has no `key` but `operator` is `Equal`: name the taint's `key`, or use `operator = \"Exists\"` with no key to tolerate every taint"),
+                );
+                ok = false;
+            }
+            None => {}
+        }
+        if let Some(value) = &raw.value {
+            let key = field("value");
+            if operator == "Exists" && !value.is_empty() {
+                self.error(
+                    &key,
+                    format!("`{key}` is set but `operator` is `Exists`, which matches any value; remove `value`, or use `operator = \"Equal\"`"),
+                );
+                ok = false;
+            } else if let Some(why) = label_value_problem(value) {
+                self.error(
+                    &key,
+                    format!(
+                        "`{key}` is `{}`, not a taint value: {why} (or be empty)",
+                        one_line(value)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let effect = raw.effect.clone().filter(|e| !e.is_empty());
+        if let Some(e) = &effect
+            && !matches!(e.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+        {
+            let key = field("effect");
+            self.error(
+                &key,
+                format!(
+                    "`{key}` is `{}`; use `NoSchedule`, `PreferNoSchedule`, `NoExecute`, or leave it out to tolerate every effect",
+                    one_line(e)
+                ),
+            );
+            ok = false;
+        }
+        if let Some(seconds) = raw.toleration_seconds {
+            let key = field("toleration_seconds");
+            if effect.as_deref() != Some("NoExecute") {
+                self.error(
+                    &key,
+                    format!("`{key}` is set but `effect` is not `NoExecute`: only a `NoExecute` taint evicts running pods, after that many seconds; set `effect = \"NoExecute\"` or remove `toleration_seconds`"),
+                );
+                ok = false;
+            } else if seconds < 0 {
+                self.error(
+                    &key,
+                    format!("`{key}` is {seconds}; set 0 or more seconds (0: evicted at once), or remove it to stay for good"),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| Toleration {
+            key: key_text.map(str::to_string),
+            operator,
+            value: raw.value.clone(),
+            effect,
+            toleration_seconds: raw.toleration_seconds,
+        })
+    }
+
+    fn priority_class_name(&mut self) -> Option<String> {
+        const KEY: &str = "kubernetes.priority_class_name";
+        let name = self.doc.topology.kubernetes.priority_class_name.clone()?;
+        if !is_dns_name(&name) {
+            self.error(
+                KEY,
+                format!("`{KEY}` is `{}`; name a PriorityClass: lowercase letters, digits, `-` and `.`, like `high-priority`", one_line(&name)),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// On unless `false`; clients carry `<cluster>-client: "true"` unless named.
+    fn network_policy(
+        &mut self,
+        cluster_name: &str,
+        version: KubeVersion,
+    ) -> Option<NetworkPolicySpec> {
+        const KEY: &str = "kubernetes.network_policy";
+        let default_labels = || BTreeMap::from([(format!("{cluster_name}-client"), "true".into())]);
+        let table = match &self.doc.topology.kubernetes.network_policy {
+            None => {
+                return Some(NetworkPolicySpec {
+                    client_labels: default_labels(),
+                    client_namespaces: None,
+                });
+            }
+            Some(RawNetworkPolicy::Switch(false)) => return None,
+            Some(RawNetworkPolicy::Switch(true)) => {
+                return Some(NetworkPolicySpec {
+                    client_labels: default_labels(),
+                    client_namespaces: None,
+                });
+            }
+            Some(RawNetworkPolicy::Table(table)) => table.clone(),
+        };
+        let client_labels = table.client_labels.clone().unwrap_or_else(default_labels);
+        self.labels(&format!("{KEY}.client_labels"), &client_labels, "pod");
+        if let Some(namespaces) = &table.client_namespaces {
+            self.labels(&format!("{KEY}.client_namespaces"), namespaces, "namespace");
+            // Kubernetes labels every namespace with its name only from 1.21 on.
+            const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+            if namespaces.contains_key(NAME_LABEL) && version < (KubeVersion { minor: 21 }) {
+                let at = format!("{KEY}.client_namespaces.{NAME_LABEL}");
+                self.warn(
+                    &at,
+                    format!("`{KEY}.client_namespaces` selects `{NAME_LABEL}`, which Kubernetes {version} does not set (it labels namespaces with their name from 1.21 on): no namespace matches until you label it yourself (`kubectl label namespace NAME {NAME_LABEL}=NAME`)"),
+                );
+            }
+        }
+        if table.enabled == Some(false) {
+            if table.client_labels.is_some() || table.client_namespaces.is_some() {
+                self.warn(
+                    &format!("{KEY}.enabled"),
+                    format!("`{KEY}.enabled` is `false`, so `client_labels` and `client_namespaces` are not used: no NetworkPolicy is rendered and every pod that reaches the group's pods may connect"),
+                );
+            }
+            return None;
+        }
+        Some(NetworkPolicySpec {
+            client_labels,
+            client_namespaces: table.client_namespaces,
+        })
     }
 
     /// Advice that needs several sections at once.
@@ -1072,6 +1461,82 @@ impl Checker<'_> {
             );
         }
     }
+}
+
+enum VersionProblem {
+    /// `1.MINOR.PATCH`: the minor release is enough.
+    Patch(u32),
+    Form,
+}
+
+/// `"1.MINOR"` (a leading `v` is allowed, as `kubectl version` prints it).
+fn kube_version(text: &str) -> Result<KubeVersion, VersionProblem> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    let bare = text.strip_prefix('v').unwrap_or(text);
+    let parts: Vec<&str> = bare.split('.').collect();
+    let minor = match parts.as_slice() {
+        ["1", minor] | ["1", minor, _] if digits(minor) => {
+            minor.parse::<u32>().map_err(|_| VersionProblem::Form)?
+        }
+        _ => return Err(VersionProblem::Form),
+    };
+    if minor.to_string() != parts[1] {
+        // `1.020`: not how Kubernetes writes a release.
+        return Err(VersionProblem::Form);
+    }
+    match parts.as_slice() {
+        [_, _, patch] if digits(patch) => Err(VersionProblem::Patch(minor)),
+        [_, _, _] => Err(VersionProblem::Form),
+        _ => Ok(KubeVersion { minor }),
+    }
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
+/// characters, alphanumeric at both ends, `-`, `_` and `.` inside.
+fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns_name(prefix)
+    {
+        return Some(format!(
+            "its prefix `{}` is not a DNS subdomain (lowercase letters, digits, `-` and `.`, like `example.com`)",
+            one_line(prefix)
+        ));
+    }
+    if name.is_empty() {
+        return Some("it has no name (write `prefix/name` or `name`)".into());
+    }
+    label_name_problem(name).map(|why| format!("its name {why}"))
+}
+
+/// A label value: empty, or what a label key's name may be.
+fn label_value_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    label_name_problem(value).map(|why| format!("it {why}"))
+}
+
+fn label_name_problem(name: &str) -> Option<String> {
+    let alnum = |ch: char| ch.is_ascii_alphanumeric();
+    if name.len() > 63 {
+        return Some(format!("is {} characters long, more than 63", name.len()));
+    }
+    if !name
+        .chars()
+        .all(|ch| alnum(ch) || matches!(ch, '-' | '_' | '.'))
+        || !name.starts_with(alnum)
+        || !name.ends_with(alnum)
+    {
+        return Some(
+            "must be letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+                .into(),
+        );
+    }
+    None
 }
 
 fn describe_range(key: &str, ranges: &[(&str, u32, u32)]) -> String {
