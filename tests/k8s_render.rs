@@ -1651,3 +1651,175 @@ fn a_sentinel_is_ready_when_it_monitors_a_pod_of_the_group_whatever_that_pods_he
     scripts.node_down("127.0.0.1");
     assert!(!readiness());
 }
+
+/// The handover against real `redis-server` and `redis-sentinel` processes, with the pods'
+/// DNS names: run in private network, mount and PID namespaces (`unshare`, as root, as CI
+/// runs), where the names resolve through a private /etc/hosts to loopback addresses and
+/// every process ends with the namespace. Redis-0 (the master, also on 127.0.0.1 as "this
+/// pod") runs the rendered preStop hook right after replica 2 came back from a restart
+/// that the sentinels flagged `+sdown`, as in a rolling update on a real cluster.
+const REAL_GROUP_DRIVER: &str = r#"
+set -eu
+root=$1 password=$(cat "$1/secret/password")
+export REDISCLI_AUTH=$password
+ip link set lo up
+svc=default.svc.cluster.local
+r() { echo "demo-redis-$1.demo-redis.$svc"; }
+s() { echo "demo-sentinel-$1.demo-sentinel-headless.$svc"; }
+# hosts R2_ADDRESS: the names as the cluster's DNS gives them. Rewritten in place: the file
+# is bind-mounted over /etc/hosts.
+hosts() {
+  { cat "$root/hosts.orig"; echo "127.0.0.10 $(r 0)"; echo "127.0.0.11 $(r 1)"; echo "$1 $(r 2)"
+    for i in 0 1 2; do echo "127.0.0.2$i $(s $i)"; done; } > "$root/hosts"
+}
+cp /etc/hosts "$root/hosts.orig"
+hosts 127.0.0.12
+mount --bind "$root/hosts" /etc/hosts
+q() { _h=$1 _p=$2; shift 2; timeout 2 redis-cli --no-auth-warning -h "$_h" -p "$_p" "$@" 2>/dev/null | tr -d '\r' || true; }
+until_true() { # DEADLINE_S WHAT CMD...
+  _end=$(( $(date +%s) + $1 )); _what=$2; shift 2
+  until "$@"; do
+    [ "$(date +%s)" -lt "$_end" ] || { echo "TIMEOUT $_what"; exit 1; }
+    sleep 0.1
+  done
+}
+start_redis() { # ORDINAL ADDRESSES
+  mkdir -p "$root/real/redis-$1"
+  { echo "port 6379"; echo "bind $2"; echo "dir $root/real/redis-$1"
+    echo "requirepass \"$password\""; echo "masterauth \"$password\""
+    echo "replica-announce-ip $(r $1)"; echo "appendonly yes"; echo "save \"\""
+    [ "$1" = 0 ] || echo "replicaof $(r 0) 6379"
+  } > "$root/real/redis-$1.conf"
+  redis-server "$root/real/redis-$1.conf" --daemonize yes --logfile "$root/real/redis-$1.log"
+}
+linked() { q "$1" 6379 INFO replication | grep -q '^master_link_status:up'; }
+start_redis 0 "127.0.0.10 127.0.0.1"; start_redis 1 127.0.0.11; start_redis 2 127.0.0.12
+until_true 20 "replica 1 linked" linked 127.0.0.11
+until_true 20 "replica 2 linked" linked 127.0.0.12
+for i in 0 1 2; do
+  { echo "port 26379"; echo "bind 127.0.0.2$i"; echo "sentinel resolve-hostnames yes"
+    echo "sentinel announce-hostnames yes"; echo "sentinel announce-ip $(s $i)"
+    echo "sentinel monitor mymaster $(r 0) 6379 2"; echo "sentinel auth-pass mymaster \"$password\""
+    echo "sentinel down-after-milliseconds mymaster 2000"; echo "sentinel failover-timeout mymaster 60000"
+    echo "requirepass \"$password\""; echo "sentinel sentinel-pass \"$password\""
+  } > "$root/real/sentinel-$i.conf"
+  redis-server "$root/real/sentinel-$i.conf" --sentinel --daemonize yes --logfile "$root/real/sentinel-$i.log"
+done
+knows_all() { [ "$(q "$(s $1)" 26379 SENTINEL MASTER mymaster | awk 'p == "num-slaves" || p == "num-other-sentinels" { n += $0 } { p = $0 } END { print n + 0 }')" = 4 ]; }
+for i in 0 1 2; do until_true 30 "sentinel $i knows the group" knows_all "$i"; done
+i=0
+while [ $i -lt 300 ]; do q "$(r 0)" 6379 SET "key$i" "$i" > /dev/null; i=$((i + 1)); done
+[ "$(q "$(r 0)" 6379 WAIT 2 5000)" = 2 ] || { echo "TIMEOUT writes replicated"; exit 1; }
+# Replica 2 restarts, as a pod does, with a new address: down long enough for every
+# sentinel to flag it, then back and linked (Ready), and the master is stopped at once,
+# while the sentinels still reach for its old address (DNS catches up 3 s later).
+q "$(r 2)" 6379 SHUTDOWN NOSAVE > /dev/null
+flagged() { q "$(s $1)" 26379 SENTINEL REPLICAS mymaster | grep -q 's_down'; }
+for i in 0 1 2; do until_true 20 "sentinel $i flags replica 2" flagged "$i"; done
+start_redis 2 127.0.0.13
+until_true 20 "replica 2 linked again" linked 127.0.0.13
+echo "FLAGGED_AT_STOP $(for i in 0 1 2; do flagged "$i" && echo "$i"; done | tr '\n' ' ')"
+start=$(date +%s)
+(sleep 3; hosts 127.0.0.13) &
+POD_NAME=demo-redis-0 sh "$root/redis/config/prestop.sh"
+echo "PRESTOP_SECONDS $(( $(date +%s) - start ))"
+# Every replica follows the new master with its link up, and every sentinel names it.
+master=$(q "$(s 0)" 26379 SENTINEL get-master-addr-by-name mymaster | head -n 1)
+converged() {
+  for i in 0 1 2; do [ "$(q "$(s $i)" 26379 SENTINEL get-master-addr-by-name mymaster | head -n 1)" = "$master" ] || return 1; done
+  for i in 0 1 2; do
+    [ "$(r $i)" = "$master" ] && continue
+    info=$(q "$(r $i)" 6379 INFO replication)
+    echo "$info" | grep -q "^master_host:$master\$" && echo "$info" | grep -q '^master_link_status:up' || return 1
+  done
+}
+until_true 60 "every replica follows $master" converged
+echo "CONVERGED_SECONDS $(( $(date +%s) - start ))"
+echo "MASTER $master"
+echo "KEYS $(q "$master" 6379 DBSIZE)"
+echo "ROLE_OF_OLD $(q "$(r 0)" 6379 ROLE | head -n 1)"
+for i in 0 1 2; do grep -h -E 'fix-slave-config|failover-end|switch-master' "$root/real/sentinel-$i.log" | sed "s/^/SENTINEL$i /"; done
+"#;
+
+#[test]
+fn a_real_group_follows_the_new_master_within_seconds_of_a_handover() {
+    let scripts = Scripts::with_topology("real-Pa55", "[sentinel]\ndown_after_ms = 2000\n", &[]);
+    let root = scripts.dir.path();
+    std::fs::create_dir_all(root.join("real")).expect("mkdir");
+    let driver = root.join("driver.sh");
+    std::fs::write(&driver, REAL_GROUP_DRIVER).expect("write driver");
+    // The PID namespace's first process is the driver: when it ends, the kernel ends every
+    // redis-server it started, whatever happens to this test.
+    let out = Command::new("timeout")
+        .args([
+            "180",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--net",
+            "--mount",
+            "--mount-proc",
+        ])
+        .args(["sh"])
+        .arg(&driver)
+        .arg(root)
+        .output()
+        .expect("run unshare (util-linux)");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = || {
+        let mut all = String::new();
+        for name in [
+            "redis-0",
+            "redis-1",
+            "redis-2",
+            "sentinel-0",
+            "sentinel-1",
+            "sentinel-2",
+        ] {
+            let text = std::fs::read_to_string(root.join("real").join(format!("{name}.log")))
+                .unwrap_or_default();
+            all.push_str(&format!("--- {name}\n{text}"));
+        }
+        all
+    };
+    assert!(
+        out.status.success(),
+        "the real group (needs root, util-linux's unshare, redis-server):\n{log}\n{}",
+        logs()
+    );
+    let value = |key: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let seconds = |key: &str| value(key).parse::<u64>().unwrap_or(u64::MAX);
+    eprintln!("{log}");
+    assert!(
+        !value("FLAGGED_AT_STOP").is_empty(),
+        "the sentinels flagged the restarted replica when the master was stopped:\n{log}"
+    );
+    assert!(
+        !value("MASTER").is_empty() && !value("MASTER").starts_with("demo-redis-0."),
+        "{log}"
+    );
+    assert_eq!(
+        value("KEYS"),
+        "300",
+        "every acknowledged write is on the new master:\n{log}"
+    );
+    assert_eq!(value("ROLE_OF_OLD"), "slave", "{log}");
+    assert!(
+        seconds("CONVERGED_SECONDS") <= 20,
+        "every replica follows the new master within 20 s of the preStop hook's start:\n{log}\n{}",
+        logs()
+    );
+    assert!(
+        !log.contains("fix-slave-config"),
+        "no replica was left for Sentinel:\n{log}"
+    );
+}
