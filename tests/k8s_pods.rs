@@ -704,6 +704,48 @@ fn fresh_start(
     }
 }
 
+/// While `during` runs, samples every 100 ms whether each sentinel pod is Ready: a
+/// sentinel's readiness must not follow the master's health, or the client Service
+/// `<name>-sentinel` empties exactly when clients ask it where the master went. The
+/// sentinels seen NotReady, with `during`'s result.
+fn sentinels_stay_ready<T>(group: &Group, during: impl FnOnce() -> T) -> (Vec<String>, T) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for s in group.sentinel_pods() {
+                    if !group.cluster.is_ready(&s) {
+                        seen.lock().unwrap_or_else(|p| p.into_inner()).insert(s);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let result = during();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    });
+    let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    (seen.into_iter().collect(), result)
+}
+
+/// Every replica follows the master, linked, and every sentinel names it within `within`
+/// (issue 19: within 20 s of the last master switch, none left for Sentinel's
+/// `+fix-slave-config` a minute later).
+fn converges_within(group: &Group, redis_pods: &[String], within: Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        match group.converged_once(redis_pods) {
+            Ok(_) => return Ok(()),
+            Err(why) if start.elapsed() > within => {
+                return Err(format!("not converged within {within:?}: {why}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
 /// Wait until `pod` exists with another uid than `before`, and every pod is Ready.
 fn wait_recreated(group: &Group, pod: &str, before: &Option<String>) -> Result<(), String> {
     let start = std::time::Instant::now();
@@ -777,7 +819,7 @@ fn group_survives_kills_and_deletions() {
         let ip = group.cluster.pod_ip(&master);
         let restarts = group.cluster.restart_count(&master);
         group.cluster.kill_main_process(&master, "redis");
-        let killed = (|| {
+        let (not_ready, killed) = sentinels_stay_ready(&group, || {
             let start = std::time::Instant::now();
             while group.cluster.restart_count(&master) == restarts {
                 if start.elapsed() > READY {
@@ -791,7 +833,17 @@ fn group_survives_kills_and_deletions() {
             }
             master = verdict(&group, writer, &redis)?;
             Ok(())
-        })();
+        });
+        let killed = killed.and_then(|()| {
+            if not_ready.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "sentinels {not_ready:?} went NotReady during the failover: the client \
+                     Service lost them"
+                ))
+            }
+        });
         if !step("SIGKILL the master's redis-server", killed, &mut master) {
             return results;
         }
@@ -920,37 +972,92 @@ fn rolling_update_of_redis_loses_no_acknowledged_write() {
         common::poll("acknowledged keys", CONVERGE, || {
             (writer.acked().len() >= 50).then_some(())
         });
-        let restarted = restart_annotation(&group.yaml, &group.redis_set);
-        let rolled = group
-            .cluster
-            .rolling_update(&restarted, Duration::from_secs(600));
+        let restarted = restart_annotation(&group.yaml, &group.redis_set, "1");
+        let started = std::time::Instant::now();
+        let (not_ready, rolled) = sentinels_stay_ready(&group, || {
+            group
+                .cluster
+                .rolling_update(&restarted, Duration::from_secs(600))
+        });
+        let took = started.elapsed();
         let mut expected = redis.clone();
         expected.reverse();
         let result = if rolled != expected {
             Err(format!("rolled {rolled:?}, expected {expected:?}"))
+        } else if !not_ready.is_empty() {
+            Err(format!(
+                "sentinels {not_ready:?} went NotReady during the rollout"
+            ))
         } else {
-            let n = writer.acked().len();
-            common::poll("acknowledged keys after the update", CONVERGE, || {
-                (writer.acked().len() >= n + 50).then_some(())
-            });
-            verdict(&group, writer, &redis).map(|_| ())
+            // The master (rolled last) handed over; its preStop hook moved every replica.
+            converges_within(&group, &redis, Duration::from_secs(20)).and_then(|()| {
+                let n = writer.acked().len();
+                common::poll("acknowledged keys after the update", CONVERGE, || {
+                    (writer.acked().len() >= n + 50).then_some(())
+                });
+                verdict(&group, writer, &redis).map(|_| ())
+            })
         };
+        eprintln!("  the redis rollout took {took:?}");
         results.push((
             "rolling update of the redis StatefulSet".to_string(),
             result,
         ));
+
+        // Both StatefulSets at once (a change to what both kinds share): the redis
+        // preStop hook must not ask a sentinel that is being stopped, and a stopping
+        // sentinel must not strand a failover it leads.
+        let both = restart_annotation(
+            &restart_annotation(&restarted, &group.redis_set, "2"),
+            &group.sentinel_set,
+            "2",
+        );
+        let redis_only = restart_annotation(&restarted, &group.redis_set, "2");
+        let first = format!("{}-{}", group.redis_set, redis.len() - 1);
+        let uid = group.cluster.pod_uid(&first);
+        let rolled_both = std::thread::scope(|scope| {
+            let redis_roll = scope.spawn(|| {
+                group
+                    .cluster
+                    .rolling_update(&redis_only, Duration::from_secs(600))
+            });
+            // Once the redis rollout has begun, the sentinels' too.
+            common::poll("the redis rollout to begin", CONVERGE, || {
+                (group.cluster.pod_uid(&first) != uid).then_some(())
+            });
+            let sentinels = group
+                .cluster
+                .rolling_update(&both, Duration::from_secs(600));
+            let redis = redis_roll.join().unwrap_or_default();
+            (redis, sentinels)
+        });
+        let result = if rolled_both.0.len() != redis.len()
+            || rolled_both.1.len() != group.sentinel_pods().len()
+        {
+            Err(format!("rolled {rolled_both:?}"))
+        } else {
+            converges_within(&group, &redis, Duration::from_secs(20)).and_then(|()| {
+                let n = writer.acked().len();
+                common::poll("acknowledged keys after both updates", CONVERGE, || {
+                    (writer.acked().len() >= n + 50).then_some(())
+                });
+                verdict(&group, writer, &redis).map(|_| ())
+            })
+        };
+        results.push(("both StatefulSets rolling at once".to_string(), result));
         results
     });
 }
 
-/// The manifests with `kubectl rollout restart`'s annotation on one StatefulSet's template.
-fn restart_annotation(yaml: &str, set: &str) -> String {
+/// The manifests with `kubectl rollout restart`'s annotation (the restart's `stamp`) on
+/// one StatefulSet's template.
+fn restart_annotation(yaml: &str, set: &str, stamp: &str) -> String {
     let mut docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(yaml).expect("the manifests parse");
     for doc in &mut docs {
         if doc["kind"] == "StatefulSet" && doc["metadata"]["name"] == set {
             doc["spec"]["template"]["metadata"]["annotations"] = serde_json::json!({
-                "kubectl.kubernetes.io/restartedAt": "2026-11-25T00:00:00Z"
+                "kubectl.kubernetes.io/restartedAt": format!("2026-11-25T00:00:0{stamp}Z")
             });
         }
     }

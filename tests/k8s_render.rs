@@ -527,12 +527,33 @@ impl Scripts {
 done
 [ "$REDISCLI_AUTH" = "$(cat {root}/secret/password)" ] || {{ echo "WRONGPASS"; exit 0; }}
 [ -d "{root}/group/$host" ] || exit 1
-echo "$host $*" >> {root}/asked
+# A node that takes no time to answer: the caller's `timeout` must end the call.
+[ -f "{root}/group/$host/HANG" ] && exec sleep 60
 [ -z "$tls" ] || echo "$host $tls" >> {root}/asked-tls
-if [ -f "{root}/group/$host/$1-$2" ]; then
-  cat "{root}/group/$host/$1-$2"
-elif [ -f "{root}/group/$host/$1" ]; then
-  cat "{root}/group/$host/$1"
+# `-r N -i S CMD`: one answer is enough here (the sentinel preStop's held connection).
+while [ "$1" = -r ] || [ "$1" = -i ]; do shift 2; done
+answer() {{
+  echo "$host $*" >> {root}/asked
+  if [ "$1" = PING ] && [ $# -eq 2 ]; then
+    echo "$2"
+  elif [ -x "{root}/group/$host/$1-$2" ]; then
+    "{root}/group/$host/$1-$2" "$@"
+  elif [ -f "{root}/group/$host/$1-$2" ]; then
+    cat "{root}/group/$host/$1-$2"
+  elif [ -x "{root}/group/$host/$1" ]; then
+    "{root}/group/$host/$1" "$@"
+  elif [ -f "{root}/group/$host/$1" ]; then
+    cat "{root}/group/$host/$1"
+  fi
+}}
+if [ $# -eq 0 ]; then
+  # No command: one a line from stdin, over "one connection".
+  while read -r line; do
+    # shellcheck disable=SC2086
+    answer $line
+  done
+else
+  answer "$@"
 fi
 exit 0"#
         );
@@ -552,6 +573,52 @@ exit 0"#
         let dir = self.dir.path().join("group").join(host);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join(command), format!("{}\n", reply.join("\n"))).expect("write");
+    }
+
+    /// `host` answers `command` by running `body` (sh, with the command's words as
+    /// arguments): a node whose answers change as the script goes.
+    fn answers_with(&self, host: &str, command: &str, body: &str) {
+        let dir = self.dir.path().join("group").join(host);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join(command);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// `host` is there but never answers (the caller's timeout ends each call).
+    fn hangs(&self, host: &str) {
+        self.answers(host, "HANG", &[]);
+    }
+
+    /// Every command the scripts sent so far, `<host> <command...>` a line.
+    fn asked(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("asked")).unwrap_or_default()
+    }
+
+    /// Run `component`'s `script` with `args` as pod `pod`: whether it passed, its output.
+    fn run(&self, component: &str, script: &str, args: &[&str], pod: &str) -> (bool, String) {
+        let root = self.dir.path();
+        let path = format!(
+            "{}:{}",
+            root.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .arg(root.join(component).join("config").join(script))
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("POD_NAME", pod)
+            .output()
+            .expect("run script");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 
     /// Run the preStop hook of redis pod `pod`; its log.
@@ -1561,4 +1628,470 @@ fn the_test_fixtures_render_for_the_real_cluster_s_version() {
         );
         assert!(!yaml.contains("apiVersion: policy/v1\n"), "{fixture}");
     }
+}
+
+/// Master `demo-redis-0` (this pod: 127.0.0.1) with replicas 1 and 2 linked, three
+/// sentinels that name it, see both replicas and run a failover to replica 1 when asked
+/// (every sentinel then names it, and it answers as master). Replica 2 reaches the
+/// master's offset (100) only at the `INFO` call number `caught_up_at`.
+fn handover_group(scripts: &Scripts, caught_up_at: u32) {
+    let root = scripts.dir.path().display().to_string();
+    let (r1, r2) = (redis_pod(1), redis_pod(2));
+    scripts.answers("127.0.0.1", "ROLE", &["master", "100"]);
+    scripts.answers_with(
+        "127.0.0.1",
+        "INFO",
+        &format!(
+            r#"n=$(( $(cat {root}/info-calls 2>/dev/null || echo 0) + 1 )); echo "$n" > {root}/info-calls
+if [ "$n" -ge {caught_up_at} ]; then behind=100; else behind=90; fi
+printf '# Replication\nrole:master\nconnected_slaves:2\n'
+printf 'slave0:ip={r1},port=6379,state=online,offset=100,lag=0\n'
+printf 'slave1:ip={r2},port=6379,state=online,offset=%s,lag=1\n' "$behind"
+printf 'master_failover_state:no-failover\nmaster_repl_offset:100\n'"#
+        ),
+    );
+    // REPLICAOF makes this node a replica, as it does a real one.
+    scripts.answers_with(
+        "127.0.0.1",
+        "REPLICAOF",
+        &format!(
+            "printf 'slave\n%s\n6379\nconnect\n-1\n' \"$2\" > {root}/group/127.0.0.1/ROLE\necho OK"
+        ),
+    );
+    scripts.replica(1, 0, "100");
+    scripts.replica(2, 0, "100");
+    for s in 0..3 {
+        sentinel_sees(scripts, s, &redis_pod(0), "slave");
+    }
+    let switch = (0..3)
+        .map(|s| {
+            format!(
+                "printf '%s\\n6379\\n' {r1} > {root}/group/{}/SENTINEL\n",
+                sentinel_pod(s)
+            )
+        })
+        .collect::<String>();
+    for s in 0..3 {
+        scripts.answers_with(
+            &sentinel_pod(s),
+            "SENTINEL-FAILOVER",
+            &format!("{switch}printf 'master\\n200\\n' > {root}/group/{r1}/ROLE\necho OK"),
+        );
+    }
+}
+
+/// Sentinel `s` names `master` with flags `master` and sees replica 2 with `flags2`
+/// (replica 1 as a plain `slave`); nothing marks it stopping.
+fn sentinel_sees(scripts: &Scripts, s: u8, master: &str, flags2: &str) {
+    let host = sentinel_pod(s);
+    scripts.answers(&host, "SENTINEL", &[master, "6379"]);
+    scripts.answers(
+        &host,
+        "SENTINEL-MASTER",
+        &[
+            "name", "mymaster", "ip", master, "port", "6379", "flags", "master",
+        ],
+    );
+    let (r1, r2) = (redis_pod(1), redis_pod(2));
+    scripts.answers(
+        &host,
+        "SENTINEL-REPLICAS",
+        &[
+            "name",
+            &format!("{r1}:6379"),
+            "ip",
+            &r1,
+            "port",
+            "6379",
+            "flags",
+            "slave",
+            "name",
+            &format!("{r2}:6379"),
+            "ip",
+            &r2,
+            "port",
+            "6379",
+            "flags",
+            flags2,
+        ],
+    );
+    scripts.answers(
+        &host,
+        "CLIENT-LIST",
+        &["id=3 addr=10.0.0.9:4711 laddr=10.0.0.8:26379 fd=9 name= age=9 idle=0 flags=N"],
+    );
+}
+
+fn line_of(asked: &str, what: &str) -> usize {
+    asked
+        .lines()
+        .position(|l| l == what)
+        .unwrap_or_else(|| panic!("`{what}` was never asked:\n{asked}"))
+}
+
+#[test]
+fn a_handover_waits_for_every_replica_and_asks_a_sentinel_that_sees_them_all() {
+    let scripts = Scripts::new("pw");
+    // Replica 2 is behind until the third INFO; sentinel-0 is stopping (its preStop hook
+    // holds a connection so named) and sentinel-1 still flags replica 2 down.
+    handover_group(&scripts, 3);
+    scripts.answers(
+        &sentinel_pod(0),
+        "CLIENT-LIST",
+        &["id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:26379 fd=9 name=rcluster-stopping age=1"],
+    );
+    sentinel_sees(&scripts, 1, &redis_pod(0), "s_down,slave,disconnected");
+    let log = scripts.prestop("demo-redis-0");
+    let asked = scripts.asked();
+
+    let failover = line_of(
+        &asked,
+        &format!("{} SENTINEL FAILOVER mymaster", sentinel_pod(2)),
+    );
+    assert_eq!(
+        asked.matches("SENTINEL FAILOVER").count(),
+        1,
+        "only sentinel-2 is asked:\n{asked}"
+    );
+    let infos: Vec<usize> = asked
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "127.0.0.1 INFO replication")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        infos.len() >= 3 && infos[2] < failover,
+        "the failover is asked only once every replica has the master's offset:\n{asked}"
+    );
+    assert!(!asked.contains(" WAIT "), "{asked}");
+    let pause = line_of(&asked, "127.0.0.1 CLIENT PAUSE 30000 WRITE");
+    assert!(pause < infos[1], "{asked}");
+    // This node follows the new master; replica 2, still on this node, is moved too;
+    // replica 1, the new master, is left alone. Then the pause is lifted.
+    let follow = line_of(
+        &asked,
+        &format!("127.0.0.1 REPLICAOF {} 6379", redis_pod(1)),
+    );
+    let moved = line_of(
+        &asked,
+        &format!("{} REPLICAOF {} 6379", redis_pod(2), redis_pod(1)),
+    );
+    line_of(&asked, &format!("{} CONFIG REWRITE", redis_pod(2)));
+    assert!(
+        !asked.contains(&format!("{} REPLICAOF", redis_pod(1))),
+        "{asked}"
+    );
+    assert!(
+        moved < follow,
+        "the replicas move before this node stops serving them"
+    );
+    assert!(follow < line_of(&asked, "127.0.0.1 CLIENT UNPAUSE"));
+    assert!(
+        log.contains(&format!("master is now {}", redis_pod(1))),
+        "{log}"
+    );
+    assert!(!scripts.stopped_as_master().exists(), "{log}");
+}
+
+#[test]
+fn a_handover_with_every_sentinel_flagging_a_replica_still_moves_that_replica() {
+    // The measured failure of `kubectl rollout restart`: the sentinels still flag the
+    // replica that restarted seconds ago. After a bounded wait the hook asks one anyway,
+    // and moves that replica to the new master itself (Sentinel would skip it and repair
+    // it only after failover_timeout).
+    let scripts = Scripts::with_topology("pw", "[sentinel]\nfailover_timeout_ms = 40000\n", &[]);
+    handover_group(&scripts, 1);
+    for s in 0..3 {
+        sentinel_sees(&scripts, s, &redis_pod(0), "s_down,slave");
+    }
+    let started = std::time::Instant::now();
+    let log = scripts.prestop("demo-redis-0");
+    let took = started.elapsed().as_secs();
+    let asked = scripts.asked();
+    // budget 20 s: replicas have until 6 s, a clean sentinel is awaited until 13 s.
+    assert!((12..=17).contains(&took), "asked after {took} s:\n{log}");
+    line_of(
+        &asked,
+        &format!("{} SENTINEL FAILOVER mymaster", sentinel_pod(0)),
+    );
+    line_of(
+        &asked,
+        &format!("{} REPLICAOF {} 6379", redis_pod(2), redis_pod(1)),
+    );
+    assert!(log.contains("(flagged) is moving mastership away"), "{log}");
+}
+
+#[test]
+fn a_handover_that_gets_no_answer_ends_within_its_worst_case_as_master() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        dir.path(),
+        "[cluster]\nname = \"demo\"\n[sentinel]\nfailover_timeout_ms = 40000\n",
+    );
+    let scripts = Scripts::with_topology_file("pw", &topology, &[]);
+    handover_group(&scripts, 1);
+    for s in 0..3 {
+        scripts.hangs(&sentinel_pod(s));
+    }
+    // The worst case the script states, and the grace period the StatefulSet gives it.
+    let prestop = std::fs::read_to_string(scripts.dir.path().join("redis/config/prestop.sh"))
+        .expect("prestop.sh");
+    let worst: u64 = prestop
+        .lines()
+        .find_map(|l| l.strip_prefix("#   = ")?.split(' ').next()?.parse().ok())
+        .expect("the worst case in the header");
+    let grace = documents(&scripts.dir.path().join("demo.k8s.yaml"))
+        .into_iter()
+        .find(|doc| doc["kind"] == "StatefulSet" && doc["metadata"]["name"] == "demo-redis")
+        .and_then(|doc| doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64())
+        .expect("the redis grace period");
+    assert_eq!(worst, 20 + 10 * 2 + 1);
+    assert!(grace >= worst + 30, "grace {grace} s, worst case {worst} s");
+
+    let started = std::time::Instant::now();
+    let log = scripts.prestop("demo-redis-0");
+    let took = started.elapsed().as_secs();
+    assert!(
+        (20..=worst).contains(&took),
+        "took {took} s, worst case {worst} s:\n{log}"
+    );
+    assert!(log.contains("did not move within 20s"), "{log}");
+    assert!(scripts.stopped_as_master().exists(), "{log}");
+    line_of(&scripts.asked(), "127.0.0.1 CLIENT UNPAUSE");
+}
+
+#[test]
+fn a_stopping_sentinel_marks_itself_and_waits_for_the_failover_it_runs() {
+    let scripts = Scripts::new("pw");
+    let root = scripts.dir.path().display().to_string();
+    scripts.answers_with(
+        "127.0.0.1",
+        "SENTINEL-MASTER",
+        &format!(
+            r#"n=$(( $(cat {root}/master-calls 2>/dev/null || echo 0) + 1 )); echo "$n" > {root}/master-calls
+flags=master
+[ "$n" -le 3 ] && flags=master,failover_in_progress
+printf 'name\nmymaster\nip\n%s\nflags\n%s\n' {} "$flags""#,
+            redis_pod(0)
+        ),
+    );
+    let started = std::time::Instant::now();
+    let (ok, log) = scripts.run("sentinel", "prestop.sh", &[], "demo-sentinel-1");
+    let took = started.elapsed().as_secs_f64();
+    assert!(ok, "{log}");
+    let asked = scripts.asked();
+    line_of(&asked, "127.0.0.1 CLIENT SETNAME rcluster-stopping");
+    assert_eq!(
+        asked.matches("SENTINEL MASTER mymaster").count(),
+        4,
+        "{asked}"
+    );
+    assert!(log.contains("stopping once it ends"), "{log}");
+    // The settle time (6 s), then three rounds of 0.5 s while the failover runs.
+    assert!((7.0..12.0).contains(&took), "took {took} s:\n{log}");
+
+    // No failover under way: it stops after the settle time.
+    std::fs::write(scripts.dir.path().join("master-calls"), "10").expect("write");
+    let started = std::time::Instant::now();
+    let (ok, log) = scripts.run("sentinel", "prestop.sh", &[], "demo-sentinel-1");
+    assert!(ok, "{log}");
+    assert!(!log.contains("under way"), "{log}");
+    assert!(started.elapsed().as_secs_f64() < 9.0, "{log}");
+}
+
+#[test]
+fn a_sentinel_is_ready_when_it_monitors_a_pod_of_the_group_whatever_that_pods_health() {
+    let scripts = Scripts::new("pw");
+    let readiness = || {
+        scripts
+            .run("sentinel", "probe.sh", &["readiness"], "demo-sentinel-0")
+            .0
+    };
+    // It names redis-1, which does not answer (killed, a failover coming): still ready,
+    // so the client Service keeps its endpoints exactly when clients ask it.
+    scripts.answers("127.0.0.1", "SENTINEL", &[&redis_pod(1), "6379"]);
+    assert!(readiness());
+    // It names an address that is not one of the group's pods, or does not answer.
+    scripts.answers("127.0.0.1", "SENTINEL", &["10.0.0.7", "6379"]);
+    assert!(!readiness());
+    scripts.answers(
+        "127.0.0.1",
+        "SENTINEL",
+        &["ERR No such master with that name"],
+    );
+    assert!(!readiness());
+    scripts.node_down("127.0.0.1");
+    assert!(!readiness());
+}
+
+/// The handover against real `redis-server` and `redis-sentinel` processes, with the pods'
+/// DNS names: run in private network, mount and PID namespaces (`unshare`, as root, as CI
+/// runs), where the names resolve through a private /etc/hosts to loopback addresses and
+/// every process ends with the namespace. Redis-0 (the master, also on 127.0.0.1 as "this
+/// pod") runs the rendered preStop hook right after replica 2 came back from a restart
+/// that the sentinels flagged `+sdown`, as in a rolling update on a real cluster.
+const REAL_GROUP_DRIVER: &str = r#"
+set -eu
+root=$1 password=$(cat "$1/secret/password")
+export REDISCLI_AUTH=$password
+ip link set lo up
+svc=default.svc.cluster.local
+r() { echo "demo-redis-$1.demo-redis.$svc"; }
+s() { echo "demo-sentinel-$1.demo-sentinel-headless.$svc"; }
+# hosts R2_ADDRESS: the names as the cluster's DNS gives them. Rewritten in place: the file
+# is bind-mounted over /etc/hosts.
+hosts() {
+  { cat "$root/hosts.orig"; echo "127.0.0.10 $(r 0)"; echo "127.0.0.11 $(r 1)"; echo "$1 $(r 2)"
+    for i in 0 1 2; do echo "127.0.0.2$i $(s $i)"; done; } > "$root/hosts"
+}
+cp /etc/hosts "$root/hosts.orig"
+hosts 127.0.0.12
+mount --bind "$root/hosts" /etc/hosts
+q() { _h=$1 _p=$2; shift 2; timeout 2 redis-cli --no-auth-warning -h "$_h" -p "$_p" "$@" 2>/dev/null | tr -d '\r' || true; }
+until_true() { # DEADLINE_S WHAT CMD...
+  _end=$(( $(date +%s) + $1 )); _what=$2; shift 2
+  until "$@"; do
+    [ "$(date +%s)" -lt "$_end" ] || { echo "TIMEOUT $_what"; exit 1; }
+    sleep 0.1
+  done
+}
+start_redis() { # ORDINAL ADDRESSES
+  mkdir -p "$root/real/redis-$1"
+  { echo "port 6379"; echo "bind $2"; echo "dir $root/real/redis-$1"
+    echo "requirepass \"$password\""; echo "masterauth \"$password\""
+    echo "replica-announce-ip $(r $1)"; echo "appendonly yes"; echo "save \"\""
+    [ "$1" = 0 ] || echo "replicaof $(r 0) 6379"
+  } > "$root/real/redis-$1.conf"
+  redis-server "$root/real/redis-$1.conf" --daemonize yes --logfile "$root/real/redis-$1.log"
+}
+linked() { q "$1" 6379 INFO replication | grep -q '^master_link_status:up'; }
+start_redis 0 "127.0.0.10 127.0.0.1"; start_redis 1 127.0.0.11; start_redis 2 127.0.0.12
+until_true 20 "replica 1 linked" linked 127.0.0.11
+until_true 20 "replica 2 linked" linked 127.0.0.12
+for i in 0 1 2; do
+  { echo "port 26379"; echo "bind 127.0.0.2$i"; echo "sentinel resolve-hostnames yes"
+    echo "sentinel announce-hostnames yes"; echo "sentinel announce-ip $(s $i)"
+    echo "sentinel monitor mymaster $(r 0) 6379 2"; echo "sentinel auth-pass mymaster \"$password\""
+    echo "sentinel down-after-milliseconds mymaster 2000"; echo "sentinel failover-timeout mymaster 60000"
+    echo "requirepass \"$password\""; echo "sentinel sentinel-pass \"$password\""
+  } > "$root/real/sentinel-$i.conf"
+  redis-server "$root/real/sentinel-$i.conf" --sentinel --daemonize yes --logfile "$root/real/sentinel-$i.log"
+done
+knows_all() { [ "$(q "$(s $1)" 26379 SENTINEL MASTER mymaster | awk 'p == "num-slaves" || p == "num-other-sentinels" { n += $0 } { p = $0 } END { print n + 0 }')" = 4 ]; }
+for i in 0 1 2; do until_true 30 "sentinel $i knows the group" knows_all "$i"; done
+i=0
+while [ $i -lt 300 ]; do q "$(r 0)" 6379 SET "key$i" "$i" > /dev/null; i=$((i + 1)); done
+[ "$(q "$(r 0)" 6379 WAIT 2 5000)" = 2 ] || { echo "TIMEOUT writes replicated"; exit 1; }
+# Replica 2 restarts, as a pod does, with a new address: down long enough for every
+# sentinel to flag it, then back and linked (Ready), and the master is stopped at once,
+# while the sentinels still reach for its old address (DNS catches up 3 s later).
+q "$(r 2)" 6379 SHUTDOWN NOSAVE > /dev/null
+flagged() { q "$(s $1)" 26379 SENTINEL REPLICAS mymaster | grep -q 's_down'; }
+for i in 0 1 2; do until_true 20 "sentinel $i flags replica 2" flagged "$i"; done
+start_redis 2 127.0.0.13
+until_true 20 "replica 2 linked again" linked 127.0.0.13
+echo "FLAGGED_AT_STOP $(for i in 0 1 2; do flagged "$i" && echo "$i"; done | tr '\n' ' ')"
+start=$(date +%s)
+(sleep 3; hosts 127.0.0.13) &
+POD_NAME=demo-redis-0 sh "$root/redis/config/prestop.sh"
+echo "PRESTOP_SECONDS $(( $(date +%s) - start ))"
+# Every replica follows the new master with its link up, and every sentinel names it.
+master=$(q "$(s 0)" 26379 SENTINEL get-master-addr-by-name mymaster | head -n 1)
+converged() {
+  for i in 0 1 2; do [ "$(q "$(s $i)" 26379 SENTINEL get-master-addr-by-name mymaster | head -n 1)" = "$master" ] || return 1; done
+  for i in 0 1 2; do
+    [ "$(r $i)" = "$master" ] && continue
+    info=$(q "$(r $i)" 6379 INFO replication)
+    echo "$info" | grep -q "^master_host:$master\$" && echo "$info" | grep -q '^master_link_status:up' || return 1
+  done
+}
+until_true 60 "every replica follows $master" converged
+echo "CONVERGED_SECONDS $(( $(date +%s) - start ))"
+echo "MASTER $master"
+echo "KEYS $(q "$master" 6379 DBSIZE)"
+echo "ROLE_OF_OLD $(q "$(r 0)" 6379 ROLE | head -n 1)"
+for i in 0 1 2; do grep -h -E 'fix-slave-config|failover-end|switch-master' "$root/real/sentinel-$i.log" | sed "s/^/SENTINEL$i /"; done
+"#;
+
+#[test]
+fn a_real_group_follows_the_new_master_within_seconds_of_a_handover() {
+    let scripts = Scripts::with_topology("real-Pa55", "[sentinel]\ndown_after_ms = 2000\n", &[]);
+    let root = scripts.dir.path();
+    std::fs::create_dir_all(root.join("real")).expect("mkdir");
+    let driver = root.join("driver.sh");
+    std::fs::write(&driver, REAL_GROUP_DRIVER).expect("write driver");
+    // The PID namespace's first process is the driver: when it ends, the kernel ends every
+    // redis-server it started, whatever happens to this test.
+    let out = Command::new("timeout")
+        .args([
+            "180",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--net",
+            "--mount",
+            "--mount-proc",
+        ])
+        .args(["sh"])
+        .arg(&driver)
+        .arg(root)
+        .output()
+        .expect("run unshare (util-linux)");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = || {
+        let mut all = String::new();
+        for name in [
+            "redis-0",
+            "redis-1",
+            "redis-2",
+            "sentinel-0",
+            "sentinel-1",
+            "sentinel-2",
+        ] {
+            let text = std::fs::read_to_string(root.join("real").join(format!("{name}.log")))
+                .unwrap_or_default();
+            all.push_str(&format!("--- {name}\n{text}"));
+        }
+        all
+    };
+    assert!(
+        out.status.success(),
+        "the real group (needs root, util-linux's unshare, redis-server):\n{log}\n{}",
+        logs()
+    );
+    let value = |key: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let seconds = |key: &str| value(key).parse::<u64>().unwrap_or(u64::MAX);
+    eprintln!("{log}");
+    assert!(
+        !value("FLAGGED_AT_STOP").is_empty(),
+        "the sentinels flagged the restarted replica when the master was stopped:\n{log}"
+    );
+    assert!(
+        !value("MASTER").is_empty() && !value("MASTER").starts_with("demo-redis-0."),
+        "{log}"
+    );
+    assert_eq!(
+        value("KEYS"),
+        "300",
+        "every acknowledged write is on the new master:\n{log}"
+    );
+    assert_eq!(value("ROLE_OF_OLD"), "slave", "{log}");
+    assert!(
+        seconds("CONVERGED_SECONDS") <= 20,
+        "every replica follows the new master within 20 s of the preStop hook's start:\n{log}\n{}",
+        logs()
+    );
+    assert!(
+        !log.contains("fix-slave-config"),
+        "no replica was left for Sentinel:\n{log}"
+    );
 }

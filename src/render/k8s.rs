@@ -63,6 +63,11 @@ pub const REDIS_PRESTOP_TEMPLATE: (&str, &str) = (
     "k8s-redis-prestop.sh.j2",
     include_str!("../../templates/k8s-redis-prestop.sh.j2"),
 );
+/// Template of the sentinel pods' preStop hook.
+pub const SENTINEL_PRESTOP_TEMPLATE: (&str, &str) = (
+    "k8s-sentinel-prestop.sh.j2",
+    include_str!("../../templates/k8s-sentinel-prestop.sh.j2"),
+);
 
 /// Placeholders in the ConfigMaps' configs, replaced by the start-up scripts.
 const PASSWORD_PLACEHOLDER: &str = "__RCLUSTER_PASSWORD__";
@@ -677,6 +682,10 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
                 "probe.sh".into(),
                 render_template(PROBE_TEMPLATE, &context)?,
             ),
+            (
+                "prestop.sh".into(),
+                render_template(SENTINEL_PRESTOP_TEMPLATE, &context)?,
+            ),
         ])),
         ..ConfigMap::default()
     })
@@ -711,8 +720,12 @@ struct ScriptContext {
     /// How long a start-up script looks for the master before it falls back to what the
     /// node was (redis) or to ordinal 0 (a sentinel with no state, nothing answering).
     decide_timeout_s: u32,
-    /// How long the preStop hook may take to move mastership away.
-    prestop_budget_s: u32,
+    /// The redis preStop hook's deadlines and worst case.
+    prestop: PrestopTiming,
+    /// The sentinel preStop hook's waits and worst case.
+    sentinel_prestop: SentinelPrestopTiming,
+    redis_grace_period_s: u32,
+    sentinel_grace_period_s: u32,
     /// With `[tls]`: the mounted CA, certificate and key redis-cli uses; `None` = plaintext.
     tls: Option<super::TlsConf>,
 }
@@ -740,7 +753,10 @@ fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
         acl_users: crate::acl::script_users(names.topology),
         cli_timeout_s: CLI_TIMEOUT_S,
         decide_timeout_s: decide_timeout_s(names.topology),
-        prestop_budget_s: prestop_budget_s(names.topology),
+        prestop: PrestopTiming::for_topology(names.topology),
+        sentinel_prestop: SentinelPrestopTiming::for_topology(names.topology),
+        redis_grace_period_s: redis_grace_period_s(names.topology),
+        sentinel_grace_period_s: sentinel_grace_period_s(names.topology),
         tls: super::TlsConf::for_node(names.topology, kind == "redis", TLS_MOUNT),
     }
 }
@@ -753,16 +769,85 @@ fn decide_timeout_s(topology: &Topology) -> u32 {
     u32::try_from(ms / 1000).unwrap_or(u32::MAX).clamp(10, 300) + 10
 }
 
-/// A handover takes a second or two; allow the failover timeout, within reason.
-fn prestop_budget_s(topology: &Topology) -> u32 {
-    let s = topology.sentinel.failover_timeout_ms / 1000;
-    u32::try_from(s).unwrap_or(u32::MAX).clamp(10, 120)
+/// The redis preStop hook's deadlines, in seconds from its start, and its worst case
+/// computed from its own timeouts (the arithmetic is repeated in the script's header).
+#[derive(serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrestopTiming {
+    /// Every linked replica has reached the master's offset by then, or the handover goes
+    /// on without the ones behind.
+    pub catchup_s: u32,
+    /// Until then only a sentinel that flags no linked replica down is asked.
+    pub pick_s: u32,
+    /// Mastership has moved by then, or the node stops as master (the last deadline; also
+    /// how long writes are paused at most).
+    pub budget_s: u32,
+    /// The longest the hook can run: `budget_s`, then the round that finds it passed (a
+    /// sentinel looked at, asked, its pick checked: 3 calls), the replicas moved to the new
+    /// master (3 calls, all replicas at once), this node following it and rewriting its
+    /// config, the unpause and the exit check (4 calls), each call at most CLI_TIMEOUT_S,
+    /// and a second for the sleeps and `date`'s whole seconds. Independent of the number
+    /// of pods: every loop checks its deadline between calls.
+    pub worst_case_s: u32,
 }
 
-/// The pod's grace period: the preStop hook's budget, then time for redis to shut down
-/// (it writes the AOF and, with snapshots, an RDB).
-fn redis_grace_period_s(topology: &Topology) -> i64 {
-    i64::from(prestop_budget_s(topology)) + 20
+impl PrestopTiming {
+    pub fn for_topology(topology: &Topology) -> PrestopTiming {
+        // A handover takes a second or two; a sentinel that has not moved mastership in
+        // half the failover timeout is not going to (the sentinels fail over on their own
+        // once the pod is gone). Writes are paused that long at most.
+        let half = topology.sentinel.failover_timeout_ms / 2000;
+        let budget_s = u32::try_from(half).unwrap_or(u32::MAX).clamp(20, 60);
+        let catchup_s = (budget_s / 3).min(10);
+        let pick_s = (catchup_s + 10).min(budget_s * 2 / 3);
+        PrestopTiming {
+            catchup_s,
+            pick_s,
+            budget_s,
+            worst_case_s: budget_s + 10 * CLI_TIMEOUT_S + 1,
+        }
+    }
+}
+
+/// What Redis may need after the preStop hook: on SIGTERM it waits up to
+/// `shutdown-timeout` (10 s by default) for lagging replicas, then writes its AOF (and
+/// RDB with snapshots on).
+const REDIS_SHUTDOWN_S: u32 = 30;
+
+/// The pod's grace period: the preStop hook's worst case, then Redis's own shutdown.
+pub fn redis_grace_period_s(topology: &Topology) -> u32 {
+    PrestopTiming::for_topology(topology).worst_case_s + REDIS_SHUTDOWN_S
+}
+
+/// The sentinel preStop hook's waits and worst case.
+#[derive(serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentinelPrestopTiming {
+    /// After marking itself stopping: longer than a redis preStop hook takes between
+    /// looking at this sentinel and asking it (two calls).
+    pub settle_s: u32,
+    /// The longest it waits for a failover it runs to end: as long as a redis preStop
+    /// hook waits for one.
+    pub wait_s: u32,
+    /// settle + wait + the last round (one call) + a second for sleeps and `date`.
+    pub worst_case_s: u32,
+}
+
+impl SentinelPrestopTiming {
+    pub fn for_topology(topology: &Topology) -> SentinelPrestopTiming {
+        let settle_s = 2 * CLI_TIMEOUT_S + 2;
+        let wait_s = PrestopTiming::for_topology(topology).budget_s;
+        SentinelPrestopTiming {
+            settle_s,
+            wait_s,
+            worst_case_s: settle_s + wait_s + CLI_TIMEOUT_S + 1,
+        }
+    }
+}
+
+/// Sentinel stops at once on SIGTERM (it saves a small config file).
+const SENTINEL_SHUTDOWN_S: u32 = 10;
+
+pub fn sentinel_grace_period_s(topology: &Topology) -> u32 {
+    SentinelPrestopTiming::for_topology(topology).worst_case_s + SENTINEL_SHUTDOWN_S
 }
 
 /// A headless Service: gives each pod of a StatefulSet its DNS name.
@@ -838,7 +923,7 @@ fn redis_statefulset(
             container,
             config_map: names.redis_config(),
             claim,
-            grace_period_s: redis_grace_period_s(names.topology),
+            grace_period_s: i64::from(redis_grace_period_s(names.topology)),
             checksums,
         },
     )
@@ -855,6 +940,13 @@ fn sentinel_statefulset(
         command: Some(vec!["sh".into(), format!("{CONFIG_MOUNT}/start.sh")]),
         ports: Some(vec![container_port("sentinel", SENTINEL_PORT)]),
         volume_mounts: Some(volume_mounts(names)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(script_action("prestop.sh", &[])),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         ..pod_container(names, resources)
     };
     let claim = claim(names, "sentinel", spec.sentinel_storage_size.clone());
@@ -868,7 +960,7 @@ fn sentinel_statefulset(
             container,
             config_map: names.sentinel_config(),
             claim,
-            grace_period_s: 30,
+            grace_period_s: i64::from(sentinel_grace_period_s(names.topology)),
             checksums,
         },
     )
@@ -1325,6 +1417,67 @@ mod tests {
                 want,
                 "{count} sentinels, quorum {quorum}"
             );
+        }
+    }
+
+    fn topology(more: &str) -> Topology {
+        let text = format!("[cluster]\nname = \"demo\"\n{more}");
+        crate::topology::parse(
+            std::path::Path::new("topology.toml"),
+            &text,
+            None,
+            &|_| None,
+            &|_| Err(std::io::Error::other("no files here")),
+        )
+        .map_err(|e| format!("{more}: {:?}", e.errors))
+        .expect("topology")
+        .topology
+    }
+
+    #[test]
+    fn grace_periods_cover_the_prestop_hooks_worst_case_and_the_shutdown() {
+        for more in [
+            "",
+            "[sentinel]\nfailover_timeout_ms = 3000\ndown_after_ms = 1500\n",
+            "[sentinel]\nfailover_timeout_ms = 30000\ndown_after_ms = 2000\n",
+            "[sentinel]\nfailover_timeout_ms = 600000\ncount = 5\nquorum = 3\n",
+            "[replicas]\ncount = 6\n[sentinel]\ncount = 7\nquorum = 4\n",
+            "[replicas]\ncount = 0\n",
+        ] {
+            let topology = topology(more);
+            let timing = PrestopTiming::for_topology(&topology);
+            // The script's own arithmetic: the last deadline, the round that finds it
+            // passed (3 calls), the replicas moved at once (3 calls), the 4 closing calls.
+            let worst = timing.budget_s + (3 + 3 + 4) * CLI_TIMEOUT_S + 1;
+            assert_eq!(timing.worst_case_s, worst, "{more}");
+            assert!(
+                timing.catchup_s < timing.pick_s && timing.pick_s < timing.budget_s,
+                "the deadlines come in order: {timing:?} for {more}"
+            );
+            let grace = redis_grace_period_s(&topology);
+            assert!(
+                grace >= worst + 10 + 20,
+                "redis grace {grace} s leaves Redis's shutdown-timeout (10 s) and a save \
+                 (20 s) after a worst case of {worst} s, for {more}"
+            );
+            // The pause never outlasts the hook: writes resume at the latest when it ends.
+            assert!(timing.budget_s <= worst);
+
+            let sentinel = SentinelPrestopTiming::for_topology(&topology);
+            assert!(
+                sentinel.settle_s > 2 * CLI_TIMEOUT_S,
+                "a failover asked right after a redis hook found this sentinel unmarked is \
+                 under way once the settle time is over"
+            );
+            assert!(
+                sentinel.wait_s >= timing.budget_s,
+                "a sentinel waits for a failover as long as a redis hook does"
+            );
+            assert_eq!(
+                sentinel.worst_case_s,
+                sentinel.settle_s + sentinel.wait_s + CLI_TIMEOUT_S + 1
+            );
+            assert!(sentinel_grace_period_s(&topology) >= sentinel.worst_case_s + 5);
         }
     }
 }
