@@ -554,7 +554,8 @@ cmd_inside() {
     --kubelet-client-certificate="$pki/admin.crt" --kubelet-client-key="$pki/admin.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --api-audiences=https://kubernetes.default.svc.cluster.local --profiling=false
+    --api-audiences=https://kubernetes.default.svc.cluster.local --profiling=false \
+    --kubelet-preferred-address-types=InternalIP
   step "kube-apiserver" inside_wait 120 "ready API server" \
     "$BIN/kubectl" --kubeconfig="$kubeconfig" get --raw /readyz
   inside_bg "$state" kube-controller-manager "$BIN/kube-controller-manager" \
