@@ -381,6 +381,34 @@ impl Group<'_> {
         }
     }
 
+    /// Every pod's recent log lines (and its previous container's, after a restart).
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for pod in self.all_pods() {
+            for previous in [true, false] {
+                let mut args = vec![
+                    "logs",
+                    pod.as_str(),
+                    "--all-containers",
+                    "--timestamps",
+                    "--tail=80",
+                ];
+                if previous {
+                    args.push("--previous");
+                }
+                if let Ok(text) = self.cluster.kubectl(&args) {
+                    let which = if previous {
+                        " (previous container)"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("----- {pod}{which}\n{text}"));
+                }
+            }
+        }
+        out
+    }
+
     fn agreed_master(&self) -> Option<String> {
         lock(&self.agreed).clone()
     }
@@ -477,25 +505,105 @@ impl Writer {
 #[derive(Debug, Default)]
 struct Figures {
     failover: Option<Duration>,
+    /// Per replica: linked to the final master this long after the later of the last master
+    /// switch and its own (re)start; the largest.
     linked_after_switch: Option<Duration>,
     longest_not_ready_after_restart: Duration,
     longest_not_ready: Duration,
     acked_keys: usize,
 }
 
+/// A scenario's figures, also when it failed, and its verdict.
+type Outcome = (Figures, Result<(), String>);
+
+/// Replicas linked (`master_link_status:up`) to the one pod reporting role:master, now.
+fn linked_replicas(group: &Group) -> Vec<String> {
+    let mut masters = Vec::new();
+    let mut replicas = Vec::new();
+    for pod in group.redis_pods() {
+        let Ok(info) = group.replication(&pod) else {
+            continue;
+        };
+        match info.get("role").map(String::as_str) {
+            Some("master") => masters.push(pod),
+            _ => replicas.push((pod, info)),
+        }
+    }
+    let [master] = masters.as_slice() else {
+        return Vec::new();
+    };
+    replicas
+        .into_iter()
+        .filter(|(_, info)| {
+            let host = info.get("master_host").cloned().unwrap_or_default();
+            group.pod_of_host(&host).as_deref() == Some(master.as_str())
+                && info.get("master_link_status").map(String::as_str) == Some("up")
+        })
+        .map(|(pod, _)| pod)
+        .collect()
+}
+
 /// Runs `disturb` (which returns the master it disturbed, if any) and checks the four
-/// assertions; the figures, or why the scenario failed.
+/// assertions. The figures, also when the scenario failed, and the verdict.
 fn scenario(
     group: &Group,
     writer: &Writer,
     name: &str,
     disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
-) -> Result<Figures, String> {
+) -> Outcome {
     eprintln!("== {name}");
     let start = Instant::now();
-    let old_master = disturb(group)?;
     let mut figures = Figures::default();
     let mut problems = Vec::new();
+    let verdict = run_scenario(
+        group,
+        writer,
+        name,
+        start,
+        disturb,
+        &mut figures,
+        &mut problems,
+    );
+    if let Err(why) = verdict {
+        problems.push(why);
+    }
+    eprintln!("  {figures:?}");
+    if !problems.is_empty() {
+        // The logs of this moment: later scenarios replace the pods, and with them the story.
+        eprintln!(
+            "  {name} failed: {}\n{}",
+            problems.join("; "),
+            group.report()
+        );
+    }
+    if problems.is_empty() {
+        (figures, Ok(()))
+    } else {
+        (figures, Err(problems.join("; ")))
+    }
+}
+
+fn run_scenario(
+    group: &Group,
+    writer: &Writer,
+    name: &str,
+    start: Instant,
+    disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
+    figures: &mut Figures,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    let fresh = name == "fresh start";
+    let old_master = disturb(group)?;
+    // Per replica: since when it has been linked to the one master (reset when it is not).
+    let mut linked_since: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut look = |group: &Group| {
+        let now = Instant::now();
+        let linked = linked_replicas(group);
+        linked_since.retain(|pod, _| linked.contains(pod));
+        for pod in linked {
+            linked_since.entry(pod).or_insert(now);
+        }
+    };
     // Failover: every sentinel names another pod than the disturbed master.
     if let Some(old) = &old_master {
         let deadline = Instant::now() + CONVERGE;
@@ -513,24 +621,24 @@ fn scenario(
                     "no sentinel agreement on a master other than `{old}` within {CONVERGE:?}"
                 ));
             }
+            look(group);
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // Converged: one master, every replica linked, every sentinel naming it. The first
-    // moment it holds is when the last replica linked.
-    let deadline = Instant::now() + CONVERGE.max(READY);
-    let (master, converged_at) = loop {
+    // Converged: one master, every replica linked, every sentinel naming it.
+    let limit = CONVERGE.max(READY);
+    let deadline = Instant::now() + limit;
+    let master = loop {
+        look(group);
         match group.converged_once() {
-            Ok(master) => break (master, Instant::now()),
+            Ok(master) => break master,
             Err(why) if Instant::now() > deadline => {
-                return Err(format!(
-                    "not converged within {:?}: {why}",
-                    CONVERGE.max(READY)
-                ));
+                return Err(format!("not converged within {limit:?}: {why}"));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     };
+    look(group);
     group.wait_settled(READY)?;
     // Every pod stays Ready and the group stays converged: the last check of this scenario.
     let master_now = group.converged_once()?;
@@ -547,13 +655,37 @@ fn scenario(
             _ => None,
         })
         .max();
+    // When each pod was last (re)started in this scenario: when its new incarnation was
+    // first listed.
+    let restarted: BTreeMap<&str, Instant> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReadyAfterRestart(pod, at, took) => Some((pod.as_str(), *at - *took)),
+            _ => None,
+        })
+        .collect();
     if let Some(switch) = last_switch {
-        let linked = converged_at.saturating_duration_since(switch);
-        figures.linked_after_switch = Some(linked);
-        if linked > LINKED_WITHIN {
-            problems.push(format!(
-                "replicas linked {linked:?} after the last master switch (limit {LINKED_WITHIN:?})"
-            ));
+        for (pod, since) in &linked_since {
+            // A replica that was not running at the switch cannot be linked before it runs:
+            // its clock starts at the later of the two.
+            let from = restarted
+                .get(pod.as_str())
+                .map_or(switch, |r| (*r).max(switch));
+            let linked = since.saturating_duration_since(from);
+            eprintln!(
+                "  {pod}: linked {linked:.1?} after the {}",
+                if from == switch {
+                    "last master switch"
+                } else {
+                    "later of the switch and its restart"
+                }
+            );
+            figures.linked_after_switch = figures.linked_after_switch.max(Some(linked));
+            if linked > LINKED_WITHIN {
+                problems.push(format!(
+                    "replica `{pod}` linked {linked:.1?} after the last master switch or its own restart (limit {LINKED_WITHIN:?})"
+                ));
+            }
         }
     }
     for event in &events {
@@ -562,20 +694,20 @@ fn scenario(
                 figures.longest_not_ready_after_restart =
                     figures.longest_not_ready_after_restart.max(*took);
                 // A fresh pod's first start (image, volume, first sync) is not a restart.
-                if name == "fresh start" {
+                if fresh {
                     eprintln!("  {pod}: Ready {took:.1?} after it was first listed");
                 } else {
                     eprintln!("  {pod}: Ready {took:.1?} after its restart");
-                }
-                if name != "fresh start" && *took > NOT_READY_LIMIT {
-                    problems.push(format!(
-                        "`{pod}` NotReady {took:.1?} after its restart (limit {NOT_READY_LIMIT:?})"
-                    ));
+                    if *took > NOT_READY_LIMIT {
+                        problems.push(format!(
+                            "`{pod}` NotReady {took:.1?} after its restart (limit {NOT_READY_LIMIT:?})"
+                        ));
+                    }
                 }
             }
             Event::NotReady(pod, _, took) => {
                 figures.longest_not_ready = figures.longest_not_ready.max(*took);
-                eprintln!("  {pod}: NotReady for {took:.1?}");
+                eprintln!("  {pod}: NotReady (or gone) for {took:.1?}");
             }
             Event::MasterSwitch(at, pod) => {
                 eprintln!("  sentinels agree on `{pod}` at +{:.1?}", *at - start);
@@ -595,12 +727,11 @@ fn scenario(
         // Count each loss once: later scenarios judge only what they lose.
         lock(&writer.acked).retain(|k| !missing.contains(k));
     }
-    eprintln!("  master `{master}`; {figures:?}");
-    if problems.is_empty() {
-        Ok(figures)
-    } else {
-        Err(problems.join("; "))
-    }
+    eprintln!(
+        "  master `{master}`, {} acknowledged keys all checked",
+        keys.len()
+    );
+    Ok(())
 }
 
 /// The container ID of `container` in `pod`, as containerd knows it.
@@ -714,7 +845,7 @@ fn default_group_on_a_real_cluster() {
     }
     // Clients reach pod IPs only inside the cluster's network namespace: one thread enters
     // it and everything that talks to pods runs on it or on threads it spawns.
-    let results: Vec<(String, Result<Figures, String>)> = std::thread::scope(|scope| {
+    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 cluster.enter_netns();
@@ -769,28 +900,23 @@ fn default_group_on_a_real_cluster() {
 
     let mut summary = Vec::new();
     let mut longest_not_ready = Duration::ZERO;
-    for (name, result) in &results {
-        match result {
-            Ok(f) => {
-                longest_not_ready =
-                    longest_not_ready
-                        .max(f.longest_not_ready)
-                        .max(if name == "fresh start" {
-                            Duration::ZERO
-                        } else {
-                            f.longest_not_ready_after_restart
-                        });
-                let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.1?}"));
-                summary.push(format!(
-                    "PASS {name}: failover {}, replicas linked {} after the last master switch, longest NotReady after a (re)start {:.1?}, longest NotReady {:.1?}, {} acknowledged keys",
-                    shown(f.failover),
-                    shown(f.linked_after_switch),
-                    f.longest_not_ready_after_restart,
-                    f.longest_not_ready,
-                    f.acked_keys
-                ));
-            }
-            Err(e) => summary.push(format!("FAIL {name}: {e}")),
+    for (name, (f, verdict)) in &results {
+        longest_not_ready = longest_not_ready.max(f.longest_not_ready);
+        if name != "fresh start" {
+            longest_not_ready = longest_not_ready.max(f.longest_not_ready_after_restart);
+        }
+        let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.1?}"));
+        let figures = format!(
+            "failover {}, replicas linked {} after the last switch, longest NotReady after a (re)start {:.1?}, longest NotReady {:.1?}, {} acknowledged keys",
+            shown(f.failover),
+            shown(f.linked_after_switch),
+            f.longest_not_ready_after_restart,
+            f.longest_not_ready,
+            f.acked_keys
+        );
+        match verdict {
+            Ok(()) => summary.push(format!("PASS {name}: {figures}")),
+            Err(e) => summary.push(format!("FAIL {name}: {e} ({figures})")),
         }
     }
     summary.push(format!(
@@ -799,7 +925,7 @@ fn default_group_on_a_real_cluster() {
         total.elapsed()
     ));
     eprintln!("{}", summary.join("\n"));
-    if results.iter().any(|(_, r)| r.is_err()) {
+    if results.iter().any(|(_, (_, r))| r.is_err()) {
         eprintln!(
             "{}",
             cluster
