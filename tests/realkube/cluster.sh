@@ -93,6 +93,8 @@ EOF
     -o Dir::Cache::srcpkgcache=)
   apt-get "${opts[@]}" update -qq
   (cd "$work" && apt-get "${opts[@]}" source --download-only -qq "kubernetes=$DEB_VERSION")
+  # apt checked every file against the signed Sources index; the .dsc's own OpenPGP
+  # signature needs the uploader's key, which no Debian package here ships.
   (cd "$work" && dpkg-source --no-check -x ./*.dsc kubernetes >/dev/null)
   # Vendored reflect2 1.0.1 breaks at run time with Go >= 1.18; Debian's 1.0.2 works.
   rm -rf "$work/kubernetes/vendor/github.com/modern-go/reflect2"
