@@ -804,9 +804,12 @@ fn default_group_on_a_real_cluster() {
     let cluster = Cluster::start();
     eprintln!("cluster Ready after {:.1?}", cluster.ready_after);
     let password = fresh_password();
-    // until [kubernetes] version lands
-    let yaml = render("k8s-group.toml", &password)
-        .replace("apiVersion: policy/v1\n", "apiVersion: policy/v1beta1\n");
+    // The fixture says `version = "1.20"`: its budgets are policy/v1beta1, as 1.20 serves.
+    let yaml = render("k8s-group.toml", &password);
+    assert!(
+        yaml.contains("apiVersion: policy/v1beta1\n") && !yaml.contains("apiVersion: policy/v1\n"),
+        "a render for 1.20 must carry policy/v1beta1 budgets only"
+    );
     let manifests = manifest::parse(&yaml);
     let (redis_set, redis_port) = set_with_container(&manifests, "redis");
     let (sentinel_set, sentinel_port) = set_with_container(&manifests, "sentinel");
