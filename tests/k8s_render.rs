@@ -114,6 +114,17 @@ fn default_topology_validates_and_matches_snapshot() {
     insta::assert_snapshot!("default_k8s", yaml);
 }
 
+/// The volume `name` of a pod spec.
+fn volume(pod: &serde_json::Value, name: &str) -> serde_json::Value {
+    pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume `{name}`"))
+        .clone()
+}
+
 /// Every object of a manifest file, found by kind and name.
 struct Manifest(Vec<serde_json::Value>);
 
@@ -252,15 +263,21 @@ fn pods_meet_pod_security_restricted_and_never_carry_the_password() {
             .map(|e| e["name"].as_str().expect("name"))
             .collect();
         assert_eq!(env, ["POD_NAME"], "{name}");
-        let secret = pod["volumes"]
-            .as_array()
-            .expect("volumes")
-            .iter()
-            .find(|v| v["name"] == "secret")
-            .expect("secret volume")
-            .clone();
-        assert_eq!(secret["secret"]["secretName"], "demo-auth");
-        assert_eq!(secret["secret"]["defaultMode"], 0o440);
+        // The init container copies under the same restrictions, with no environment.
+        let init = &pod["initContainers"][0];
+        assert_eq!(
+            init["securityContext"], container["securityContext"],
+            "{name}"
+        );
+        assert!(init.get("env").is_none(), "{name}");
+        let secret = volume(&pod, "secret-source");
+        assert_eq!(
+            secret["projected"]["sources"][0]["secret"]["name"],
+            "demo-auth"
+        );
+        assert_eq!(secret["projected"]["defaultMode"], 0o440);
+        // The copy of the passwords is in memory, as a Secret volume is.
+        assert_eq!(volume(&pod, "secret")["emptyDir"]["medium"], "Memory");
         for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
             assert_eq!(
                 container[probe]["exec"]["command"][1], "/config/probe.sh",
@@ -338,21 +355,41 @@ fn an_existing_secret_is_referenced_and_never_rendered() {
     let m = Manifest::read(&manifest);
     assert!(!m.has("Secret"));
     let pod = m.find("StatefulSet", "demo-redis")["spec"]["template"].clone();
-    let secret = pod["spec"]["volumes"]
-        .as_array()
-        .expect("volumes")
-        .iter()
-        .find(|v| v["name"] == "secret")
-        .expect("secret volume")["secret"]
-        .clone();
-    assert_eq!(secret["secretName"], "team-redis");
-    assert_eq!(secret["items"][0]["key"], "redis-password");
-    assert_eq!(secret["items"][0]["path"], "password");
+    let sources = volume(&pod["spec"], "secret-source")["projected"]["sources"].clone();
+    // The key the pods need, then the ones accepted during a rotation, where present.
+    let expected = [
+        ("redis-password", "password", None),
+        ("next_redis-password", "next_password", Some(true)),
+        ("previous_redis-password", "previous_password", Some(true)),
+    ];
+    for (i, (key, path, optional)) in expected.into_iter().enumerate() {
+        let source = &sources[i]["secret"];
+        assert_eq!(source["name"], "team-redis");
+        assert_eq!(source["items"][0]["key"], key);
+        assert_eq!(source["items"][0]["path"], path);
+        assert_eq!(source["optional"].as_bool(), optional);
+    }
     assert!(
         pod["metadata"]["annotations"]
             .get("rcluster.io/secret-checksum")
             .is_none()
     );
+    // rcluster cannot see the Secret: the user rolls the pods with `secret_revision`.
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[kubernetes]\nexisting_secret = \"team-redis\"\n\
+         secret_revision = \"2026-12-06\"\n",
+    );
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write");
+    let m = Manifest::read(&manifest);
+    for set in ["demo-redis", "demo-sentinel"] {
+        let annotations =
+            &m.find("StatefulSet", set)["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["rcluster.io/secret-revision"], "2026-12-06",
+            "{set}"
+        );
+    }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`team-redis`"), "{stderr}");
 }
@@ -535,8 +572,18 @@ elif [ -f "{root}/group/$host/$1" ]; then
 fi
 exit 0"#
         );
+        // A pod's name resolves while it exists (its directory, or `dns/<host>`: a pod
+        // that is there but does not answer); the scripts find the pods this way.
+        let fake_getent = format!(
+            r#"[ "$1" = ahosts ] || exit 2
+host=${{2%.}}
+[ -d "{root}/group/$host" ] || [ -e "{root}/dns/$host" ] || exit 2
+echo "$host" >> {root}/resolved
+echo "10.0.0.1 STREAM $host""#
+        );
         for (name, body) in [
             ("redis-cli", fake_cli.as_str()),
+            ("getent", fake_getent.as_str()),
             ("redis-server", "echo \"started: $*\""),
         ] {
             let path = bin.join(name);
@@ -677,7 +724,15 @@ fn a_new_group_starts_with_ordinal_0_as_master_and_the_password_from_the_secret_
     let scripts = Scripts::new(AWKWARD_PASSWORD);
     let (master, _) = scripts.start("redis", "demo-redis-0");
     assert_eq!(replicaof(&master), Vec::<&str>::new());
-    assert!(master.contains(r#"requirepass "p\\a&s|s""#), "{master}");
+    // `default`'s password as a hash (during a rotation it holds two), never `requirepass`.
+    assert!(
+        master.contains(&format!(
+            "user default on ~* &* +@all #{}\n",
+            sha256_hex(AWKWARD_PASSWORD)
+        )),
+        "{master}"
+    );
+    assert!(!master.contains("\nrequirepass"), "{master}");
     assert!(master.contains(r#"masterauth "p\\a&s|s""#), "{master}");
     assert!(master.contains(&format!("replica-announce-ip {}", redis_pod(0))));
     assert!(master.contains("bind * -::*"), "{master}");
@@ -921,17 +976,8 @@ fn a_sentinel_with_saved_state_keeps_its_master_and_epochs() {
     assert!(one.contains("sentinel resolve-hostnames yes"));
     assert!(one.contains("sentinel announce-hostnames yes"));
     assert!(!one.contains("__RCLUSTER_"), "{one}");
-    let known_replicas: Vec<&str> = one
-        .lines()
-        .filter(|l| l.starts_with("sentinel known-replica"))
-        .collect();
-    assert_eq!(
-        known_replicas,
-        [
-            format!("sentinel known-replica mymaster {} 6379", redis_pod(0)),
-            format!("sentinel known-replica mymaster {} 6379", redis_pod(1)),
-        ]
-    );
+    // The redis pods are seeded as DNS has them now (none resolve here), not by a count.
+    assert!(!one.contains("sentinel known-replica"), "{one}");
     // Saved state that names no pod of the group (an old address) is not trusted.
     std::fs::write(
         scripts.volume("demo-sentinel-1"),
@@ -1183,6 +1229,8 @@ fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
     }
     for name in [
         "demo-redis-2.demo-redis.default.svc.cluster.local",
+        // A pod `kubectl scale` adds: the certificate names no count.
+        "demo-redis-7.demo-redis.default.svc.cluster.local",
         "demo-sentinel-0.demo-sentinel-headless.default.svc.cluster.local",
         "demo-sentinel.default.svc.cluster.local",
     ] {
@@ -1202,14 +1250,11 @@ fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
     }
     for set in ["demo-redis", "demo-sentinel"] {
         let pod = &m.find("StatefulSet", set)["spec"]["template"]["spec"];
-        let volume = pod["volumes"]
-            .as_array()
-            .expect("volumes")
-            .iter()
-            .find(|v| v["name"] == "tls")
-            .unwrap_or_else(|| panic!("{set} has no tls volume"));
-        assert_eq!(volume["secret"]["secretName"], "demo-tls");
-        assert_eq!(volume["secret"]["defaultMode"], 0o440);
+        let source = volume(pod, "tls-source");
+        assert_eq!(source["secret"]["secretName"], "demo-tls");
+        assert_eq!(source["secret"]["defaultMode"], 0o440);
+        // The server container has the init container's copy, in memory.
+        assert_eq!(volume(pod, "tls")["emptyDir"]["medium"], "Memory");
         let mount = pod["containers"][0]["volumeMounts"]
             .as_array()
             .expect("mounts")

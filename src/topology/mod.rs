@@ -299,6 +299,9 @@ pub struct KubernetesSpec {
     pub platform_uid: bool,
     /// Each sentinel's volume: it keeps Sentinel's own state (which node is master, epochs).
     pub sentinel_storage_size: String,
+    /// Written on both pod templates: a new value rolls every pod, which then copies the
+    /// Secrets again (rcluster cannot checksum a Secret it does not render).
+    pub secret_revision: Option<String>,
 }
 
 impl KubernetesSpec {

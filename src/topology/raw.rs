@@ -179,6 +179,7 @@ pub struct RawKubernetes {
     pub zone_spread: Option<String>,
     pub platform_uid: Option<bool>,
     pub sentinel_storage_size: Option<String>,
+    pub secret_revision: Option<String>,
 }
 
 /// The TOML type a key takes.
@@ -296,6 +297,7 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("zone_spread", Kind::String),
             ("platform_uid", Kind::Bool),
             ("sentinel_storage_size", Kind::String),
+            ("secret_revision", Kind::String),
         ],
     ),
     (

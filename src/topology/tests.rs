@@ -133,6 +133,7 @@ fn the_default_file_is_the_default_group_without_warnings() {
             existing_secret_key: "password".into(),
             zone_spread: ZoneSpread::None,
             platform_uid: false,
+            secret_revision: None,
             sentinel_storage_size: "100Mi".into(),
         }
     );

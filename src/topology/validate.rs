@@ -1017,6 +1017,18 @@ impl Checker<'_> {
                 ZoneSpread::None
             }
         };
+        // An annotation value: any text, but one line keeps `kubectl describe` readable.
+        if let Some(revision) = &raw.secret_revision
+            && (revision.is_empty() || revision.len() > 63 || revision.contains(['\n', '\r']))
+        {
+            self.error(
+                "kubernetes.secret_revision",
+                format!(
+                    "`kubernetes.secret_revision` is `{}`; write a short label of one line (1 to 63 characters), like `2` or `2026-12-06`, and change it whenever the Secret changes",
+                    one_line(revision)
+                ),
+            );
+        }
         KubernetesSpec {
             namespace,
             storage_class: raw.storage_class.clone(),
@@ -1032,6 +1044,7 @@ impl Checker<'_> {
             zone_spread,
             platform_uid: raw.platform_uid.unwrap_or(false),
             sentinel_storage_size,
+            secret_revision: raw.secret_revision.clone(),
         }
     }
 
