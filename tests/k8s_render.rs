@@ -392,6 +392,7 @@ fn an_existing_secret_is_referenced_and_never_rendered() {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`team-redis`"), "{stderr}");
+    assert!(stderr.contains("`kubernetes.secret_revision`"), "{stderr}");
 }
 
 #[test]
