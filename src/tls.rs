@@ -217,20 +217,15 @@ pub fn client(loaded: &Loaded) -> anyhow::Result<Option<ClientTls>> {
 
 /// The names a client reaches any pod of the Kubernetes rendering by (one certificate is
 /// shared by every pod, through one Secret): every pod's and Service's DNS names, and
-/// loopback for the pods' own probes.
+/// loopback for the pods' own probes. Pods by wildcard, so that neither a count in the
+/// topology nor `kubectl scale` changes the certificate (a changed one rolls every pod).
 pub fn kubernetes_sans(topology: &Topology) -> Vec<String> {
-    let layout = Layout::new(
-        topology,
-        crate::topology::Subnet::derived(&topology.cluster.name),
-    );
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    for node in &layout.nodes {
-        names.extend(crate::render::k8s::dns_names(topology, node));
-    }
+    names.extend(crate::render::k8s::pod_names_any_count(topology));
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names

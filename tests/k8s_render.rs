@@ -115,6 +115,17 @@ fn default_topology_validates_and_matches_snapshot() {
     insta::assert_snapshot!("default_k8s", yaml);
 }
 
+/// The volume `name` of a pod spec.
+fn volume(pod: &serde_json::Value, name: &str) -> serde_json::Value {
+    pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume `{name}`"))
+        .clone()
+}
+
 /// Every object of a manifest file, found by kind and name.
 struct Manifest(Vec<serde_json::Value>);
 
@@ -253,15 +264,21 @@ fn pods_meet_pod_security_restricted_and_never_carry_the_password() {
             .map(|e| e["name"].as_str().expect("name"))
             .collect();
         assert_eq!(env, ["POD_NAME"], "{name}");
-        let secret = pod["volumes"]
-            .as_array()
-            .expect("volumes")
-            .iter()
-            .find(|v| v["name"] == "secret")
-            .expect("secret volume")
-            .clone();
-        assert_eq!(secret["secret"]["secretName"], "demo-auth");
-        assert_eq!(secret["secret"]["defaultMode"], 0o440);
+        // The init container copies under the same restrictions, with no environment.
+        let init = &pod["initContainers"][0];
+        assert_eq!(
+            init["securityContext"], container["securityContext"],
+            "{name}"
+        );
+        assert!(init.get("env").is_none(), "{name}");
+        let secret = volume(&pod, "secret-source");
+        assert_eq!(
+            secret["projected"]["sources"][0]["secret"]["name"],
+            "demo-auth"
+        );
+        assert_eq!(secret["projected"]["defaultMode"], 0o440);
+        // The copy of the passwords is in memory, as a Secret volume is.
+        assert_eq!(volume(&pod, "secret")["emptyDir"]["medium"], "Memory");
         for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
             assert_eq!(
                 container[probe]["exec"]["command"][1], "/config/probe.sh",
@@ -339,23 +356,44 @@ fn an_existing_secret_is_referenced_and_never_rendered() {
     let m = Manifest::read(&manifest);
     assert!(!m.has("Secret"));
     let pod = m.find("StatefulSet", "demo-redis")["spec"]["template"].clone();
-    let secret = pod["spec"]["volumes"]
-        .as_array()
-        .expect("volumes")
-        .iter()
-        .find(|v| v["name"] == "secret")
-        .expect("secret volume")["secret"]
-        .clone();
-    assert_eq!(secret["secretName"], "team-redis");
-    assert_eq!(secret["items"][0]["key"], "redis-password");
-    assert_eq!(secret["items"][0]["path"], "password");
+    let sources = volume(&pod["spec"], "secret-source")["projected"]["sources"].clone();
+    // The key the pods need, then the ones accepted during a rotation, where present.
+    let expected = [
+        ("redis-password", "password", None),
+        ("next_redis-password", "next_password", Some(true)),
+        ("previous_redis-password", "previous_password", Some(true)),
+    ];
+    for (i, (key, path, optional)) in expected.into_iter().enumerate() {
+        let source = &sources[i]["secret"];
+        assert_eq!(source["name"], "team-redis");
+        assert_eq!(source["items"][0]["key"], key);
+        assert_eq!(source["items"][0]["path"], path);
+        assert_eq!(source["optional"].as_bool(), optional);
+    }
     assert!(
         pod["metadata"]["annotations"]
             .get("rcluster.io/secret-checksum")
             .is_none()
     );
+    // rcluster cannot see the Secret: the user rolls the pods with `secret_revision`.
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[kubernetes]\nexisting_secret = \"team-redis\"\n\
+         secret_revision = \"2026-12-06\"\n",
+    );
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write");
+    let m = Manifest::read(&manifest);
+    for set in ["demo-redis", "demo-sentinel"] {
+        let annotations =
+            &m.find("StatefulSet", set)["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["rcluster.io/secret-revision"], "2026-12-06",
+            "{set}"
+        );
+    }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`team-redis`"), "{stderr}");
+    assert!(stderr.contains("`kubernetes.secret_revision`"), "{stderr}");
 }
 
 #[test]
@@ -557,8 +595,18 @@ else
 fi
 exit 0"#
         );
+        // A pod's name resolves while it exists (its directory, or `dns/<host>`: a pod
+        // that is there but does not answer); the scripts find the pods this way.
+        let fake_getent = format!(
+            r#"[ "$1" = ahosts ] || exit 2
+host=${{2%.}}
+[ -d "{root}/group/$host" ] || [ -e "{root}/dns/$host" ] || exit 2
+echo "$host" >> {root}/resolved
+echo "10.0.0.1 STREAM $host""#
+        );
         for (name, body) in [
             ("redis-cli", fake_cli.as_str()),
+            ("getent", fake_getent.as_str()),
             ("redis-server", "echo \"started: $*\""),
         ] {
             let path = bin.join(name);
@@ -745,7 +793,15 @@ fn a_new_group_starts_with_ordinal_0_as_master_and_the_password_from_the_secret_
     let scripts = Scripts::new(AWKWARD_PASSWORD);
     let (master, _) = scripts.start("redis", "demo-redis-0");
     assert_eq!(replicaof(&master), Vec::<&str>::new());
-    assert!(master.contains(r#"requirepass "p\\a&s|s""#), "{master}");
+    // `default`'s password as a hash (during a rotation it holds two), never `requirepass`.
+    assert!(
+        master.contains(&format!(
+            "user default on ~* &* +@all #{}\n",
+            sha256_hex(AWKWARD_PASSWORD)
+        )),
+        "{master}"
+    );
+    assert!(!master.contains("\nrequirepass"), "{master}");
     assert!(master.contains(r#"masterauth "p\\a&s|s""#), "{master}");
     assert!(master.contains(&format!("replica-announce-ip {}", redis_pod(0))));
     assert!(master.contains("bind * -::*"), "{master}");
@@ -989,17 +1045,8 @@ fn a_sentinel_with_saved_state_keeps_its_master_and_epochs() {
     assert!(one.contains("sentinel resolve-hostnames yes"));
     assert!(one.contains("sentinel announce-hostnames yes"));
     assert!(!one.contains("__RCLUSTER_"), "{one}");
-    let known_replicas: Vec<&str> = one
-        .lines()
-        .filter(|l| l.starts_with("sentinel known-replica"))
-        .collect();
-    assert_eq!(
-        known_replicas,
-        [
-            format!("sentinel known-replica mymaster {} 6379", redis_pod(0)),
-            format!("sentinel known-replica mymaster {} 6379", redis_pod(1)),
-        ]
-    );
+    // The redis pods are seeded as DNS has them now (none resolve here), not by a count.
+    assert!(!one.contains("sentinel known-replica"), "{one}");
     // Saved state that names no pod of the group (an old address) is not trusted.
     std::fs::write(
         scripts.volume("demo-sentinel-1"),
@@ -1251,6 +1298,8 @@ fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
     }
     for name in [
         "demo-redis-2.demo-redis.default.svc.cluster.local",
+        // A pod `kubectl scale` adds: the certificate names no count.
+        "demo-redis-7.demo-redis.default.svc.cluster.local",
         "demo-sentinel-0.demo-sentinel-headless.default.svc.cluster.local",
         "demo-sentinel.default.svc.cluster.local",
     ] {
@@ -1270,14 +1319,11 @@ fn tls_renders_a_secret_every_pod_mounts_and_scripts_that_speak_tls() {
     }
     for set in ["demo-redis", "demo-sentinel"] {
         let pod = &m.find("StatefulSet", set)["spec"]["template"]["spec"];
-        let volume = pod["volumes"]
-            .as_array()
-            .expect("volumes")
-            .iter()
-            .find(|v| v["name"] == "tls")
-            .unwrap_or_else(|| panic!("{set} has no tls volume"));
-        assert_eq!(volume["secret"]["secretName"], "demo-tls");
-        assert_eq!(volume["secret"]["defaultMode"], 0o440);
+        let source = volume(pod, "tls-source");
+        assert_eq!(source["secret"]["secretName"], "demo-tls");
+        assert_eq!(source["secret"]["defaultMode"], 0o440);
+        // The server container has the init container's copy, in memory.
+        assert_eq!(volume(pod, "tls")["emptyDir"]["medium"], "Memory");
         let mount = pod["containers"][0]["volumeMounts"]
             .as_array()
             .expect("mounts")
@@ -1939,10 +1985,15 @@ svc=default.svc.cluster.local
 r() { echo "demo-redis-$1.demo-redis.$svc"; }
 s() { echo "demo-sentinel-$1.demo-sentinel-headless.$svc"; }
 # hosts R2_ADDRESS: the names as the cluster's DNS gives them. Rewritten in place: the file
-# is bind-mounted over /etc/hosts.
+# is bind-mounted over /etc/hosts. Each name also with its trailing dot: the scripts look
+# pods up as `NAME.` (no search domains), which DNS answers but glibc's hosts file matches
+# only when written so.
 hosts() {
-  { cat "$root/hosts.orig"; echo "127.0.0.10 $(r 0)"; echo "127.0.0.11 $(r 1)"; echo "$1 $(r 2)"
-    for i in 0 1 2; do echo "127.0.0.2$i $(s $i)"; done; } > "$root/hosts"
+  { cat "$root/hosts.orig"
+    for entry in "127.0.0.10 $(r 0)" "127.0.0.11 $(r 1)" "$1 $(r 2)" \
+      "127.0.0.20 $(s 0)" "127.0.0.21 $(s 1)" "127.0.0.22 $(s 2)"; do
+      echo "$entry ${entry#* }."
+    done; } > "$root/hosts"
 }
 cp /etc/hosts "$root/hosts.orig"
 hosts 127.0.0.12
@@ -2093,5 +2144,326 @@ fn a_real_group_follows_the_new_master_within_seconds_of_a_handover() {
     assert!(
         !log.contains("fix-slave-config"),
         "no replica was left for Sentinel:\n{log}"
+    );
+}
+
+/// Every object of a rendering by `(kind, name)`, as JSON text (to compare renderings).
+fn objects_of(dir: &Path, topology_text: &str) -> std::collections::BTreeMap<String, String> {
+    let topology = write_topology(dir, topology_text);
+    let manifest = dir.join("objects.yaml");
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write");
+    documents(&manifest)
+        .into_iter()
+        .map(|d| {
+            (
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().expect("kind"),
+                    d["metadata"]["name"]
+                ),
+                d.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The names of the objects that differ between two renderings.
+fn changed(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the same objects"
+    );
+    a.iter()
+        .filter(|(k, v)| b[*k] != **v)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Each kind's objects depend only on its own settings: a redis-only change (`redis.extra`,
+/// an `[acl]` user with its own password) changes only the redis ConfigMap and pod template,
+/// `replicas.count` only the redis StatefulSet's `replicas` (no pod template, no script: no
+/// pod restarts), and a sentinel-only change (`quorum`, `parallel_syncs`, `sentinel.count`)
+/// nothing of the redis pods.
+#[test]
+fn each_kind_has_its_own_checksums_and_no_pod_count_reaches_a_pod() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("ops.password"), "ops-Pa55\n").expect("write");
+    let base = "[cluster]\nname = \"demo\"\n\n[auth]\npassword = \"one\"\n";
+    let with = |more: &str| objects_of(tmp.path(), &format!("{base}{more}"));
+    let before = with("");
+    let annotations = |objects: &std::collections::BTreeMap<String, String>, set: &str| {
+        let set: serde_json::Value =
+            serde_json::from_str(&objects[&format!("StatefulSet/\"{set}\"")]).expect("json");
+        set["spec"]["template"]["metadata"]["annotations"].clone()
+    };
+
+    let extra = with("\n[redis]\nextra = { maxmemory = \"64mb\" }\n");
+    assert_eq!(
+        changed(&before, &extra),
+        [
+            "ConfigMap/\"demo-redis-config\"",
+            "StatefulSet/\"demo-redis\""
+        ]
+    );
+    assert_ne!(
+        annotations(&extra, "demo-redis")["rcluster.io/config-checksum"],
+        annotations(&before, "demo-redis")["rcluster.io/config-checksum"]
+    );
+    assert_eq!(
+        annotations(&extra, "demo-redis")["rcluster.io/secret-checksum"],
+        annotations(&before, "demo-redis")["rcluster.io/secret-checksum"]
+    );
+
+    let scaled = with("\n[replicas]\ncount = 4\n");
+    assert_eq!(changed(&before, &scaled), ["StatefulSet/\"demo-redis\""]);
+    assert_eq!(
+        annotations(&scaled, "demo-redis"),
+        annotations(&before, "demo-redis"),
+        "a new count rolls no pod"
+    );
+
+    for sentinel_only in [
+        "\n[sentinel]\nquorum = 3\n",
+        "\n[sentinel]\nparallel_syncs = 2\n",
+        "\n[sentinel]\ncount = 5\n",
+    ] {
+        let after = with(sentinel_only);
+        let changed = changed(&before, &after);
+        assert!(
+            changed.iter().all(|name| name.contains("sentinel")),
+            "{sentinel_only}: {changed:?}"
+        );
+        assert!(changed.contains(&"StatefulSet/\"demo-sentinel\"".to_string()));
+    }
+
+    // `[acl]` users are application users of the data nodes: the sentinels neither hold
+    // them nor copy their passwords.
+    let acl = "\n[acl]\n[acl.users]\napp = \"on ~app:* +@all\"\n";
+    let with_acl = with(acl);
+    let more_users = with(&format!(
+        "{acl}\n[acl.users.ops]\nrules = \"on ~* +@read\"\npassword_file = \"ops.password\"\n"
+    ));
+    let changed_by_user = changed(&with_acl, &more_users);
+    assert!(
+        changed_by_user.iter().all(|name| name.contains("redis")),
+        "{changed_by_user:?}"
+    );
+}
+
+/// No script and no config holds a pod count: the pods are found in DNS, so `kubectl scale`
+/// needs nothing else. (sentinel.conf seeds the sentinels, the sentinels' own count.)
+#[test]
+fn no_pod_list_is_baked_into_scripts_or_configs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let objects = objects_of(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n\n[replicas]\ncount = 2\n\n[sentinel]\ncount = 3\n",
+    );
+    for config_map in ["demo-redis-config", "demo-sentinel-config"] {
+        let doc: serde_json::Value =
+            serde_json::from_str(&objects[&format!("ConfigMap/\"{config_map}\"")]).expect("json");
+        for (file, text) in doc["data"].as_object().expect("data") {
+            let text = text.as_str().expect("text");
+            for pod in ["demo-redis-0", "demo-redis-1", "demo-redis-2"] {
+                assert!(!text.contains(pod), "{config_map}/{file} names {pod}");
+            }
+            if file != "sentinel.conf" {
+                for pod in ["demo-sentinel-0", "demo-sentinel-1", "demo-sentinel-2"] {
+                    assert!(!text.contains(pod), "{config_map}/{file} names {pod}");
+                }
+            }
+            assert!(
+                !text.contains("for i in 0 1"),
+                "{config_map}/{file} lists ordinals"
+            );
+        }
+    }
+}
+
+/// A pod `kubectl scale` adds (ordinal 4 of a group rendered with 2 replicas) joins: it
+/// finds the master through the running replicas, and a sentinel starting now seeds every
+/// redis pod DNS has, past a pod being re-created (no name for a moment).
+#[test]
+fn a_pod_added_by_kubectl_scale_is_found_without_any_config() {
+    let scripts = Scripts::new("pw");
+    scripts.answers(&redis_pod(0), "ROLE", &["master", "100"]);
+    scripts.replica(1, 0, "100");
+    // Pod 2 is being re-created: neither there nor in DNS. Pod 3 runs; 4 is the new one.
+    scripts.replica(3, 0, "100");
+    let (conf, log) = scripts.start("redis", "demo-redis-4");
+    assert_eq!(replicaof(&conf), follows(0), "{log}");
+    let (sentinel, _) = scripts.start("sentinel", "demo-sentinel-0");
+    let seeded: Vec<&str> = sentinel
+        .lines()
+        .filter(|l| l.starts_with("sentinel known-replica"))
+        .collect();
+    assert_eq!(
+        seeded,
+        [1, 3].map(|i| format!("sentinel known-replica mymaster {} 6379", redis_pod(i)))
+    );
+}
+
+/// The init container's copy: every file of the ConfigMap (through the links a ConfigMap
+/// volume holds) read-only, the passwords and keys readable by the pod's user only, and a
+/// re-run (the kubelet runs a failed init container again) replaces read-only copies.
+#[test]
+fn the_init_container_copies_config_and_secrets_with_private_modes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topology = write_topology(
+        tmp.path(),
+        "[cluster]\nname = \"demo\"\n[auth]\npassword = \"pw\"\n[tls]\nenabled = true\n",
+    );
+    let manifest = tmp.path().join("m.yaml");
+    std::fs::write(&manifest, render_k8s(&topology, &[])).expect("write");
+    let m = Manifest::read(&manifest);
+    let data = m.find("ConfigMap", "demo-redis-config")["data"].clone();
+    let root = tmp.path().to_str().expect("utf-8");
+    let script = data["copy.sh"]
+        .as_str()
+        .expect("copy.sh")
+        .replace("/run/rcluster-source", &format!("{root}/src"))
+        .replace("/run/secrets/rcluster-tls", &format!("{root}/dst/tls"))
+        .replace("/run/secrets/rcluster", &format!("{root}/dst/secret"))
+        .replace(" /config ", &format!(" {root}/dst/config "));
+    // Volumes as the kubelet fills them: files in `..data`, visible names are links.
+    for (dir, files) in [
+        (
+            "config",
+            data.as_object()
+                .expect("data")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("text").to_string()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "secret",
+            vec![
+                ("password".to_string(), "new-pw".to_string()),
+                ("previous_password".to_string(), "old-pw".to_string()),
+            ],
+        ),
+        (
+            "tls",
+            ["ca.crt", "tls.crt", "tls.key"]
+                .map(|f| (f.to_string(), format!("{f} PEM")))
+                .to_vec(),
+        ),
+    ] {
+        let source = tmp.path().join("src").join(dir);
+        std::fs::create_dir_all(source.join("..data")).expect("mkdir");
+        for (name, text) in files {
+            std::fs::write(source.join("..data").join(&name), text).expect("write");
+            std::os::unix::fs::symlink(format!("..data/{name}"), source.join(&name)).expect("link");
+        }
+        std::fs::create_dir_all(tmp.path().join("dst").join(dir)).expect("mkdir");
+    }
+    for run in 0..2 {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run copy.sh");
+        assert!(
+            out.status.success(),
+            "run {run}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mode = |path: &str| {
+        let meta = std::fs::symlink_metadata(tmp.path().join("dst").join(path)).expect(path);
+        assert!(meta.is_file(), "{path} is a copy, not a link");
+        meta.permissions().mode() & 0o777
+    };
+    for file in ["lib.sh", "start.sh", "probe.sh", "prestop.sh", "redis.conf"] {
+        assert_eq!(mode(&format!("config/{file}")), 0o444, "{file}");
+    }
+    for file in [
+        "secret/password",
+        "secret/previous_password",
+        "tls/tls.key",
+        "tls/ca.crt",
+    ] {
+        assert_eq!(mode(file), 0o400, "{file}");
+    }
+    let copied =
+        |path: &str| std::fs::read_to_string(tmp.path().join("dst").join(path)).expect(path);
+    assert_eq!(copied("secret/previous_password"), "old-pw");
+    assert!(!tmp.path().join("dst/config/..data").exists());
+    // The source changes (an apply): the copy a running pod has does not.
+    std::fs::write(tmp.path().join("src/secret/..data/password"), "newer").expect("write");
+    assert_eq!(copied("secret/password"), "new-pw");
+}
+
+/// A rotation's middle steps: the Secret holds `password` (the one the pods log in with,
+/// and write as `masterauth` / `auth-pass`) and `next_password` or `previous_password`
+/// (accepted too). Every user's line holds a hash of each; `[acl]` users rcluster derives
+/// from the group password get one derived from each, and a user's own password its own
+/// `previous_acl-<name>` too.
+#[test]
+fn pods_accept_the_next_or_previous_password_and_log_in_with_password() {
+    let scripts = Scripts::with_topology(
+        "new-pw",
+        "",
+        &[("previous_password", "old-pw"), ("next_password", "")],
+    );
+    let (master, _) = scripts.start("redis", "demo-redis-0");
+    let both = format!("#{} #{}", sha256_hex("new-pw"), sha256_hex("old-pw"));
+    assert!(
+        master.contains(&format!("user default on ~* &* +@all {both}\n")),
+        "{master}"
+    );
+    assert!(master.contains("masterauth \"new-pw\""), "{master}");
+    let (sentinel, _) = scripts.start("sentinel", "demo-sentinel-0");
+    assert!(
+        sentinel.contains(&format!("user default on ~* &* +@all {both}\n")),
+        "{sentinel}"
+    );
+    assert!(sentinel.contains("sentinel auth-pass mymaster \"new-pw\""));
+
+    let scripts = Scripts::with_topology(
+        "group-new",
+        &format!("\n[auth]\npassword = \"group-new\"\n\n{ACL_TOPOLOGY}"),
+        &[
+            ("next_password", "group-next"),
+            ("acl-ops", "ops-new"),
+            ("previous_acl-ops", "ops-old"),
+        ],
+    );
+    let (master, _) = scripts.start("redis", "demo-redis-0");
+    let derived =
+        |group: &str, user: &str| sha256_hex(rcluster::acl::derived_password(group, user).expose());
+    for (user, hashes) in [
+        (
+            "rcluster",
+            format!("#{} #{}", sha256_hex("group-new"), sha256_hex("group-next")),
+        ),
+        (
+            "rcluster-replication",
+            format!(
+                "#{} #{}",
+                derived("group-new", "rcluster-replication"),
+                derived("group-next", "rcluster-replication")
+            ),
+        ),
+        (
+            "ops",
+            format!("#{} #{}", sha256_hex("ops-new"), sha256_hex("ops-old")),
+        ),
+    ] {
+        let line = master
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} ")))
+            .unwrap_or_else(|| panic!("no user {user}:\n{master}"));
+        assert!(line.ends_with(&hashes), "{line}");
+    }
+    let masterauth = rcluster::acl::derived_password("group-new", "rcluster-replication");
+    assert!(
+        master.contains(&format!("masterauth \"{}\"", masterauth.expose())),
+        "{master}"
     );
 }

@@ -64,7 +64,8 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
     if !global.quiet {
         match &k8s.existing_secret {
             Some(name) => eprintln!(
-                "note: the pods read the password from the key `{}` of your Secret `{name}` in namespace `{}`; rcluster renders no Secret",
+                "note: the pods read the password from the key `{}` of your Secret `{name}` in namespace `{}`; rcluster renders no Secret. \
+                 Running pods keep the copy they started with: after changing the Secret, change `kubernetes.secret_revision` and apply again",
                 k8s.existing_secret_key, k8s.namespace
             ),
             None if !args.show_secrets => eprintln!(

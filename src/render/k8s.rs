@@ -5,6 +5,13 @@
 //! ConfigMaps hold placeholders, never the password: the pods' start-up scripts (also in the
 //! ConfigMap) fill in the password from the Secret, the pod's own name, and the current
 //! master that the sentinels report. Must not hand-write YAML.
+//!
+//! What a pod runs with never changes under it: an init container copies the ConfigMap and
+//! the Secrets into the pod's own volumes when it is created, and everything in the pod reads
+//! only those copies. Each kind's pod template carries checksums of exactly what its pods
+//! copy, so a change rolls that kind alone, one pod at a time. Nothing rendered for one kind
+//! depends on the other kind's count or settings, and no pod count reaches a script or a
+//! config: the scripts find the pods in DNS, so `kubectl scale` needs no other change.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +22,10 @@ use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler,
     LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretProjection,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -58,6 +66,11 @@ pub const PROBE_TEMPLATE: (&str, &str) = (
     "k8s-probe.sh.j2",
     include_str!("../../templates/k8s-probe.sh.j2"),
 );
+/// Template of the init container that copies what a pod runs with into its own volumes.
+pub const COPY_TEMPLATE: (&str, &str) = (
+    "k8s-copy.sh.j2",
+    include_str!("../../templates/k8s-copy.sh.j2"),
+);
 /// Template of the redis pods' preStop hook.
 pub const REDIS_PRESTOP_TEMPLATE: (&str, &str) = (
     "k8s-redis-prestop.sh.j2",
@@ -79,17 +92,31 @@ const MYID_PLACEHOLDER: &str = "__RCLUSTER_MYID__";
 const PASSWORD_KEY: &str = "password";
 /// uid and gid of the `redis` user in the official image (and rcluster's).
 const REDIS_UID: i64 = 999;
-/// Where the ConfigMap is mounted (read-only): configs with placeholders and the scripts.
+/// The pod's copy (read-only in the server container) of the ConfigMap: configs with
+/// placeholders and the scripts.
 const CONFIG_MOUNT: &str = "/config";
-/// Where the Secret is mounted (read-only); the scripts read `password` from there.
+/// The pod's copy of the Secret; the scripts read `password` from there.
 const SECRET_MOUNT: &str = "/run/secrets/rcluster";
-/// Where the TLS Secret (`ca.crt`, `tls.crt`, `tls.key`) is mounted (read-only), with `[tls]`.
+/// The pod's copy of the TLS Secret (`ca.crt`, `tls.crt`, `tls.key`), with `[tls]`.
 const TLS_MOUNT: &str = "/run/secrets/rcluster-tls";
+/// Where the init container alone mounts the ConfigMap (`config`), the Secret (`secret`)
+/// and the TLS Secret (`tls`) it copies from.
+const SOURCE_MOUNT: &str = "/run/rcluster-source";
+/// The init container's name.
+const COPY_CONTAINER: &str = "copy";
+/// The Secret's keys of a password that is accepted but not used: `<prefix><key>` next to
+/// each key the pods read (see `templates/k8s-lib.sh.j2`, `accepted`).
+const ACCEPTED_PREFIXES: [&str; 2] = ["next_", "previous_"];
+/// The scripts look for pods by ordinal until this many in a row have no DNS name.
+const DNS_GAP: u32 = 3;
+/// ... and never past this ordinal.
+const MAX_ORDINALS: u32 = 256;
 /// Each redis-cli call of a script may take this long: a node that is not there must not
 /// stall a start-up, a probe or a preStop hook.
 const CLI_TIMEOUT_S: u32 = 2;
 /// Annotations on the pod templates: a changed ConfigMap or Secret changes the template, so
-/// the StatefulSet rolls the pods instead of leaving them on the old values.
+/// the StatefulSet rolls the pods instead of leaving them on the old values. Each kind's
+/// checksums cover only what its own pods copy.
 const CONFIG_CHECKSUM: &str = "rcluster.io/config-checksum";
 const SECRET_CHECKSUM: &str = "rcluster.io/secret-checksum";
 /// Requests (cpu, memory) of a redis container when the topology sets no resources: enough
@@ -99,6 +126,9 @@ const SECRET_CHECKSUM: &str = "rcluster.io/secret-checksum";
 const REDIS_DEFAULT_REQUESTS: (&str, &str) = ("100m", "128Mi");
 /// The same for a sentinel container: Sentinel itself uses a few MiB and little CPU.
 const SENTINEL_DEFAULT_REQUESTS: (&str, &str) = ("50m", "64Mi");
+/// `kubernetes.secret_revision`: a Secret rcluster does not render (`existing_secret`,
+/// `tls.existing_secret`) cannot be checksummed; bumping this rolls both kinds.
+const SECRET_REVISION: &str = "rcluster.io/secret-revision";
 
 /// A rendered manifest: every object in apply order.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -223,9 +253,6 @@ impl<'a> Names<'a> {
     fn sentinel_headless(&self) -> String {
         format!("{}-sentinel-headless", self.cluster)
     }
-    fn redis_pod_dns(&self, ordinal: u8) -> String {
-        self.pod_dns(&self.redis(), ordinal, &self.redis())
-    }
     fn sentinel_pod_dns(&self, ordinal: u8) -> String {
         self.pod_dns(&self.sentinel(), ordinal, &self.sentinel_headless())
     }
@@ -309,6 +336,35 @@ pub fn dns_names(topology: &Topology, node: &Node) -> Vec<String> {
     out
 }
 
+/// The names any pod of the group is reached by, whatever the StatefulSets' sizes (one
+/// certificate serves every pod, and `kubectl scale` must not need a new one): every pod's
+/// name through a wildcard under its headless Service, and every Service's names.
+pub fn pod_names_any_count(topology: &Topology) -> Vec<String> {
+    let names = Names::of(topology);
+    let mut out = Vec::new();
+    let service_forms = |service: &str| {
+        [
+            format!("{service}.{}.svc.{}", names.namespace, names.domain),
+            format!("{service}.{}.svc", names.namespace),
+            format!("{service}.{}", names.namespace),
+            service.to_string(),
+        ]
+    };
+    for headless in [names.redis(), names.sentinel_headless()] {
+        // OpenSSL matches `*` against one label only, and never in a name of two labels.
+        out.extend(
+            service_forms(&headless)
+                .into_iter()
+                .take(3)
+                .map(|form| format!("*.{form}")),
+        );
+    }
+    for service in [names.redis(), names.sentinel(), names.sentinel_headless()] {
+        out.extend(service_forms(&service));
+    }
+    out
+}
+
 /// The fixed `sentinel myid` of a sentinel pod; the start-up script computes the same.
 fn sentinel_myid(pod: &str) -> String {
     let digest = Sha256::digest(format!("rcluster-sentinel:{pod}").as_bytes());
@@ -339,20 +395,25 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
         .or_else(|| Some(default_requests(SENTINEL_DEFAULT_REQUESTS)));
     let redis_config = redis_config_map(&names)?;
     let sentinel_config = sentinel_config_map(&names)?;
-    // The user's Secret is theirs to roll out: rcluster cannot see it.
-    // A renewed certificate rolls the pods too (they read the TLS Secret at start).
-    let secret_checksum = password
-        .value
-        .filter(|_| spec.existing_secret.is_none())
-        .map(|p| {
-            // The `[acl]` users' own passwords live in the same Secret.
-            let mut parts = vec![p];
-            parts.extend(acl_secrets(topology).map(|(_, secret)| secret));
-            if let Some(tls) = password.tls {
-                parts.extend([tls.ca_pem.as_str(), tls.pair.cert_pem.as_str()]);
-            }
-            checksum(&parts)
-        });
+    // The user's Secret is theirs to roll out: rcluster cannot see it (they bump
+    // `kubernetes.secret_revision`). A renewed certificate rolls the pods too (they copy the
+    // TLS Secret at start). Each kind's checksum covers what its pods copy: the `[acl]`
+    // users' own passwords only reach the redis pods.
+    let secret_checksum = |kind: Kind| {
+        password
+            .value
+            .filter(|_| spec.existing_secret.is_none())
+            .map(|p| {
+                let mut parts = vec![p];
+                if kind == Kind::Redis {
+                    parts.extend(acl_secrets(topology).map(|(_, secret)| secret));
+                }
+                if let Some(tls) = password.tls {
+                    parts.extend([tls.ca_pem.as_str(), tls.pair.cert_pem.as_str()]);
+                }
+                checksum(&parts)
+            })
+    };
     let mut objects = Vec::new();
     if password.include_secret && spec.existing_secret.is_none() {
         let value = password.value.context(
@@ -372,7 +433,8 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
         redis_resources,
         Checksums {
             config: checksum_of(&redis_config),
-            secret: secret_checksum.clone(),
+            secret: secret_checksum(Kind::Redis),
+            revision: spec.secret_revision.clone(),
         },
     );
     let sentinel_set = sentinel_statefulset(
@@ -380,7 +442,8 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
         sentinel_resources,
         Checksums {
             config: checksum_of(&sentinel_config),
-            secret: secret_checksum,
+            secret: secret_checksum(Kind::Sentinel),
+            revision: spec.secret_revision.clone(),
         },
     );
     objects.extend([
@@ -476,6 +539,8 @@ fn checksum_of(config_map: &ConfigMap) -> String {
 struct Checksums {
     config: String,
     secret: Option<String>,
+    /// `kubernetes.secret_revision`, verbatim.
+    revision: Option<String>,
 }
 
 impl Checksums {
@@ -484,7 +549,26 @@ impl Checksums {
         if let Some(secret) = self.secret {
             map.insert(SECRET_CHECKSUM.to_string(), secret);
         }
+        if let Some(revision) = self.revision {
+            map.insert(SECRET_REVISION.to_string(), revision);
+        }
         map
+    }
+}
+
+/// The two kinds of pod: what one kind's objects hold must not depend on the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Redis,
+    Sentinel,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Redis => "redis",
+            Kind::Sentinel => "sentinel",
+        }
     }
 }
 
@@ -544,22 +628,56 @@ fn secret(names: &Names, password: &str) -> Secret {
     }
 }
 
-/// The Secret's keys the pods read: the password, and each `[acl]` user's own password.
-fn secret_items(names: &Names) -> Vec<KeyToPath> {
-    let mut items = vec![KeyToPath {
-        key: names.secret_key(),
-        path: PASSWORD_KEY.into(),
-        ..KeyToPath::default()
+/// The Secret's keys a kind's pods read (key, file name): the password, and on the redis
+/// pods each `[acl]` user's own password (the sentinels hold no application user).
+fn secret_keys(names: &Names, kind: Kind) -> Vec<(String, String)> {
+    let mut keys = vec![(names.secret_key(), PASSWORD_KEY.to_string())];
+    if kind == Kind::Redis {
+        for (name, _) in acl_secrets(names.topology) {
+            let key = crate::acl::secret_key(name);
+            keys.push((key.clone(), key));
+        }
+    }
+    keys
+}
+
+/// The Secret as the init container sees it: the keys the pods need (the pod does not
+/// start without them), and, where the Secret has them, the `next_` / `previous_`
+/// passwords that are accepted too during a rotation (optional: a missing one is no file).
+fn secret_source(names: &Names, kind: Kind) -> ProjectedVolumeSource {
+    let items = |prefix: &str| {
+        secret_keys(names, kind)
+            .into_iter()
+            .map(|(key, path)| KeyToPath {
+                key: format!("{prefix}{key}"),
+                path: format!("{prefix}{path}"),
+                ..KeyToPath::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut sources = vec![VolumeProjection {
+        secret: Some(SecretProjection {
+            name: names.secret(),
+            items: Some(items("")),
+            ..SecretProjection::default()
+        }),
+        ..VolumeProjection::default()
     }];
-    for (name, _) in acl_secrets(names.topology) {
-        let key = crate::acl::secret_key(name);
-        items.push(KeyToPath {
-            key: key.clone(),
-            path: key,
-            ..KeyToPath::default()
+    for prefix in ACCEPTED_PREFIXES {
+        sources.push(VolumeProjection {
+            secret: Some(SecretProjection {
+                name: names.secret(),
+                items: Some(items(prefix)),
+                optional: Some(true),
+            }),
+            ..VolumeProjection::default()
         });
     }
-    items
+    ProjectedVolumeSource {
+        sources: Some(sources),
+        // Only the init container reads them, as the pod's user (the fsGroup's group).
+        default_mode: Some(0o440),
+    }
 }
 
 /// The `[acl]` users whose password is their own (from `password_env` / `password_file`),
@@ -613,11 +731,13 @@ fn redis_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     }
     .render()
     .context("cannot render redis.conf for Kubernetes")?;
-    let context = script_context(names, "redis");
+    let redis_conf = default_user_line(redis_conf, "redis.conf")?;
+    let context = script_context(names, Kind::Redis);
     Ok(ConfigMap {
         metadata: names.meta(names.redis_config(), "redis"),
         data: Some(BTreeMap::from([
             ("redis.conf".into(), redis_conf),
+            ("copy.sh".into(), render_template(COPY_TEMPLATE, &context)?),
             ("lib.sh".into(), render_template(LIB_TEMPLATE, &context)?),
             (
                 "start.sh".into(),
@@ -651,10 +771,10 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
         down_after_ms: spec.down_after_ms,
         failover_timeout_ms: spec.failover_timeout_ms,
         parallel_syncs: spec.parallel_syncs,
-        // Every pod; the start-up script drops the current master's line and its own.
-        known_replicas: (0..names.redis_count())
-            .map(|i| Endpoint::new(names.redis_pod_dns(i), REDIS_PORT))
-            .collect(),
+        // None here: the start-up script seeds the redis pods it finds in DNS, so that the
+        // sentinels' config does not change with the redis StatefulSet's size.
+        known_replicas: Vec::new(),
+        // Every sentinel; the start-up script drops its own line.
         known_sentinels: (0..spec.count)
             .map(|i| KnownSentinel {
                 host: names.sentinel_pod_dns(i),
@@ -668,11 +788,13 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     }
     .render()
     .context("cannot render sentinel.conf for Kubernetes")?;
-    let context = script_context(names, "sentinel");
+    let sentinel_conf = default_user_line(sentinel_conf, "sentinel.conf")?;
+    let context = script_context(names, Kind::Sentinel);
     Ok(ConfigMap {
         metadata: names.meta(names.sentinel_config(), "sentinel"),
         data: Some(BTreeMap::from([
             ("sentinel.conf".into(), sentinel_conf),
+            ("copy.sh".into(), render_template(COPY_TEMPLATE, &context)?),
             ("lib.sh".into(), render_template(LIB_TEMPLATE, &context)?),
             (
                 "start.sh".into(),
@@ -691,6 +813,28 @@ fn sentinel_config_map(names: &Names) -> anyhow::Result<ConfigMap> {
     })
 }
 
+/// The `default` user's line that stands for `requirepass` in the pods' configs:
+/// `requirepass` holds one password, and during a rotation the pods accept two (the
+/// start-up script fills in the hash of each, as it does for every `[acl]` user).
+const DEFAULT_USER: &str = "default";
+
+fn default_user_line(conf: String, file: &str) -> anyhow::Result<String> {
+    let requirepass = format!("requirepass \"{PASSWORD_PLACEHOLDER}\"\n");
+    if !conf.contains(&requirepass) {
+        // `acl.disable_default`: `default` is off, and the admin user holds the password.
+        anyhow::ensure!(
+            conf.contains("user default off "),
+            "{file} for Kubernetes has neither `requirepass` nor `default` off; this is a bug in rcluster"
+        );
+        return Ok(conf);
+    }
+    let line = format!(
+        "user {DEFAULT_USER} on ~* &* +@all #{}\n",
+        crate::acl::hash_placeholder(DEFAULT_USER)
+    );
+    Ok(conf.replacen(&requirepass, &line, 1))
+}
+
 /// What the script templates read.
 #[derive(serde::Serialize)]
 struct ScriptContext {
@@ -703,8 +847,10 @@ struct ScriptContext {
     redis_service: String,
     sentinel_statefulset: String,
     sentinel_headless_service: String,
-    redis_ordinals: Vec<u8>,
-    sentinel_ordinals: Vec<u8>,
+    /// The scripts find pods by ordinal in DNS, until this many in a row have no name...
+    dns_gap: u32,
+    /// ... or this ordinal: no pod count is in any script (`kubectl scale` works).
+    max_ordinals: u32,
     sentinel_port: u16,
     redis_port: u16,
     master_name: String,
@@ -714,7 +860,8 @@ struct ScriptContext {
     secret_dir: &'static str,
     /// The user the scripts log in as (`rcluster` when `acl.disable_default`), or none.
     login_user: Option<&'static str>,
-    /// The `[acl]` users whose hashes (and passwords) the configs hold as placeholders.
+    /// The users whose hashes (and passwords) this kind's config holds as placeholders:
+    /// `default` (unless `[acl]` turns it off) and the `[acl]` users.
     acl_users: Vec<crate::acl::ScriptUser>,
     cli_timeout_s: u32,
     /// How long a start-up script looks for the master before it falls back to what the
@@ -728,21 +875,61 @@ struct ScriptContext {
     sentinel_grace_period_s: u32,
     /// With `[tls]`: the mounted CA, certificate and key redis-cli uses; `None` = plaintext.
     tls: Option<super::TlsConf>,
+    /// The init container's copy: where it finds the ConfigMap and Secrets, and where it
+    /// puts them (the server container's paths).
+    source_dir: &'static str,
+    config_dir: &'static str,
+    tls_dir: &'static str,
 }
 
-fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
+/// The users a kind's config names: redis.conf the replication and Sentinel users and the
+/// topology's users; sentinel.conf the sentinels' peer and client users (and the Sentinel
+/// user's clear password for `auth-pass`). Both: the password holder (`default`, or the
+/// admin with `default` off).
+fn script_users(topology: &Topology, kind: Kind) -> Vec<crate::acl::ScriptUser> {
+    use crate::acl::{REPLICATION_USER, SENTINEL_CLIENT_USER, SENTINEL_PEER_USER};
+    let own_sentinel_users = [SENTINEL_PEER_USER, SENTINEL_CLIENT_USER];
+    let rcluster_users = [
+        crate::acl::ADMIN_USER,
+        REPLICATION_USER,
+        crate::acl::SENTINEL_USER,
+        SENTINEL_PEER_USER,
+        SENTINEL_CLIENT_USER,
+    ];
+    let mut users = Vec::new();
+    if !topology.acl.as_ref().is_some_and(|acl| acl.disable_default) {
+        users.push(crate::acl::ScriptUser {
+            name: DEFAULT_USER.into(),
+            source: "group",
+            clear: false,
+        });
+    }
+    users.extend(
+        crate::acl::script_users(topology)
+            .into_iter()
+            .filter(|user| match kind {
+                Kind::Redis => !own_sentinel_users.contains(&user.name.as_str()),
+                Kind::Sentinel => {
+                    rcluster_users.contains(&user.name.as_str()) && user.name != REPLICATION_USER
+                }
+            }),
+    );
+    users
+}
+
+fn script_context(names: &Names, kind: Kind) -> ScriptContext {
     let spec = &names.topology.sentinel;
     ScriptContext {
         cluster: names.cluster.into(),
-        kind,
+        kind: kind.as_str(),
         namespace: names.namespace.into(),
         cluster_domain: names.domain.into(),
         redis_statefulset: names.redis(),
         redis_service: names.redis(),
         sentinel_statefulset: names.sentinel(),
         sentinel_headless_service: names.sentinel_headless(),
-        redis_ordinals: (0..names.redis_count()).collect(),
-        sentinel_ordinals: (0..spec.count).collect(),
+        dns_gap: DNS_GAP,
+        max_ordinals: MAX_ORDINALS,
         sentinel_port: SENTINEL_PORT,
         redis_port: REDIS_PORT,
         master_name: spec.master_name.clone(),
@@ -750,14 +937,17 @@ fn script_context(names: &Names, kind: &'static str) -> ScriptContext {
         password_file: format!("{SECRET_MOUNT}/{PASSWORD_KEY}"),
         secret_dir: SECRET_MOUNT,
         login_user: names.topology.login_user(),
-        acl_users: crate::acl::script_users(names.topology),
+        acl_users: script_users(names.topology, kind),
         cli_timeout_s: CLI_TIMEOUT_S,
         decide_timeout_s: decide_timeout_s(names.topology),
         prestop: PrestopTiming::for_topology(names.topology),
         sentinel_prestop: SentinelPrestopTiming::for_topology(names.topology),
         redis_grace_period_s: redis_grace_period_s(names.topology),
         sentinel_grace_period_s: sentinel_grace_period_s(names.topology),
-        tls: super::TlsConf::for_node(names.topology, kind == "redis", TLS_MOUNT),
+        tls: super::TlsConf::for_node(names.topology, kind == Kind::Redis, TLS_MOUNT),
+        source_dir: SOURCE_MOUNT,
+        config_dir: CONFIG_MOUNT,
+        tls_dir: TLS_MOUNT,
     }
 }
 
@@ -918,7 +1108,7 @@ fn redis_statefulset(
         StatefulSetParts {
             name: names.redis(),
             service: names.redis(),
-            component: "redis",
+            kind: Kind::Redis,
             replicas: i32::from(names.redis_count()),
             container,
             config_map: names.redis_config(),
@@ -955,7 +1145,7 @@ fn sentinel_statefulset(
         StatefulSetParts {
             name: names.sentinel(),
             service: names.sentinel_headless(),
-            component: "sentinel",
+            kind: Kind::Sentinel,
             replicas: i32::from(names.topology.sentinel.count),
             container,
             config_map: names.sentinel_config(),
@@ -1086,7 +1276,7 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 struct StatefulSetParts {
     name: String,
     service: String,
-    component: &'static str,
+    kind: Kind,
     replicas: i32,
     container: Container,
     config_map: String,
@@ -1095,44 +1285,113 @@ struct StatefulSetParts {
     checksums: Checksums,
 }
 
-/// What both containers mount: their config, the Secret, scratch space, their data volume,
-/// and the TLS Secret when the group speaks TLS.
+/// What both server containers mount: the pod's copies of its config, the Secret and, when
+/// the group speaks TLS, the TLS Secret (all read-only: nothing in the pod changes them),
+/// scratch space and their data volume. Never the ConfigMap or a Secret itself.
 fn volume_mounts(names: &Names) -> Vec<VolumeMount> {
-    vec![
-        mount("config", CONFIG_MOUNT, true),
-        mount("secret", SECRET_MOUNT, true),
-        mount("tmp", "/tmp", false),
-        mount("data", super::DATA_DIR, false),
+    copies(names)
+        .map(|(copy, path, _)| mount(copy, path, true))
+        .chain([
+            mount("tmp", "/tmp", false),
+            mount("data", super::DATA_DIR, false),
+        ])
+        .collect()
+}
+
+/// (copy volume, where the server container has it, source volume): the init container
+/// copies each source into its copy.
+fn copies(names: &Names) -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    [
+        ("config", CONFIG_MOUNT, "config-source"),
+        ("secret", SECRET_MOUNT, "secret-source"),
     ]
     .into_iter()
-    .chain(tls_mount(names))
-    .collect()
+    .chain(
+        names
+            .topology
+            .tls
+            .enabled
+            .then_some(("tls", TLS_MOUNT, "tls-source")),
+    )
 }
 
-/// The TLS Secret's mount, with `[tls]`.
-fn tls_mount(names: &Names) -> Option<VolumeMount> {
-    names
-        .topology
-        .tls
-        .enabled
-        .then(|| mount("tls", TLS_MOUNT, true))
+/// The init container: copies the ConfigMap and the Secrets into the pod's own volumes, as
+/// the pod's user, under the same restrictions as the server container.
+fn copy_container(names: &Names, server: &Container) -> Container {
+    let mut mounts = Vec::new();
+    for (copy, path, source) in copies(names) {
+        mounts.push(mount(source, &format!("{SOURCE_MOUNT}/{copy}"), true));
+        mounts.push(mount(copy, path, false));
+    }
+    Container {
+        name: COPY_CONTAINER.into(),
+        image: server.image.clone(),
+        command: Some(vec!["sh".into(), format!("{SOURCE_MOUNT}/config/copy.sh")]),
+        volume_mounts: Some(mounts),
+        resources: server.resources.clone(),
+        security_context: server.security_context.clone(),
+        ..Container::default()
+    }
 }
 
-/// The TLS Secret as a volume, with `[tls]`: readable by the pod's group (fsGroup) only.
-fn tls_volume(names: &Names) -> Option<Volume> {
-    names.topology.tls.enabled.then(|| Volume {
-        name: "tls".into(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(names.tls_secret()),
-            default_mode: Some(0o440),
-            ..SecretVolumeSource::default()
-        }),
+/// The volumes of a pod: what the init container copies from (the ConfigMap, the Secret,
+/// the TLS Secret), the copies, scratch space.
+fn pod_volumes(names: &Names, kind: Kind, config_map: String) -> Vec<Volume> {
+    // Passwords and keys stay in memory, as in a Secret volume: never on the node's disk.
+    let memory = || EmptyDirVolumeSource {
+        medium: Some("Memory".into()),
+        size_limit: Some(Quantity("1Mi".into())),
+    };
+    let mut volumes = vec![
+        Volume {
+            name: "config-source".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map,
+                default_mode: Some(0o444),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "secret-source".into(),
+            projected: Some(secret_source(names, kind)),
+            ..Volume::default()
+        },
+    ];
+    if names.topology.tls.enabled {
+        volumes.push(Volume {
+            name: "tls-source".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.tls_secret()),
+                // Readable by the pod's group (fsGroup) only.
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    for (copy, _, _) in copies(names) {
+        volumes.push(Volume {
+            name: copy.into(),
+            empty_dir: Some(if copy == "config" {
+                EmptyDirVolumeSource::default()
+            } else {
+                memory()
+            }),
+            ..Volume::default()
+        });
+    }
+    volumes.push(Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
-    })
+    });
+    volumes
 }
 
 fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
-    let component = parts.component;
+    let component = parts.kind.as_str();
+    let init = copy_container(names, &parts.container);
     let pod_meta = ObjectMeta {
         labels: Some(names.labels(component)),
         annotations: Some(parts.checksums.annotations()),
@@ -1178,39 +1437,9 @@ fn statefulset(names: &Names, parts: StatefulSetParts) -> StatefulSet {
                         }),
                         ..PodSecurityContext::default()
                     }),
+                    init_containers: Some(vec![init]),
                     containers: vec![parts.container],
-                    volumes: Some(
-                        vec![
-                            Volume {
-                                name: "config".into(),
-                                config_map: Some(ConfigMapVolumeSource {
-                                    name: parts.config_map,
-                                    default_mode: Some(0o444),
-                                    ..ConfigMapVolumeSource::default()
-                                }),
-                                ..Volume::default()
-                            },
-                            Volume {
-                                name: "secret".into(),
-                                secret: Some(SecretVolumeSource {
-                                    secret_name: Some(names.secret()),
-                                    items: Some(secret_items(names)),
-                                    // Readable by the pod's group (fsGroup) only.
-                                    default_mode: Some(0o440),
-                                    ..SecretVolumeSource::default()
-                                }),
-                                ..Volume::default()
-                            },
-                            Volume {
-                                name: "tmp".into(),
-                                empty_dir: Some(EmptyDirVolumeSource::default()),
-                                ..Volume::default()
-                            },
-                        ]
-                        .into_iter()
-                        .chain(tls_volume(names))
-                        .collect(),
-                    ),
+                    volumes: Some(pod_volumes(names, parts.kind, parts.config_map)),
                     ..PodSpec::default()
                 }),
             },

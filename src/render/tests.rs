@@ -74,6 +74,7 @@ pub(crate) fn default_topology() -> Topology {
             existing_secret_key: "password".into(),
             zone_spread: crate::topology::ZoneSpread::None,
             platform_uid: false,
+            secret_revision: None,
             sentinel_storage_size: "100Mi".into(),
             version: crate::topology::KubeVersion::DEFAULT,
             image_pull_policy: None,

@@ -313,6 +313,9 @@ pub struct KubernetesSpec {
     pub priority_class_name: Option<String>,
     /// Who may connect to the pods; `None` = no NetworkPolicy (`network_policy = false`).
     pub network_policy: Option<NetworkPolicySpec>,
+    /// Written on both pod templates: a new value rolls every pod, which then copies the
+    /// Secrets again (rcluster cannot checksum a Secret it does not render).
+    pub secret_revision: Option<String>,
 }
 
 /// What a node drain may do to the sentinels under the PodDisruptionBudget rendered for

@@ -186,6 +186,8 @@ pub struct RawKubernetes {
     pub tolerations: Option<Vec<RawToleration>>,
     pub priority_class_name: Option<String>,
     pub network_policy: Option<RawNetworkPolicy>,
+
+    pub secret_revision: Option<String>,
 }
 
 /// One `kubernetes.tolerations` entry as written (snake_case, like every other key).
@@ -364,6 +366,7 @@ pub const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("tolerations", Kind::Tolerations),
             ("priority_class_name", Kind::String),
             ("network_policy", Kind::NetworkPolicy),
+            ("secret_revision", Kind::String),
         ],
     ),
     (

@@ -133,6 +133,7 @@ fn the_default_file_is_the_default_group_without_warnings() {
             existing_secret_key: "password".into(),
             zone_spread: ZoneSpread::None,
             platform_uid: false,
+            secret_revision: None,
             sentinel_storage_size: "100Mi".into(),
             version: KubeVersion { minor: 33 },
             image_pull_policy: None,
@@ -821,6 +822,13 @@ fn kubernetes_rules() {
         1,
         "`kubernetes.sentinel_storage_size` is `tiny`: not a kubernetes quantity; write a kubernetes quantity like `1Gi`, `500Mi` or `10G`",
     );
+    assert_error(
+        "[kubernetes]\nsecret_revision = \"\"\n",
+        "kubernetes.secret_revision",
+        2,
+        1,
+        "`kubernetes.secret_revision` is ``; write a short label of one line (1 to 63 characters), like `2` or `2026-12-06`, and change it whenever the Secret changes",
+    );
 }
 
 #[test]
@@ -828,6 +836,7 @@ fn new_kubernetes_keys_are_read() {
     let t = check(
         "[kubernetes]\ncluster_domain = \"corp.example\"\nexisting_secret = \"team-redis\"\n\
          existing_secret_key = \"pw\"\nzone_spread = \"preferred\"\nplatform_uid = true\n\
+         secret_revision = \"7\"\n\
          resources = { requests = { cpu = \"1\" } }\nsentinel_resources = { requests = { cpu = \"10m\" } }\n",
     )
     .expect("valid");
@@ -837,6 +846,7 @@ fn new_kubernetes_keys_are_read() {
     assert_eq!(k.existing_secret_key, "pw");
     assert_eq!(k.zone_spread, ZoneSpread::Preferred);
     assert!(k.platform_uid);
+    assert_eq!(k.secret_revision.as_deref(), Some("7"));
     // `resources` is the default for both kinds; a kind's own key wins.
     assert_eq!(k.redis_resources(), k.resources.as_ref());
     assert_eq!(

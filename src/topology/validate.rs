@@ -1062,6 +1062,19 @@ impl Checker<'_> {
         let tolerations = self.tolerations();
         let priority_class_name = self.priority_class_name();
         let network_policy = self.network_policy(cluster_name, version);
+
+        // An annotation value: any text, but one line keeps `kubectl describe` readable.
+        if let Some(revision) = &raw.secret_revision
+            && (revision.is_empty() || revision.len() > 63 || revision.contains(['\n', '\r']))
+        {
+            self.error(
+                "kubernetes.secret_revision",
+                format!(
+                    "`kubernetes.secret_revision` is `{}`; write a short label of one line (1 to 63 characters), like `2` or `2026-12-06`, and change it whenever the Secret changes",
+                    one_line(revision)
+                ),
+            );
+        }
         KubernetesSpec {
             namespace,
             storage_class: raw.storage_class.clone(),
@@ -1084,6 +1097,8 @@ impl Checker<'_> {
             tolerations,
             priority_class_name,
             network_policy,
+
+            secret_revision: raw.secret_revision.clone(),
         }
     }
 
