@@ -963,11 +963,12 @@ fn decide_timeout_s(topology: &Topology) -> u32 {
 /// computed from its own timeouts (the arithmetic is repeated in the script's header).
 #[derive(serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrestopTiming {
-    /// Every linked replica has reached the master's offset by then, or the handover goes
-    /// on without the ones behind.
-    pub catchup_s: u32,
-    /// Until then only a sentinel that flags no linked replica down is asked.
+    /// Until then (from the start, writes still flowing) the hook waits for a sentinel that
+    /// flags no linked replica down.
     pub pick_s: u32,
+    /// How long, once writes are paused, every linked replica has to reach the master's
+    /// offset before the handover goes on without the ones behind.
+    pub catchup_s: u32,
     /// Mastership has moved by then, or the node stops as master (the last deadline; also
     /// how long writes are paused at most).
     pub budget_s: u32,
@@ -987,8 +988,13 @@ impl PrestopTiming {
         // once the pod is gone). Writes are paused that long at most.
         let half = topology.sentinel.failover_timeout_ms / 2000;
         let budget_s = u32::try_from(half).unwrap_or(u32::MAX).clamp(20, 60);
-        let catchup_s = (budget_s / 3).min(10);
-        let pick_s = (catchup_s + 10).min(budget_s * 2 / 3);
+        let pick_s = (budget_s / 3).min(10);
+        // Half of down-after: a paused master holds the sentinels' hello PUBLISH and the
+        // PINGs queued behind it, so a longer pause before the failover is asked makes them
+        // see it down and start a failover of their own. Linked replicas acknowledge every
+        // second, so one second is enough when nothing is wrong.
+        let down_after_s = topology.sentinel.down_after_ms / 2000;
+        let catchup_s = u32::try_from(down_after_s).unwrap_or(u32::MAX).clamp(1, 5);
         PrestopTiming {
             catchup_s,
             pick_s,
@@ -1680,8 +1686,15 @@ mod tests {
             let worst = timing.budget_s + (3 + 3 + 4) * CLI_TIMEOUT_S + 1;
             assert_eq!(timing.worst_case_s, worst, "{more}");
             assert!(
-                timing.catchup_s < timing.pick_s && timing.pick_s < timing.budget_s,
+                // The wait for a sentinel (and its last look), then the replicas' catch-up
+                // (and its last call), end before the last deadline.
+                timing.pick_s + CLI_TIMEOUT_S + 1 + timing.catchup_s + CLI_TIMEOUT_S + 1
+                    < timing.budget_s,
                 "the deadlines come in order: {timing:?} for {more}"
+            );
+            assert!(
+                u64::from(timing.catchup_s) * 1000 <= topology.sentinel.down_after_ms.max(2000) / 2,
+                "writes are not held past half of down-after before the failover is asked"
             );
             let grace = redis_grace_period_s(&topology);
             assert!(
