@@ -1901,8 +1901,10 @@ fn a_handover_that_gets_no_answer_ends_within_its_worst_case_as_master() {
     let started = std::time::Instant::now();
     let log = scripts.prestop("demo-redis-0");
     let took = started.elapsed().as_secs();
+    // The script counts in `date +%s`'s whole seconds: its 20 s deadline can pass after
+    // 19.x s of wall time, which `as_secs` reads as 19.
     assert!(
-        (20..=worst).contains(&took),
+        (19..=worst).contains(&took),
         "took {took} s, worst case {worst} s:\n{log}"
     );
     assert!(log.contains("did not move within 20s"), "{log}");
