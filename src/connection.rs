@@ -146,7 +146,7 @@ pub async fn settings(
             break;
         }
     }
-    let tls = crate::tls::client_files(loaded);
+    let tls = crate::tls_store::client_files(loaded);
     let identity = tls
         .as_ref()
         .filter(|files| files.client_auth.presents_certificate());

@@ -94,7 +94,7 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
     // Made like `up` makes the Docker nodes' ones, in the state directory: one certificate
     // every pod shares (it names every pod and Service).
     let tls = if tls_spec.enabled && args.show_secrets && tls_spec.existing_secret.is_none() {
-        crate::tls::ensure_kubernetes(loaded)?
+        crate::tls_store::ensure_kubernetes(loaded)?
     } else {
         None
     };
@@ -176,7 +176,7 @@ fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::R
     // The certificates are made like `up` makes them (generated ones for this layout's
     // addresses, kept in the state directory); keys only with `--show-secrets`.
     let tls = if topology.tls.enabled && args.show_secrets {
-        crate::tls::ensure(loaded, &layout, &[])?
+        crate::tls_store::ensure(loaded, &layout, &[])?
     } else {
         None
     };

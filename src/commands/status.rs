@@ -346,7 +346,7 @@ pub struct TlsJson {
 
 impl TlsJson {
     fn of(loaded: &Loaded) -> Option<TlsJson> {
-        crate::tls::client_files(loaded).map(|files| TlsJson {
+        crate::tls_store::client_files(loaded).map(|files| TlsJson {
             ca_file: files.ca.display().to_string(),
             client_auth: files.client_auth.as_str(),
         })

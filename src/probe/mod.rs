@@ -159,7 +159,7 @@ impl Probe {
     pub fn for_group(loaded: &crate::topology::Loaded, password: Secret) -> anyhow::Result<Probe> {
         Ok(
             Probe::new(Credentials::for_group(&loaded.topology, password))
-                .with_tls(crate::tls::client(loaded)?),
+                .with_tls(crate::tls_store::client(loaded)?),
         )
     }
 

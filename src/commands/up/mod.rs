@@ -104,12 +104,12 @@ async fn up(
         topology,
         &layout,
         &source.choice().reference,
-        &crate::tls::fingerprint(loaded)?,
+        &crate::tls_store::fingerprint(loaded)?,
     )?;
     refuse_switching_tls(&observed, loaded)?;
     let existing_password = password_store::password(loaded, cluster)?;
     // Generated certificates that do not exist yet: the group (if any) runs without them.
-    let existing_tls = crate::tls::client(loaded).ok().flatten();
+    let existing_tls = crate::tls_store::client(loaded).ok().flatten();
     let existing_probe = |p: &Secret| {
         Probe::new(Credentials::for_group(topology, p.clone())).with_tls(existing_tls.clone())
     };
@@ -146,7 +146,7 @@ async fn up(
     crate::connection::user_password_files(loaded, &password)?;
     crate::connection::sentinel_password_file(loaded, &password)?;
     // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
-    let tls = crate::tls::ensure(loaded, &layout, &[])?;
+    let tls = crate::tls_store::ensure(loaded, &layout, &[])?;
     let probe = Probe::for_group(loaded, password.clone())?;
     let executor = Executor {
         engine: EngineSteps {
