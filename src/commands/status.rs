@@ -13,6 +13,7 @@ use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
 use crate::observed::ContainerState;
 use crate::password_store;
 use crate::probe::Probe;
+use crate::probe::parse::{LinkStatus, SentinelFlag};
 use crate::probe::survey;
 use crate::report::{MasterJson, json_line, paint};
 use crate::topology::{Layout, Loaded, Role};
@@ -194,7 +195,9 @@ fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> Strin
             };
             format!(
                 "follows {followed}, link {}, offset {}{lag}",
-                rep.master_link_status.as_deref().unwrap_or("-"),
+                rep.master_link_status
+                    .as_ref()
+                    .map_or("-", LinkStatus::as_str),
                 rep.offset
             )
         }
@@ -206,7 +209,7 @@ fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> Strin
             v.replicas.iter().filter(|p| !p.is_down()).count(),
             v.sentinels.iter().filter(|p| !p.is_down()).count(),
             if v.master_is_down() {
-                format!(" (master flags {})", v.master_flags.join(","))
+                format!(" (master flags {})", SentinelFlag::join(&v.master_flags))
             } else {
                 String::new()
             }
@@ -389,7 +392,7 @@ pub struct NodeJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_host: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<Option<String>>,
+    pub link: Option<Option<LinkStatus>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_bytes: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]

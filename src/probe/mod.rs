@@ -280,7 +280,7 @@ impl Probe {
             .asked(|| format!("SENTINEL SENTINELS on {addr}"))?;
         let master_flags = parse::pairs(&flat)
             .get("flags")
-            .map(|f| f.split(',').map(str::to_string).collect())
+            .map(|f| parse::SentinelFlag::parse_list(f))
             .unwrap_or_default();
         Ok(SentinelView {
             master,
