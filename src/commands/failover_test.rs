@@ -18,7 +18,7 @@ use crate::failover::{self, RunReport, Timings, Writes, ms};
 use crate::probe::survey;
 use crate::wait;
 // An application may be writing during the test: replicas a few bytes behind are healthy.
-use crate::health::STATUS_MAX_LAG_BYTES;
+use crate::health::{Health, STATUS_MAX_LAG_BYTES};
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
@@ -221,28 +221,22 @@ async fn one_run(
         ok_only_keys: vec![],
         ok_only_lost_keys: vec![],
     };
-    let agreed = wait::wait_for_new_master(
-        &layout,
-        &watching,
-        probe,
-        master_name,
-        &old,
-        fault_at,
-        deadline,
-    )
-    .await;
-    let (new_master, reachable_at_deadline) = match agreed {
-        Ok((node, at)) => {
-            report.timings_ms.all_agree = Some(ms(at - fault_at));
+    let mut said = wait::SentinelsSaid::default();
+    let agreeing = wait::new_master(&layout, &watching, probe, master_name, &old, &mut said);
+    let agreed = tokio::time::timeout(deadline.saturating_sub(fault_at.elapsed()), agreeing).await;
+    let (new_master, reachable_at_deadline) = match agreed.map_err(|_| said) {
+        Ok(node) => {
+            report.timings_ms.all_agree = Some(ms(Instant::now() - fault_at));
             report.new_master = Some(node.name.clone());
             (Some(node), watching.len())
         }
-        Err((why, answering)) => {
+        Err(said) => {
             report.failure = Some(format!(
-                "no new master agreed by all sentinels within {} s: {why}",
-                deadline.as_secs()
+                "no new master agreed by all sentinels within {} s: {}",
+                deadline.as_secs(),
+                said.what
             ));
-            (None, answering)
+            (None, said.answering)
         }
     };
     let new_addr = new_master.as_ref().map(survey::addr);
@@ -282,16 +276,14 @@ async fn one_run(
         broken.heal(engine).await?;
     }
     let settle = deadline.max(Duration::from_secs(30));
-    let rejoin = wait::wait_healthy(
+    let group = wait::Group {
         engine,
-        &layout,
+        layout: &layout,
         probe,
         master_name,
-        settle,
-        STATUS_MAX_LAG_BYTES,
-        |_, _| {},
-    )
-    .await;
+        max_lag_bytes: STATUS_MAX_LAG_BYTES,
+    };
+    let rejoin = healthy_within(&group, settle).await;
     // Healed with another master than the one first agreed on: a second failover. Checked
     // before the test's keys go.
     if let (Some(new), Some(now)) = (
@@ -384,17 +376,14 @@ async fn healthy_master(
     let observed = observe(engine, &topo.cluster.name).await?;
     let (layout, _) = super::existing_reach(engine, topo, &observed, None).await?;
     let grace = Duration::from_secs(10);
-    let health = wait::wait_healthy(
+    let group = wait::Group {
         engine,
-        &layout,
+        layout: &layout,
         probe,
         master_name,
-        grace,
-        STATUS_MAX_LAG_BYTES,
-        |_, _| {},
-    )
-    .await
-    .map_err(|e| {
+        max_lag_bytes: STATUS_MAX_LAG_BYTES,
+    };
+    let health = healthy_within(&group, grace).await.map_err(|e| {
         CommandError::failed(format!(
             "the group is not healthy, so no fault was injected: {e:#}"
         ))
@@ -424,11 +413,22 @@ fn stop_last(layout: &Layout, count: u8) -> Vec<Node> {
         .collect()
 }
 
-/// Poll `done` every 10 ms for at most `limit`.
+/// Look at `done` every 10 ms for at most `limit`.
 async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
-    let until = Instant::now() + limit;
-    while !done() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let _ = tokio::time::timeout(
+        limit,
+        wait::until_true(Duration::from_millis(10), async || done()),
+    )
+    .await;
+}
+
+/// The group healthy within `limit` (no progress shown), or why not.
+async fn healthy_within(group: &wait::Group<'_>, limit: Duration) -> anyhow::Result<Health> {
+    let mut last = None;
+    let waited = tokio::time::timeout(limit, group.healthy(&mut last, |_, _| {})).await;
+    match waited {
+        Ok(health) => health,
+        Err(_) => Err(group.not_healthy(last, limit).await),
     }
 }
 

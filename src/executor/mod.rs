@@ -15,7 +15,7 @@ use crate::health::Health;
 use crate::plan::{Plan, Step};
 use crate::probe::Probe;
 use crate::topology::Layout;
-use crate::wait::wait_healthy;
+use crate::wait;
 
 pub struct Executor<'a> {
     pub engine: EngineSteps<'a>,
@@ -115,33 +115,35 @@ impl Executor<'_> {
             }
             Step::WaitHealthy { progress } => {
                 let report = engine.report;
-                let health = wait_healthy(
-                    engine.engine,
+                let group = wait::Group {
+                    engine: engine.engine,
                     layout,
-                    self.probe,
+                    probe: self.probe,
                     master_name,
-                    self.timeout,
-                    0,
-                    |reports, health| {
-                        if !progress {
-                            return;
-                        }
-                        // Each node's line says what it is still waiting for, or that it is ready.
-                        for r in reports {
-                            let problem = health.problems.iter().find(|p| p.node == r.node.name);
-                            match problem {
-                                Some(p) => {
-                                    report.node(&r.node.name, format!("waiting: {}", p.reason))
-                                }
-                                None if r.reported_role().is_some() => {
-                                    report.node(&r.node.name, "ready")
-                                }
-                                None => {}
+                    max_lag_bytes: 0,
+                };
+                let mut last = None;
+                let waiting = group.healthy(&mut last, |reports, health| {
+                    if !progress {
+                        return;
+                    }
+                    // Each node's line says what it is still waiting for, or that it is ready.
+                    for r in reports {
+                        let problem = health.problems.iter().find(|p| p.node == r.node.name);
+                        match problem {
+                            Some(p) => report.node(&r.node.name, format!("waiting: {}", p.reason)),
+                            None if r.reported_role().is_some() => {
+                                report.node(&r.node.name, "ready")
                             }
+                            None => {}
                         }
-                    },
-                )
-                .await?;
+                    }
+                });
+                let waited = tokio::time::timeout(self.timeout, waiting).await;
+                let health = match waited {
+                    Ok(health) => health?,
+                    Err(_) => return Err(group.not_healthy(last, self.timeout).await),
+                };
                 return Ok(Outcome {
                     master: None,
                     health: Some(health),
