@@ -4,7 +4,9 @@
 //!
 //! Rules:
 //! - a pure module refers to pure modules only (no disk writes, Docker, network below it);
-//! - the pure modules refer to each other without a circle.
+//! - the pure modules refer to each other without a circle;
+//! - only `commands` (and `lib.rs`, which runs it) refers to `cli` or `commands`: library
+//!   code takes its own option types, not clap's.
 //!
 //! Test code (from a top-level `#[cfg(test)]` on, and `tests.rs` files) is not read: a
 //! test may build a fixture from anywhere.
@@ -49,6 +51,9 @@ const SIDE_EFFECTS: &[&str] = &[
     "report",
     "failover",
 ];
+
+/// The modules only `commands` may refer to.
+const COMMAND_LINE: &[&str] = &["cli", "commands"];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -334,6 +339,28 @@ fn the_pure_modules_import_each_other_without_a_circle() {
             );
         }
     }
+}
+
+#[test]
+fn only_commands_import_the_command_line() {
+    let all = all_modules();
+    let mut offences = Vec::new();
+    for source in sources() {
+        let own = owner(&source.module, &all);
+        if source.module.is_empty() || own.is_some_and(|m| COMMAND_LINE.contains(&m)) {
+            continue;
+        }
+        for path in &source.refs {
+            if let Some(m) = owner(path, COMMAND_LINE) {
+                offences.push(format!(
+                    "{} imports `crate::{}`: library code takes its own option types, and only `commands` converts `{m}`'s into them",
+                    source.file,
+                    path.join("::")
+                ));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{}", offences.join("\n"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! `rcluster failover-test`: check healthy -> listen -> write -> fault -> wait for the
-//! sentinels to agree on a new master -> read back -> heal -> wait for the old master to
-//! rejoin -> report. Repeated `--runs` times.
+//! `rcluster failover-test`, the failover experiment: check healthy -> listen -> write ->
+//! fault -> wait for the sentinels to agree on a new master -> read back -> heal -> wait
+//! for the old master to rejoin -> report. Repeated `--runs` times. (Not a test file: it
+//! is the command that runs the experiment.)
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -8,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Global;
-use crate::cli::{FailoverArgs, Fault};
+use crate::cli::{self, FailoverArgs};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_prefix, missing_keys};
-use crate::failover::{self, RunReport, Timings, Writes, ms};
+use crate::failover::{self, Fault, Options, RunReport, Timings, Writes, ms};
 use crate::probe::survey;
 use crate::wait;
 // An application may be writing during the test: replicas a few bytes behind are healthy.
@@ -36,7 +37,34 @@ pub struct FailoverTestJson<'a> {
     pub error: Option<String>,
 }
 
-pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
+/// The library's options from the command line's flags.
+pub fn options(args: &FailoverArgs) -> Options {
+    Options {
+        fault: match args.fault {
+            cli::Fault::Kill => Fault::Kill,
+            cli::Fault::Stop => Fault::Stop,
+            cli::Fault::Pause => Fault::Pause,
+            cli::Fault::Partition => Fault::Partition,
+            cli::Fault::Isolate => Fault::Isolate,
+            cli::Fault::Delay => Fault::Delay,
+        },
+        runs: args.runs,
+        writers: args.writers,
+        deadline: args.deadline,
+        stop_sentinels: args.stop_sentinels,
+        hold: args.hold,
+        delay_ms: args.delay_ms,
+        loss: args.loss,
+        max_split_brain_loss: args.max_split_brain_loss,
+        warmup: args.warmup,
+        no_writers: args.no_writers,
+        pass_password_env: args.pass_password_env,
+        keep_keys: args.keep_keys,
+        command: args.command.clone(),
+    }
+}
+
+pub async fn run(global: &Global, args: &Options) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
         return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
     }
@@ -119,7 +147,7 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
 
 async fn one_run(
     run: u32,
-    args: &FailoverArgs,
+    args: &Options,
     loaded: &Loaded,
     engine: &Engine,
     probe: &Probe,
@@ -668,7 +696,7 @@ async fn inject_fault(
     engine: &Engine,
     layout: &Layout,
     node: &Node,
-    args: &FailoverArgs,
+    args: &Options,
     topo: &crate::topology::Topology,
 ) -> anyhow::Result<Option<String>> {
     if let Some(how) = crate::failover::faults::inject(engine, layout, node, args, topo).await? {
