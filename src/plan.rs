@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::observed::{ContainerState, Observed};
-use crate::topology::{Layout, Role, Subnet};
+use crate::observed::{ContainerState, Observed, ObservedContainer};
+use crate::topology::{Layout, Node, Role, Subnet};
 
 /// Sentinel's default ping period (its link retry interval), and the one used while a
 /// group forms: sentinels started a moment apart find some peers not listening yet, and
@@ -245,129 +245,30 @@ pub fn plan(
     observed: &Observed,
     master: Ipv4Addr,
 ) -> Plan {
-    let mut setup = Vec::new();
-    if observed.networks.is_empty() {
-        setup.push(Step::CreateNetwork {
-            name: layout.network(),
-            subnet: layout.subnet,
-        });
-    }
-    for volume in layout.nodes.iter().filter_map(|n| n.volume()) {
-        if !observed.volumes.contains(&volume) {
-            setup.push(Step::CreateVolume { name: volume });
-        }
-    }
-    let mut create = Vec::new();
-    let mut start_master = Vec::new();
-    let mut start_others = Vec::new();
-    let mut follow = Vec::new();
-    let mut rolling = Vec::new();
-    let mut touches_sentinels = false;
+    let mut nodes = NodeSteps::default();
     // Data nodes before sentinels: the order of the layout.
     for node in &layout.nodes {
         let want = desired_hash
             .get(&node.key)
             .map(String::as_str)
             .unwrap_or("");
-        let name = node.name.clone();
-        let mut fresh = |replace: bool, reason: String| {
-            create.push(Step::CreateContainer {
-                node: name.clone(),
-                replace,
-                reason,
-            });
-            Step::StartNode {
-                node: name.clone(),
-                reason: "created above".to_string(),
-            }
-        };
-        let start = match observed.container(&node.key) {
-            None => Some(fresh(false, "missing".to_string())),
-            // Never started: an interrupted `up` may have left it without its config file.
-            Some(c) if c.state == ContainerState::Created => {
-                Some(fresh(true, "created but never started".to_string()))
-            }
-            // Not serving anything: replace it now, with the others, instead of waiting
-            // for a healthy group that cannot be healthy without it.
-            Some(c)
-                if c.config_hash != want
-                    && !matches!(c.state, ContainerState::Running | ContainerState::Paused) =>
-            {
-                Some(fresh(
-                    true,
-                    format!("config changed (container is {})", c.state),
-                ))
-            }
-            Some(c) if c.config_hash != want => {
-                if node.ip == master {
-                    rolling.push(Step::Failover {
-                        from: name.clone(),
-                        reason: "its config changed and the master must not go away".to_string(),
-                    });
-                }
-                rolling.push(Step::RecreateNode {
-                    node: name.clone(),
-                    reason: "config changed".to_string(),
-                });
-                touches_sentinels |= node.role == Role::Sentinel;
-                None
-            }
-            Some(c) => {
-                let revive = match c.state {
-                    ContainerState::Running if c.ip.is_none() => Some(Step::ReconnectNode {
-                        node: name.clone(),
-                        reason: "it runs but is not on the network".to_string(),
-                    }),
-                    ContainerState::Running => None,
-                    ContainerState::Paused => Some(Step::UnpauseNode {
-                        node: name.clone(),
-                        reason: "paused".to_string(),
-                    }),
-                    state => Some(Step::StartNode {
-                        node: name.clone(),
-                        reason: format!("container is {state}"),
-                    }),
-                };
-                if revive.is_some() && node.role.is_data() && node.ip != master {
-                    follow.push(Step::FollowMaster {
-                        node: name.clone(),
-                        master,
-                    });
-                }
-                revive
-            }
-        };
-        if let Some(step) = start {
-            touches_sentinels |= node.role == Role::Sentinel;
-            if node.ip == master {
-                start_master.push(step);
-            } else {
-                start_others.push(step);
-            }
-        }
+        nodes.add(node, observed, want, master);
     }
+    let NodeSteps {
+        create,
+        start_master,
+        start_others,
+        follow,
+        mut rolling,
+        touches_sentinels,
+    } = nodes;
+    let setup = setup_steps(layout, observed);
     // Recreate the master last: by then the replicas and sentinels are current.
     let master_name = layout.node_by_ip(master).map(|n| n.name.as_str());
     rolling.sort_by_key(|s| {
         matches!(s, Step::Failover { .. } | Step::RecreateNode { .. }) && s.node() == master_name
     });
-    // Nodes the topology no longer has (it was scaled down).
-    let removals: Vec<Step> = observed
-        .containers
-        .iter()
-        .filter(|c| layout.node(&c.node).is_none())
-        .map(|c| {
-            let kept = if c.is_sentinel() {
-                ""
-            } else {
-                " (its data volume is kept)"
-            };
-            Step::RemoveNode {
-                node: c.name.clone(),
-                reason: format!("not in the topology any more{kept}"),
-            }
-        })
-        .collect();
+    let removals = removals(layout, observed);
 
     let mut phases: Vec<Phase> = [setup, create, start_master, start_others, follow]
         .into_iter()
@@ -404,6 +305,146 @@ pub fn plan(
         phases,
         finally,
     }
+}
+
+/// The network and volumes to create.
+fn setup_steps(layout: &Layout, observed: &Observed) -> Vec<Step> {
+    let mut setup = Vec::new();
+    if observed.networks.is_empty() {
+        setup.push(Step::CreateNetwork {
+            name: layout.network(),
+            subnet: layout.subnet,
+        });
+    }
+    for volume in layout.nodes.iter().filter_map(|n| n.volume()) {
+        if !observed.volumes.contains(&volume) {
+            setup.push(Step::CreateVolume { name: volume });
+        }
+    }
+    setup
+}
+
+/// Each node's steps, by when they run.
+#[derive(Default)]
+struct NodeSteps {
+    create: Vec<Step>,
+    start_master: Vec<Step>,
+    start_others: Vec<Step>,
+    follow: Vec<Step>,
+    rolling: Vec<Step>,
+    touches_sentinels: bool,
+}
+
+impl NodeSteps {
+    /// What `node` needs: created, replaced, recreated in turn, or brought back.
+    fn add(&mut self, node: &Node, observed: &Observed, want: &str, master: Ipv4Addr) {
+        let name = node.name.clone();
+        let mut fresh = |replace: bool, reason: String| {
+            self.create.push(Step::CreateContainer {
+                node: name.clone(),
+                replace,
+                reason,
+            });
+            Step::StartNode {
+                node: name.clone(),
+                reason: "created above".to_string(),
+            }
+        };
+        let start = match observed.container(&node.key) {
+            None => Some(fresh(false, "missing".to_string())),
+            // Never started: an interrupted `up` may have left it without its config file.
+            Some(c) if c.state == ContainerState::Created => {
+                Some(fresh(true, "created but never started".to_string()))
+            }
+            // Not serving anything: replace it now, with the others, instead of waiting
+            // for a healthy group that cannot be healthy without it.
+            Some(c)
+                if c.config_hash != want
+                    && !matches!(c.state, ContainerState::Running | ContainerState::Paused) =>
+            {
+                Some(fresh(
+                    true,
+                    format!("config changed (container is {})", c.state),
+                ))
+            }
+            Some(c) if c.config_hash != want => {
+                if node.ip == master {
+                    self.rolling.push(Step::Failover {
+                        from: name.clone(),
+                        reason: "its config changed and the master must not go away".to_string(),
+                    });
+                }
+                self.rolling.push(Step::RecreateNode {
+                    node: name.clone(),
+                    reason: "config changed".to_string(),
+                });
+                self.touches_sentinels |= node.role == Role::Sentinel;
+                None
+            }
+            Some(c) => revive(node, c, master, &mut self.follow),
+        };
+        if let Some(step) = start {
+            self.touches_sentinels |= node.role == Role::Sentinel;
+            if node.ip == master {
+                self.start_master.push(step);
+            } else {
+                self.start_others.push(step);
+            }
+        }
+    }
+}
+
+/// A container that exists with the wanted config: started, unpaused or reconnected if it
+/// does not serve; a data node brought back follows the master.
+fn revive(
+    node: &Node,
+    c: &ObservedContainer,
+    master: Ipv4Addr,
+    follow: &mut Vec<Step>,
+) -> Option<Step> {
+    let name = node.name.clone();
+    let revive = match c.state {
+        ContainerState::Running if c.ip.is_none() => Some(Step::ReconnectNode {
+            node: name.clone(),
+            reason: "it runs but is not on the network".to_string(),
+        }),
+        ContainerState::Running => None,
+        ContainerState::Paused => Some(Step::UnpauseNode {
+            node: name.clone(),
+            reason: "paused".to_string(),
+        }),
+        state => Some(Step::StartNode {
+            node: name.clone(),
+            reason: format!("container is {state}"),
+        }),
+    };
+    if revive.is_some() && node.role.is_data() && node.ip != master {
+        follow.push(Step::FollowMaster {
+            node: name.clone(),
+            master,
+        });
+    }
+    revive
+}
+
+/// Nodes the topology no longer has (it was scaled down).
+fn removals(layout: &Layout, observed: &Observed) -> Vec<Step> {
+    observed
+        .containers
+        .iter()
+        .filter(|c| layout.node(&c.node).is_none())
+        .map(|c| {
+            let kept = if c.is_sentinel() {
+                ""
+            } else {
+                " (its data volume is kept)"
+            };
+            Step::RemoveNode {
+                node: c.name.clone(),
+                reason: format!("not in the topology any more{kept}"),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

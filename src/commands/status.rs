@@ -10,7 +10,7 @@ use crate::docker::observe::observe;
 use crate::docker::platform::Platform;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
-use crate::observed::ContainerState;
+use crate::observed::{ContainerState, Observed};
 use crate::password_store;
 use crate::probe::Probe;
 use crate::probe::parse::{LinkStatus, SentinelFlag};
@@ -46,6 +46,57 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// What `status` says about a group that does not exist.
+fn absent(
+    global: &Global,
+    loaded: &Loaded,
+    observed: &Observed,
+    platform: &Platform,
+) -> anyhow::Result<String> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let layout = addressing::layout(topology, observed);
+    // Volumes kept by `down` are worth mentioning: `up` brings their data back.
+    let kept = if observed.volumes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; its data volumes are kept: {}",
+            observed.volumes.join(", ")
+        )
+    };
+    let text = if global.json {
+        let document = StatusJson {
+            name: cluster.clone(),
+            healthy: false,
+            exists: false,
+            master: None,
+            sentinels_agree: false,
+            subnet: layout.subnet.to_string(),
+            counts: Counts::default(),
+            nodes: vec![],
+            volumes: Some(observed.volumes.clone()),
+            problems: vec![health::Problem {
+                node: cluster.clone(),
+                reason: "the group does not exist".to_string(),
+            }],
+            password_source: password_store::password_origin(loaded, cluster),
+            acl_users: None,
+            password: None,
+            tls: TlsJson::of(loaded),
+            engine: platform.clone(),
+            reach: None,
+        };
+        format!("{}\n", json_line(&document)?)
+    } else {
+        format!(
+            "group `{cluster}` does not exist (run `rcluster up`){kept}\nengine: {}\n",
+            platform.describe()
+        )
+    };
+    Ok(text)
+}
+
 /// One probe of the group: (exit code, text to print).
 async fn snapshot(
     global: &Global,
@@ -58,46 +109,7 @@ async fn snapshot(
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
     if observed.containers.is_empty() {
-        let layout = addressing::layout(topology, &observed);
-        // Volumes kept by `down` are worth mentioning: `up` brings their data back.
-        let kept = if observed.volumes.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; its data volumes are kept: {}",
-                observed.volumes.join(", ")
-            )
-        };
-        let text = if global.json {
-            let document = StatusJson {
-                name: cluster.clone(),
-                healthy: false,
-                exists: false,
-                master: None,
-                sentinels_agree: false,
-                subnet: layout.subnet.to_string(),
-                counts: Counts::default(),
-                nodes: vec![],
-                volumes: Some(observed.volumes.clone()),
-                problems: vec![health::Problem {
-                    node: cluster.clone(),
-                    reason: "the group does not exist".to_string(),
-                }],
-                password_source: password_store::password_origin(loaded, cluster),
-                acl_users: None,
-                password: None,
-                tls: TlsJson::of(loaded),
-                engine: platform.clone(),
-                reach: None,
-            };
-            format!("{}\n", json_line(&document)?)
-        } else {
-            format!(
-                "group `{cluster}` does not exist (run `rcluster up`){kept}\nengine: {}\n",
-                platform.describe()
-            )
-        };
-        return Ok((EXIT_FAILED, text));
+        return Ok((EXIT_FAILED, absent(global, loaded, &observed, platform)?));
     }
     let (layout, reach) =
         super::existing_reach(engine, topology, &observed, Some(platform)).await?;

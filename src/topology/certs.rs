@@ -158,34 +158,56 @@ pub fn check_files(files: &UserFiles<'_>, now: OffsetDateTime) -> Vec<FileProble
         ("tls.ca_file", &ca_name, &ca),
         ("tls.cert_file", &cert_name, &cert),
     ] {
-        let Some(c) = c else { continue };
-        let not_after = c.validity().not_after.to_datetime();
-        let not_before = c.validity().not_before.to_datetime();
-        if not_after <= now {
-            problems.push(error(
-                key,
-                format!("{name} expired on {}; renew it", not_after.date()),
-            ));
-        } else if not_after - now < Duration::days(EXPIRY_WARNING_DAYS) {
-            problems.push(FileProblem {
-                key,
-                warning: true,
-                message: format!(
-                    "{name} expires on {}, in {} day(s); renew it before then",
-                    not_after.date(),
-                    (not_after - now).whole_days()
-                ),
-            });
+        if let Some(c) = c {
+            problems.extend(validity_problems(key, name, c, now));
         }
-        if not_before > now {
-            problems.push(error(
-                key,
-                format!(
-                    "{name} is not valid before {}; check the clock or the certificate",
-                    not_before.date()
-                ),
-            ));
-        }
+    }
+    problems
+}
+
+fn error_at(key: &'static str, message: String) -> FileProblem {
+    FileProblem {
+        key,
+        warning: false,
+        message,
+    }
+}
+
+/// An expired certificate, one not valid yet, or one that expires within
+/// [`EXPIRY_WARNING_DAYS`] (a warning).
+fn validity_problems(
+    key: &'static str,
+    name: &str,
+    c: &x509_parser::certificate::X509Certificate<'_>,
+    now: OffsetDateTime,
+) -> Vec<FileProblem> {
+    let mut problems = Vec::new();
+    let not_after = c.validity().not_after.to_datetime();
+    let not_before = c.validity().not_before.to_datetime();
+    if not_after <= now {
+        problems.push(error_at(
+            key,
+            format!("{name} expired on {}; renew it", not_after.date()),
+        ));
+    } else if not_after - now < Duration::days(EXPIRY_WARNING_DAYS) {
+        problems.push(FileProblem {
+            key,
+            warning: true,
+            message: format!(
+                "{name} expires on {}, in {} day(s); renew it before then",
+                not_after.date(),
+                (not_after - now).whole_days()
+            ),
+        });
+    }
+    if not_before > now {
+        problems.push(error_at(
+            key,
+            format!(
+                "{name} is not valid before {}; check the clock or the certificate",
+                not_before.date()
+            ),
+        ));
     }
     problems
 }

@@ -16,6 +16,7 @@ use crate::cli::UpArgs;
 use crate::config_hash;
 use crate::docker::apply::EngineSteps;
 use crate::docker::observe::{foreign_conflicts, observe, used_subnets};
+use crate::docker::platform::Platform;
 use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
 use crate::executor::{Executor, Finally};
@@ -56,14 +57,9 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
     }
 }
 
-async fn up(
-    global: &Global,
-    args: &UpArgs,
-    loaded: &Loaded,
-    engine: &Engine,
-    report: &Reporter,
-    armed: &Mutex<Option<Finally>>,
-) -> anyhow::Result<i32> {
+/// Observe the engine once, choose the subnet and build the layout; refuses a group whose
+/// addresses nobody here could reach, or names that something else already uses.
+async fn lay_out(engine: &Engine, loaded: &Loaded) -> anyhow::Result<(Observed, Platform, Layout)> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     // What kind of engine (for the image and the port checks), asked alongside the
@@ -99,6 +95,53 @@ async fn up(
         .into());
     }
 
+    Ok((observed, platform, layout))
+}
+
+/// Who the master is now: the sentinels' answer on an existing group (after refusing a
+/// changed password), else the layout's master.
+async fn master_now(
+    loaded: &Loaded,
+    layout: &Layout,
+    observed: &Observed,
+) -> anyhow::Result<std::net::Ipv4Addr> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let existing_password = password_store::password(loaded, cluster)?;
+    // Generated certificates that do not exist yet: the group (if any) runs without them.
+    let existing_tls = crate::tls_store::client(loaded).ok().flatten();
+    let existing_probe = |p: &Secret| {
+        Probe::new(Credentials::for_group(topology, p.clone())).with_tls(existing_tls.clone())
+    };
+    if let Some(p) = &existing_password {
+        refuse_a_changed_password(layout, observed, &existing_probe(p), loaded).await?;
+    }
+    let master = match &existing_password {
+        Some(p) if !observed.containers.is_empty() => {
+            survey::current_master(
+                layout,
+                observed,
+                &existing_probe(p),
+                &topology.sentinel.master_name,
+            )
+            .await
+        }
+        _ => layout.master().ip,
+    };
+    Ok(master)
+}
+
+async fn up(
+    global: &Global,
+    args: &UpArgs,
+    loaded: &Loaded,
+    engine: &Engine,
+    report: &Reporter,
+    armed: &Mutex<Option<Finally>>,
+) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let (observed, platform, layout) = lay_out(engine, loaded).await?;
     let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
     let hashes = config_hash::config_hashes(
         topology,
@@ -107,27 +150,7 @@ async fn up(
         &crate::tls_store::fingerprint(loaded)?,
     )?;
     refuse_switching_tls(&observed, loaded)?;
-    let existing_password = password_store::password(loaded, cluster)?;
-    // Generated certificates that do not exist yet: the group (if any) runs without them.
-    let existing_tls = crate::tls_store::client(loaded).ok().flatten();
-    let existing_probe = |p: &Secret| {
-        Probe::new(Credentials::for_group(topology, p.clone())).with_tls(existing_tls.clone())
-    };
-    if let Some(p) = &existing_password {
-        refuse_a_changed_password(&layout, &observed, &existing_probe(p), loaded).await?;
-    }
-    let master = match &existing_password {
-        Some(p) if !observed.containers.is_empty() => {
-            survey::current_master(
-                &layout,
-                &observed,
-                &existing_probe(p),
-                &topology.sentinel.master_name,
-            )
-            .await
-        }
-        _ => layout.master().ip,
-    };
+    let master = master_now(loaded, &layout, &observed).await?;
     let plan = plan::plan(&layout, &hashes, &observed, master);
     report.expect_nodes(layout.nodes.iter().map(|n| n.name.as_str()));
     refuse_removing_the_master(&plan, &observed, &layout, master)?;
