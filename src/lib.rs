@@ -22,6 +22,7 @@ pub mod error;
 pub mod executor;
 pub mod failover;
 pub mod health;
+pub mod host_files;
 pub mod labels;
 pub mod observed;
 pub mod password_store;

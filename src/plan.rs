@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use crate::observed::{ContainerState, Observed, ObservedContainer};
 use crate::topology::{Layout, Node, Role, Subnet};
@@ -26,6 +27,17 @@ pub const FORMING_PING_PERIOD_MS: u64 = 100;
 /// One action and the reason for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// A private directory on this machine (the group's state directory).
+    CreateHostDir {
+        path: PathBuf,
+    },
+    /// Files on this machine, written in order (0600): what they hold is named, never
+    /// shown.
+    WriteHostFiles {
+        what: String,
+        paths: Vec<PathBuf>,
+        reason: String,
+    },
     CreateNetwork {
         name: String,
         subnet: Subnet,
@@ -104,6 +116,8 @@ impl Step {
             | Step::RemoveNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
             Step::CreateNetwork { .. }
+            | Step::CreateHostDir { .. }
+            | Step::WriteHostFiles { .. }
             | Step::CreateVolume { .. }
             | Step::WaitHealthy { .. }
             | Step::ResetSentinels
@@ -120,6 +134,16 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Step::CreateHostDir { path } => write!(f, "create directory `{}`", path.display()),
+            Step::WriteHostFiles {
+                what,
+                paths,
+                reason,
+            } => {
+                let paths: Vec<String> =
+                    paths.iter().map(|p| format!("`{}`", p.display())).collect();
+                write!(f, "write {what}: {} ({reason})", paths.join(", "))
+            }
             Step::CreateNetwork { name, subnet } => write!(f, "create network `{name}` ({subnet})"),
             Step::CreateVolume { name } => write!(f, "create volume `{name}`"),
             Step::CreateContainer {
@@ -191,6 +215,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The host's own changes first: `dirs` in a phase, then `files` in the next (each
+    /// phase only when it has steps).
+    pub fn with_host_steps(mut self, dirs: Vec<Step>, files: Vec<Step>) -> Plan {
+        for steps in [files, dirs] {
+            if !steps.is_empty() {
+                self.phases.insert(0, Phase { steps });
+            }
+        }
+        self
+    }
+
     /// No step changes anything: `up` only waits until the group is healthy.
     pub fn is_empty(&self) -> bool {
         !self.steps().any(Step::changes_something)
@@ -490,6 +525,41 @@ mod tests {
             }],
             volumes: layout.nodes.iter().filter_map(|n| n.volume()).collect(),
         }
+    }
+
+    #[test]
+    fn what_up_writes_on_this_machine_comes_first_and_names_no_secret() {
+        let l = layout();
+        let dirs = vec![Step::CreateHostDir {
+            path: "/state/demo".into(),
+        }];
+        let files = vec![
+            Step::WriteHostFiles {
+                what: "the generated group password".into(),
+                paths: vec!["/state/demo/password".into()],
+                reason: "missing".into(),
+            },
+            Step::WriteHostFiles {
+                what: "the generated CA and certificates".into(),
+                paths: vec![
+                    "/state/demo/tls/ca.key".into(),
+                    "/state/demo/tls/ca.crt".into(),
+                ],
+                reason: "missing".into(),
+            },
+        ];
+        let plan =
+            plan(&l, &hashes(&l), &healthy_group(&l), l.master().ip).with_host_steps(dirs, files);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. create directory `/state/demo`
+        phase 2:
+           2. write the generated group password: `/state/demo/password` (missing)
+           3. write the generated CA and certificates: `/state/demo/tls/ca.key`, `/state/demo/tls/ca.crt` (missing)
+        phase 3:
+           4. wait until the group is healthy, showing what each node waits for
+        ");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use rcgen::{Issuer, KeyPair};
 use sha2::Digest;
 use time::OffsetDateTime;
 
-use crate::password_store::{state_dir, write_private};
+use crate::host_files::HostFiles;
+use crate::password_store::state_dir;
 use crate::render::names::{kubernetes_sans, subject_alt_names};
 use crate::secret::Secret;
 use crate::tls::{
@@ -113,14 +114,17 @@ pub fn client(loaded: &Loaded) -> anyhow::Result<Option<ClientTls>> {
 
 /// The Kubernetes pods' certificate (generated into the state directory like the nodes'
 /// ones, or the user's own files); `None` with TLS off.
-pub fn ensure_kubernetes(loaded: &Loaded) -> anyhow::Result<Option<CertKeyWithCa>> {
+pub fn ensure_kubernetes(
+    loaded: &Loaded,
+    host: &mut HostFiles,
+) -> anyhow::Result<Option<CertKeyWithCa>> {
     let topology = &loaded.topology;
     if !topology.tls.enabled {
         return Ok(None);
     }
     let layout = Layout::new(topology, Subnet::derived(&topology.cluster.name));
     let Some(group) = ensure_user_files(loaded, &layout)? else {
-        let store = Store::open(&topology.cluster.name)?;
+        let mut store = Store::open(&topology.cluster.name);
         let (ca_pem, ca_key) = store.ca(&topology.cluster.name)?;
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
             .context("cannot read the generated CA certificate")?;
@@ -131,6 +135,7 @@ pub fn ensure_kubernetes(loaded: &Loaded) -> anyhow::Result<Option<CertKeyWithCa
             &issuer,
             OffsetDateTime::now_utc(),
         )?;
+        store.into_host(host);
         return Ok(Some(CertKeyWithCa { ca_pem, pair }));
     };
     let pair = group.node(&layout.master().key)?.clone();
@@ -140,12 +145,13 @@ pub fn ensure_kubernetes(loaded: &Loaded) -> anyhow::Result<Option<CertKeyWithCa
     }))
 }
 
-/// The certificates the containers get, generating (or renewing) what is missing; `None`
-/// with TLS off. `extra` goes into every node's subject alternative names.
+/// The certificates the containers get, generating (or renewing) what is missing in memory
+/// and putting the files to store in `host` (the plan writes them); `None` with TLS off. `extra` goes into every node's subject alternative names.
 pub fn ensure(
     loaded: &Loaded,
     layout: &Layout,
     extra: &[String],
+    host: &mut HostFiles,
 ) -> anyhow::Result<Option<GroupTls>> {
     let topology = &loaded.topology;
     if !topology.tls.enabled {
@@ -154,7 +160,7 @@ pub fn ensure(
     if let Some(group) = ensure_user_files(loaded, layout)? {
         return Ok(Some(group));
     }
-    let store = Store::open(&topology.cluster.name)?;
+    let mut store = Store::open(&topology.cluster.name);
     let (ca_pem, ca_key) = store.ca(&topology.cluster.name)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
         .context("cannot read the generated CA certificate")?;
@@ -172,6 +178,7 @@ pub fn ensure(
         &issuer,
         now,
     )?;
+    store.into_host(host);
     Ok(Some(GroupTls { ca_pem, nodes }))
 }
 
@@ -198,21 +205,26 @@ fn ensure_user_files(loaded: &Loaded, layout: &Layout) -> anyhow::Result<Option<
     Ok(Some(GroupTls { ca_pem, nodes }))
 }
 
-/// The generated files of one group.
+/// The generated files of one group: read from disk, written only through the plan
+/// (`pending`, in order: a key before its certificate).
 struct Store {
     dir: PathBuf,
+    pending: Vec<(PathBuf, Secret)>,
 }
 
 impl Store {
-    fn open(cluster: &str) -> anyhow::Result<Store> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = generated_dir(cluster);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        Ok(Store { dir })
+    fn open(cluster: &str) -> Store {
+        Store {
+            dir: generated_dir(cluster),
+            pending: Vec::new(),
+        }
+    }
+
+    /// What is to be written, as one plan step in `host`.
+    fn into_host(self, host: &mut HostFiles) {
+        if !self.pending.is_empty() {
+            host.add("the generated CA and certificates", self.pending, false);
+        }
     }
 
     fn read(&self, name: &str) -> anyhow::Result<Option<String>> {
@@ -224,28 +236,29 @@ impl Store {
         }
     }
 
-    fn write(&self, name: &str, text: &str) -> anyhow::Result<()> {
-        write_private(&self.dir.join(name), text)
+    fn write(&mut self, name: &str, text: &str) {
+        self.pending
+            .push((self.dir.join(name), Secret::new(text.to_string())));
     }
 
     /// The group's CA, generated once: every certificate issued later chains to it, so
     /// clients keep trusting the same `ca.crt` across `up`s.
-    fn ca(&self, cluster: &str) -> anyhow::Result<(String, KeyPair)> {
+    fn ca(&mut self, cluster: &str) -> anyhow::Result<(String, KeyPair)> {
         if let (Some(cert), Some(key)) = (self.read("ca.crt")?, self.read("ca.key")?) {
             let key = KeyPair::from_pem(&key).context("cannot read the generated CA key")?;
             return Ok((cert, key));
         }
         let (cert, key) = generate_ca(cluster, OffsetDateTime::now_utc())?;
         // The key first: a CA certificate without its key would be useless on the next run.
-        self.write("ca.key", &key.serialize_pem())?;
-        self.write("ca.crt", &cert)?;
+        self.write("ca.key", &key.serialize_pem());
+        self.write("ca.crt", &cert);
         Ok((cert, key))
     }
 
     /// `<name>.crt`/`.key`: kept while it chains to the CA, names exactly `sans` and has
     /// 30 days left; issued again otherwise (a grown group, a new subnet, an old cert).
     fn leaf(
-        &self,
+        &mut self,
         name: &str,
         common_name: &str,
         sans: &[String],
@@ -262,8 +275,8 @@ impl Store {
             });
         }
         let issued = issue(common_name, sans, issuer, now)?;
-        self.write(&key_file, issued.key_pem.expose())?;
-        self.write(&cert_file, &issued.cert_pem)?;
+        self.write(&key_file, issued.key_pem.expose());
+        self.write(&cert_file, &issued.cert_pem);
         Ok(issued)
     }
 }

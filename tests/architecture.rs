@@ -48,6 +48,7 @@ const SIDE_EFFECTS: &[&str] = &[
     "executor",
     "password_store",
     "tls_store",
+    "host_files",
     "report",
     "failover",
 ];

@@ -20,6 +20,8 @@ use crate::wait;
 pub struct Executor<'a> {
     pub engine: EngineSteps<'a>,
     pub probe: &'a Probe,
+    /// The files on this machine the plan's host steps write.
+    pub host: &'a crate::host_files::HostFiles,
     /// For each wait: until healthy, until the sentinels agree, until a node answers.
     pub timeout: Duration,
 }
@@ -75,6 +77,8 @@ impl Executor<'_> {
         let layout = engine.layout;
         let master_name = &engine.topology.sentinel.master_name;
         match step {
+            Step::CreateHostDir { path } => self.host.create_dir(path)?,
+            Step::WriteHostFiles { paths, .. } => self.host.write(paths)?,
             Step::CreateNetwork { name, subnet } => engine.network(name, *subnet).await?,
             Step::CreateVolume { name } => engine.volume(name).await?,
             Step::CreateContainer { node, replace, .. } => {

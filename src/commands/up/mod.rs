@@ -21,6 +21,7 @@ use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
 use crate::executor::{Executor, Finally};
 use crate::health::Health;
+use crate::host_files::HostFiles;
 use crate::observed::Observed;
 use crate::password_store;
 use crate::plan::{self, Plan};
@@ -151,7 +152,19 @@ async fn up(
     )?;
     refuse_switching_tls(&observed, loaded)?;
     let master = master_now(loaded, &layout, &observed).await?;
-    let plan = plan::plan(&layout, &hashes, &observed, master);
+    // What this machine gets: prepared in memory now, written by the plan's first steps
+    // (after the image: an image the engine cannot get must leave no state), so
+    // `--dry-run` lists them and writes nothing.
+    let mut host = HostFiles::default();
+    let password = password_store::password_or_new(loaded, cluster, &mut host)?;
+    // The `[acl]` users' passwords, in private files next to the group password, for
+    // `rcluster env` and the applications, and the Sentinel client user's.
+    crate::connection::plan_user_password_files(loaded, &password, &mut host);
+    crate::connection::plan_sentinel_password_file(loaded, &password, &mut host);
+    let tls = crate::tls_store::ensure(loaded, &layout, &[], &mut host)?;
+    let (host_dirs, host_files) = host.steps();
+    let plan =
+        plan::plan(&layout, &hashes, &observed, master).with_host_steps(host_dirs, host_files);
     report.expect_nodes(layout.nodes.iter().map(|n| n.name.as_str()));
     refuse_removing_the_master(&plan, &observed, &layout, master)?;
 
@@ -161,15 +174,7 @@ async fn up(
     }
     check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
-    // The image before the password: an image the engine cannot get must leave no state.
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let password = password_store::password_or_generate(loaded, cluster)?;
-    // The `[acl]` users' passwords, in private files next to the group password, for
-    // `rcluster env` and the applications, and the Sentinel client user's.
-    crate::connection::user_password_files(loaded, &password)?;
-    crate::connection::sentinel_password_file(loaded, &password)?;
-    // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
-    let tls = crate::tls_store::ensure(loaded, &layout, &[])?;
     let probe = Probe::for_group(loaded, password.clone())?;
     let executor = Executor {
         engine: EngineSteps {
@@ -183,6 +188,7 @@ async fn up(
             report,
         },
         probe: &probe,
+        host: &host,
         timeout: Duration::from_secs(args.timeout),
     };
     if plan.is_empty() {
