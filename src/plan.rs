@@ -97,6 +97,19 @@ pub enum Step {
     },
     /// `SENTINEL RESET` on every sentinel, so that removed nodes leave their tables.
     ResetSentinels,
+    /// Undo a failed `up`: remove a container, network or volume it created (`id` is the
+    /// engine's id, `name` for people).
+    DiscardContainer {
+        id: String,
+        name: String,
+    },
+    DiscardNetwork {
+        id: String,
+        name: String,
+    },
+    DiscardVolume {
+        name: String,
+    },
     /// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers.
     SetPingPeriod {
         ms: u64,
@@ -116,6 +129,9 @@ impl Step {
             | Step::RemoveNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
             Step::CreateNetwork { .. }
+            | Step::DiscardContainer { .. }
+            | Step::DiscardNetwork { .. }
+            | Step::DiscardVolume { .. }
             | Step::CreateHostDir { .. }
             | Step::WriteHostFiles { .. }
             | Step::CreateVolume { .. }
@@ -135,6 +151,15 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::CreateHostDir { path } => write!(f, "create directory `{}`", path.display()),
+            Step::DiscardContainer { name, .. } => {
+                write!(f, "remove container `{name}`: this `up` created it")
+            }
+            Step::DiscardNetwork { name, .. } => {
+                write!(f, "remove network `{name}`: this `up` created it")
+            }
+            Step::DiscardVolume { name } => {
+                write!(f, "remove volume `{name}`: this `up` created it")
+            }
             Step::WriteHostFiles {
                 what,
                 paths,
@@ -342,6 +367,44 @@ pub fn plan(
     }
 }
 
+/// Undo a failed `up`: remove what exists `now` and did not `before`, containers first
+/// (a network or volume in use cannot go).
+pub fn rollback(before: &Observed, now: &Observed) -> Plan {
+    let containers: Vec<Step> = now
+        .containers
+        .iter()
+        .filter(|c| !before.containers.iter().any(|b| b.id == c.id))
+        .map(|c| Step::DiscardContainer {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        })
+        .collect();
+    let mut rest: Vec<Step> = now
+        .networks
+        .iter()
+        .filter(|n| !before.networks.iter().any(|b| b.id == n.id))
+        .map(|n| Step::DiscardNetwork {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        })
+        .collect();
+    rest.extend(
+        now.volumes
+            .iter()
+            .filter(|v| !before.volumes.contains(v))
+            .map(|v| Step::DiscardVolume { name: v.clone() }),
+    );
+    Plan {
+        master: Ipv4Addr::UNSPECIFIED,
+        phases: [containers, rest]
+            .into_iter()
+            .filter(|steps| !steps.is_empty())
+            .map(|steps| Phase { steps })
+            .collect(),
+        finally: Vec::new(),
+    }
+}
+
 /// The network and volumes to create.
 fn setup_steps(layout: &Layout, observed: &Observed) -> Vec<Step> {
     let mut setup = Vec::new();
@@ -525,6 +588,26 @@ mod tests {
             }],
             volumes: layout.nodes.iter().filter_map(|n| n.volume()).collect(),
         }
+    }
+
+    #[test]
+    fn a_failed_up_is_undone_by_removing_only_what_it_created() {
+        let l = layout();
+        let before = healthy_group(&l);
+        let mut now = before.clone();
+        let mut extra = now.containers[0].clone();
+        extra.id = "new-container".into();
+        extra.name = "demo-replica-3".into();
+        now.containers.push(extra);
+        now.volumes.push("demo-replica-3-data".into());
+        insta::assert_snapshot!(rollback(&before, &now).to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. remove container `demo-replica-3`: this `up` created it
+        phase 2:
+           2. remove volume `demo-replica-3-data`: this `up` created it
+        ");
+        assert!(rollback(&before, &before).is_empty());
     }
 
     #[test]

@@ -49,14 +49,30 @@ pub struct CertKeyWithCa {
     pub pair: CertKey,
 }
 
-/// What the containers get: the CA, and each node's certificate (by node key).
+/// What the containers get: the CA, and each node's certificate (by node key); and the
+/// certificate rcluster's own clients present.
 #[derive(Clone)]
 pub struct GroupTls {
     pub ca_pem: String,
     pub nodes: BTreeMap<String, CertKey>,
+    pub client: CertKey,
 }
 
 impl GroupTls {
+    /// What `probe` connects with, from memory: `up` needs it before the plan has
+    /// written the files.
+    pub fn client_tls(&self, client_auth: ClientAuth) -> ClientTls {
+        ClientTls {
+            ca_pem: self.ca_pem.clone().into_bytes(),
+            identity: client_auth.presents_certificate().then(|| {
+                (
+                    self.client.cert_pem.clone().into_bytes(),
+                    self.client.key_pem.clone(),
+                )
+            }),
+        }
+    }
+
     pub fn node(&self, key: &str) -> anyhow::Result<&CertKey> {
         self.nodes
             .get(key)

@@ -171,7 +171,7 @@ pub fn ensure(
         let pair = store.leaf(&node.key, &node.name, &sans, &issuer, now)?;
         nodes.insert(node.key.clone(), pair);
     }
-    store.leaf(
+    let client = store.leaf(
         "client",
         &format!("{} client", topology.cluster.name),
         &[],
@@ -179,7 +179,11 @@ pub fn ensure(
         now,
     )?;
     store.into_host(host);
-    Ok(Some(GroupTls { ca_pem, nodes }))
+    Ok(Some(GroupTls {
+        ca_pem,
+        nodes,
+        client,
+    }))
 }
 
 /// The user's own CA, certificate and key for every node; `None` when rcluster generates.
@@ -202,7 +206,12 @@ fn ensure_user_files(loaded: &Loaded, layout: &Layout) -> anyhow::Result<Option<
         .iter()
         .map(|n| (n.key.clone(), mine.clone()))
         .collect();
-    Ok(Some(GroupTls { ca_pem, nodes }))
+    // The user's certificate doubles as the client certificate (see `client_files`).
+    Ok(Some(GroupTls {
+        ca_pem,
+        nodes,
+        client: mine,
+    }))
 }
 
 /// The generated files of one group: read from disk, written only through the plan

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 
+use crate::docker::apply::Discard;
 use crate::docker::apply::EngineSteps;
 use crate::health::Health;
 use crate::plan::{Plan, Step};
@@ -78,6 +79,9 @@ impl Executor<'_> {
         let master_name = &engine.topology.sentinel.master_name;
         match step {
             Step::CreateHostDir { path } => self.host.create_dir(path)?,
+            Step::DiscardContainer { id, .. } => engine.discard(&Discard::Container(id)).await?,
+            Step::DiscardNetwork { id, .. } => engine.discard(&Discard::Network(id)).await?,
+            Step::DiscardVolume { name } => engine.discard(&Discard::Volume(name)).await?,
             Step::WriteHostFiles { paths, .. } => self.host.write(paths)?,
             Step::CreateNetwork { name, subnet } => engine.network(name, *subnet).await?,
             Step::CreateVolume { name } => engine.volume(name).await?,

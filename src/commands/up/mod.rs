@@ -175,7 +175,11 @@ async fn up(
     check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let probe = Probe::for_group(loaded, password.clone())?;
+    // The certificates as prepared, not as stored: the plan writes them.
+    let client_tls = tls
+        .as_ref()
+        .map(|group| group.client_tls(topology.tls.client_auth));
+    let probe = Probe::new(Credentials::for_group(topology, password.clone())).with_tls(client_tls);
     let executor = Executor {
         engine: EngineSteps {
             engine,
@@ -204,7 +208,7 @@ async fn up(
         && let Some(said) = port_conflict(e)
     {
         report.finish();
-        let undone = remove_what_up_created(engine, cluster, &observed).await;
+        let undone = remove_what_up_created(&executor, engine, cluster, &observed).await;
         return Err(CommandError::refused(port_conflict_message(
             &said,
             &engine.endpoint().url,
@@ -234,29 +238,19 @@ async fn up(
 /// After the engine refused a port: remove the containers, network and volumes this `up`
 /// created (what `before` did not have), so a failed first `up` leaves nothing behind and
 /// a failed scale-up leaves the group as it was. Says what it did, for the message.
-async fn remove_what_up_created(engine: &Engine, cluster: &str, before: &Observed) -> String {
+/// Undo a failed `up` (a port the engine found taken): a plan of removals, run by the
+/// same executor; says what it did, for the message.
+async fn remove_what_up_created(
+    executor: &Executor<'_>,
+    engine: &Engine,
+    cluster: &str,
+    before: &Observed,
+) -> String {
     let result = async {
         let now = observe(engine, cluster).await?;
-        let mut removed = 0;
-        for c in &now.containers {
-            if !before.containers.iter().any(|b| b.id == c.id) {
-                engine.remove_container(&c.id).await?;
-                removed += 1;
-            }
-        }
-        for n in &now.networks {
-            if !before.networks.iter().any(|b| b.id == n.id) {
-                engine.remove_network(&n.id).await?;
-                removed += 1;
-            }
-        }
-        for v in &now.volumes {
-            if !before.volumes.contains(v) {
-                engine.remove_volume(v).await?;
-                removed += 1;
-            }
-        }
-        anyhow::Ok(removed)
+        let rollback = plan::rollback(before, &now);
+        executor.run(&rollback).await?;
+        anyhow::Ok(rollback.steps().count())
     }
     .await;
     match result {
