@@ -13,7 +13,7 @@ use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
 use crate::observed::{ContainerState, Observed};
 use crate::password_store;
 use crate::probe::Probe;
-use crate::probe::parse::{LinkStatus, SentinelFlag};
+use crate::probe::parse::{LinkStatus, ReportedRole, SentinelFlag};
 use crate::probe::survey;
 use crate::report::{MasterJson, json_line, paint};
 use crate::topology::{Layout, Loaded, Role};
@@ -471,10 +471,10 @@ fn json(
     platform: &Platform,
 ) -> StatusJson {
     let mo = master_offset(reports, health);
-    let reported = |role: &str| {
+    let reported = |role: ReportedRole| {
         reports
             .iter()
-            .filter(|r| r.reported_role() == Some(role))
+            .filter(|r| matches!(&r.replication, Some(Ok(rep)) if rep.role == role))
             .count()
     };
     StatusJson {
@@ -485,8 +485,8 @@ fn json(
         sentinels_agree: health.sentinels_agree,
         subnet: layout.subnet.to_string(),
         counts: Counts {
-            master: reported("master"),
-            replica: reported("replica"),
+            master: reported(ReportedRole::Master),
+            replica: reported(ReportedRole::Replica),
             sentinel: reports
                 .iter()
                 .filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some())
