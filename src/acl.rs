@@ -13,9 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::secret::{MASK, Secret};
 use crate::topology::{AclUser, Topology};
 
-/// The user rcluster logs in as when `acl.disable_default` turns `default` off; it holds
-/// the group password and every right, like `default` otherwise.
-pub const ADMIN_USER: &str = "rcluster";
+/// Defined with the checked model, which names it; here it is one of rcluster's users.
+pub use crate::topology::ADMIN_USER;
 /// The user replicas log in to their master as (`masteruser`).
 pub const REPLICATION_USER: &str = "rcluster-replication";
 /// The user Sentinel logs in to the data nodes as (`sentinel auth-user`).

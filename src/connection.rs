@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::host_files::HostFiles;
 use crate::probe::Probe;
 use crate::secret::Secret;
 use crate::topology::{AuthSource, Layout, Loaded, UserPassword};
@@ -146,7 +147,7 @@ pub async fn settings(
             break;
         }
     }
-    let tls = crate::tls::client_files(loaded);
+    let tls = crate::tls_store::client_files(loaded);
     let identity = tls
         .as_ref()
         .filter(|files| files.client_auth.presents_certificate());
@@ -178,16 +179,32 @@ pub fn sentinel_password_file(
     loaded: &Loaded,
     password: &Secret,
 ) -> anyhow::Result<Option<PathBuf>> {
-    if loaded.topology.acl.is_none() {
-        return Ok(None);
-    }
+    let mut host = HostFiles::default();
+    let path = plan_sentinel_password_file(loaded, password, &mut host);
+    host.write_all()?;
+    Ok(path)
+}
+
+/// The Sentinel client user's password file, to be written through `host` (only when it
+/// is missing or differs).
+pub fn plan_sentinel_password_file(
+    loaded: &Loaded,
+    password: &Secret,
+    host: &mut HostFiles,
+) -> Option<PathBuf> {
+    loaded.topology.acl.as_ref()?;
     let user = crate::acl::SENTINEL_CLIENT_USER;
     let path = crate::password_store::user_password_path(&loaded.topology.cluster.name, user);
-    write_private(
-        &path,
-        crate::acl::derived_password(password.expose(), user).expose(),
-    )?;
-    Ok(Some(path))
+    let text = format!(
+        "{}\n",
+        crate::acl::derived_password(password.expose(), user).expose()
+    );
+    host.add(
+        format!("the password of Sentinel's client user `{user}`"),
+        vec![(path.clone(), Secret::new(text))],
+        false,
+    );
+    Some(path)
 }
 
 /// A private file per `[acl]` user holding its password: the user's own `password_file`,
@@ -196,6 +213,19 @@ pub fn user_password_files(
     loaded: &Loaded,
     password: &Secret,
 ) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut host = HostFiles::default();
+    let files = plan_user_password_files(loaded, password, &mut host);
+    host.write_all()?;
+    Ok(files)
+}
+
+/// The `[acl]` users' password files, the generated ones to be written through `host`
+/// (only when missing or different).
+pub fn plan_user_password_files(
+    loaded: &Loaded,
+    password: &Secret,
+    host: &mut HostFiles,
+) -> BTreeMap<String, PathBuf> {
     let topology = &loaded.topology;
     let mut files = BTreeMap::new();
     for user in topology.acl.iter().flat_map(|acl| acl.users.iter()) {
@@ -212,13 +242,17 @@ pub fn user_password_files(
                 let path =
                     crate::password_store::user_password_path(&topology.cluster.name, &user.name);
                 let secret = crate::acl::user_password(user, password.expose());
-                write_private(&path, secret.expose())?;
+                host.add(
+                    format!("the password of `[acl]` user `{}`", user.name),
+                    vec![(path.clone(), Secret::new(format!("{}\n", secret.expose())))],
+                    false,
+                );
                 path
             }
         };
         files.insert(user.name.clone(), path);
     }
-    Ok(files)
+    files
 }
 
 /// Where a client on this machine asks a sentinel: the announced address, else where

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::observed::ContainerState;
-use crate::probe::parse::{Replication, SentinelView};
+use crate::probe::parse::{LinkStatus, Replication, SentinelFlag, SentinelView};
 use crate::topology::{Layout, Node, Role};
 
 /// What one node's container and process said in one probe round.
@@ -212,10 +212,12 @@ fn data_node_problem(
         };
         return Some(format!("follows {followed} instead of the master {master}"));
     }
-    if rep.master_link_status.as_deref() != Some("up") {
+    if rep.master_link_status != Some(LinkStatus::Up) {
         return Some(format!(
             "link to the master is {}",
-            rep.master_link_status.as_deref().unwrap_or("unknown")
+            rep.master_link_status
+                .as_ref()
+                .map_or("unknown", LinkStatus::as_str)
         ));
     }
     let lag = master_offset? - rep.offset;
@@ -236,7 +238,7 @@ fn sentinel_problems(layout: &Layout, view: &SentinelView, master: &Node) -> Vec
     if view.master_is_down() {
         reasons.push(format!(
             "sees the master as down ({})",
-            view.master_flags.join(",")
+            SentinelFlag::join(&view.master_flags)
         ));
     }
     let expected: Vec<&Node> = layout.data_nodes().filter(|n| *n != master).collect();
@@ -306,6 +308,7 @@ fn most_common(ips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
     use crate::probe::Peer;
+    use crate::probe::parse::ReportedRole;
     use crate::render::tests::default_topology;
     use crate::topology::Subnet;
 
@@ -317,7 +320,7 @@ mod tests {
         Peer {
             ip: ip.to_string(),
             port,
-            flags: flags.split(',').map(str::to_string).collect(),
+            flags: SentinelFlag::parse_list(flags),
         }
     }
 
@@ -347,10 +350,14 @@ mod tests {
                     ),
                     _ => (
                         Some(Ok(Replication {
-                            role: if n == master { "master" } else { "replica" }.into(),
+                            role: if n == master {
+                                ReportedRole::Master
+                            } else {
+                                ReportedRole::Replica
+                            },
                             master_host: (n != master).then(|| master.ip.to_string()),
                             master_port: (n != master).then_some(6379),
-                            master_link_status: (n != master).then(|| "up".to_string()),
+                            master_link_status: (n != master).then_some(LinkStatus::Up),
                             offset: 100,
                             connected_replicas: vec![],
                         })),

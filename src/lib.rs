@@ -1,12 +1,14 @@
 //! rcluster: a highly available Redis group (master, replicas, Sentinel) on the Docker engine.
 //!
-//! Pure core: `topology` (file -> checked model), `render` (model -> config files),
-//! `addressing` (the group's subnet and layout), `config_hash` (keep or recreate),
+//! Pure core: `topology` (file -> checked model), `acl` and `tls` (users and certificates
+//! as data), `render` (model -> config files), `config_hash` (keep or recreate),
 //! `observed` (what exists, as data), `plan` (desired vs observed -> phases of steps),
 //! `health` (what the nodes said -> a verdict with reasons), `reach` (which addresses the
 //! group hands out and rcluster connects to).
 //! Side effects: `docker` (the engine), `probe` (Redis and Sentinel), `wait` (readiness
-//! loops), `executor` (runs a plan), `password_store` (the generated passwords on disk).
+//! loops), `executor` (runs a plan), `password_store` and `tls_store` (the generated
+//! passwords and certificates on disk), `addressing` (reads the host's routes).
+//! `tests/architecture.rs` keeps the pure core free of side-effect modules and circles.
 //! `commands` holds one short script per subcommand; nothing outside it imports it.
 
 pub mod acl;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod executor;
 pub mod failover;
 pub mod health;
+pub mod host_files;
 pub mod labels;
 pub mod observed;
 pub mod password_store;
@@ -30,6 +33,7 @@ pub mod render;
 pub mod report;
 pub mod secret;
 pub mod tls;
+pub mod tls_store;
 pub mod topology;
 pub mod wait;
 

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
@@ -80,32 +80,24 @@ pub fn password(loaded: &Loaded, cluster: &str) -> anyhow::Result<Option<Secret>
     Ok(Some(Secret::new(password.to_string())))
 }
 
-/// The group's password, generating and storing one (mode 0600) on first use.
-pub fn password_or_generate(loaded: &Loaded, cluster: &str) -> anyhow::Result<Secret> {
+/// The group's password; on first use a new one, generated in memory and put in `host`
+/// to be stored (0600, never over an existing file) by the plan's host steps.
+pub fn password_or_new(
+    loaded: &Loaded,
+    cluster: &str,
+    host: &mut crate::host_files::HostFiles,
+) -> anyhow::Result<Secret> {
     if let Some(p) = password(loaded, cluster)? {
         return Ok(p);
     }
-    let dir = group_dir(cluster)?;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create the state directory `{}`", dir.display()))?;
+    let path = group_dir(cluster)?.join("password");
     let secret = generate();
-    // Written whole to a private temporary file, then linked into place: nobody ever
-    // reads a half-written password, and when two `up`s race the first link wins and the
-    // other one uses its password.
-    let path = dir.join("password");
-    let tmp = dir.join(format!(".password.{}", std::process::id()));
-    write_private(&tmp, &format!("{}\n", secret.expose()))?;
-    let linked = fs::hard_link(&tmp, &path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(secret),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => password(loaded, cluster)?
-            .with_context(|| format!("`{}` vanished while being read", path.display())),
-        Err(e) => Err(e).with_context(|| format!("cannot create `{}`", path.display())),
-    }
+    host.add(
+        "the generated group password",
+        vec![(path, Secret::new(format!("{}\n", secret.expose())))],
+        true,
+    );
+    Ok(secret)
 }
 
 /// Write a file only its owner can read (0600, also when it already existed), synced.

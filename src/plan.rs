@@ -13,9 +13,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
-use crate::observed::{ContainerState, Observed};
-use crate::topology::{Layout, Role, Subnet};
+use crate::observed::{ContainerState, Observed, ObservedContainer};
+use crate::topology::{Layout, Node, Role, Subnet};
 
 /// Sentinel's default ping period (its link retry interval), and the one used while a
 /// group forms: sentinels started a moment apart find some peers not listening yet, and
@@ -26,6 +27,17 @@ pub const FORMING_PING_PERIOD_MS: u64 = 100;
 /// One action and the reason for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// A private directory on this machine (the group's state directory).
+    CreateHostDir {
+        path: PathBuf,
+    },
+    /// Files on this machine, written in order (0600): what they hold is named, never
+    /// shown.
+    WriteHostFiles {
+        what: String,
+        paths: Vec<PathBuf>,
+        reason: String,
+    },
     CreateNetwork {
         name: String,
         subnet: Subnet,
@@ -85,6 +97,19 @@ pub enum Step {
     },
     /// `SENTINEL RESET` on every sentinel, so that removed nodes leave their tables.
     ResetSentinels,
+    /// Undo a failed `up`: remove a container, network or volume it created (`id` is the
+    /// engine's id, `name` for people).
+    DiscardContainer {
+        id: String,
+        name: String,
+    },
+    DiscardNetwork {
+        id: String,
+        name: String,
+    },
+    DiscardVolume {
+        name: String,
+    },
     /// `SENTINEL DEBUG ping-period` on every sentinel, each as soon as it answers.
     SetPingPeriod {
         ms: u64,
@@ -104,6 +129,11 @@ impl Step {
             | Step::RemoveNode { node, .. } => Some(node),
             Step::Failover { from, .. } => Some(from),
             Step::CreateNetwork { .. }
+            | Step::DiscardContainer { .. }
+            | Step::DiscardNetwork { .. }
+            | Step::DiscardVolume { .. }
+            | Step::CreateHostDir { .. }
+            | Step::WriteHostFiles { .. }
             | Step::CreateVolume { .. }
             | Step::WaitHealthy { .. }
             | Step::ResetSentinels
@@ -120,6 +150,25 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Step::CreateHostDir { path } => write!(f, "create directory `{}`", path.display()),
+            Step::DiscardContainer { name, .. } => {
+                write!(f, "remove container `{name}`: this `up` created it")
+            }
+            Step::DiscardNetwork { name, .. } => {
+                write!(f, "remove network `{name}`: this `up` created it")
+            }
+            Step::DiscardVolume { name } => {
+                write!(f, "remove volume `{name}`: this `up` created it")
+            }
+            Step::WriteHostFiles {
+                what,
+                paths,
+                reason,
+            } => {
+                let paths: Vec<String> =
+                    paths.iter().map(|p| format!("`{}`", p.display())).collect();
+                write!(f, "write {what}: {} ({reason})", paths.join(", "))
+            }
             Step::CreateNetwork { name, subnet } => write!(f, "create network `{name}` ({subnet})"),
             Step::CreateVolume { name } => write!(f, "create volume `{name}`"),
             Step::CreateContainer {
@@ -191,6 +240,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The host's own changes first: `dirs` in a phase, then `files` in the next (each
+    /// phase only when it has steps).
+    pub fn with_host_steps(mut self, dirs: Vec<Step>, files: Vec<Step>) -> Plan {
+        for steps in [files, dirs] {
+            if !steps.is_empty() {
+                self.phases.insert(0, Phase { steps });
+            }
+        }
+        self
+    }
+
     /// No step changes anything: `up` only waits until the group is healthy.
     pub fn is_empty(&self) -> bool {
         !self.steps().any(Step::changes_something)
@@ -245,129 +305,30 @@ pub fn plan(
     observed: &Observed,
     master: Ipv4Addr,
 ) -> Plan {
-    let mut setup = Vec::new();
-    if observed.networks.is_empty() {
-        setup.push(Step::CreateNetwork {
-            name: layout.network(),
-            subnet: layout.subnet,
-        });
-    }
-    for volume in layout.nodes.iter().filter_map(|n| n.volume()) {
-        if !observed.volumes.contains(&volume) {
-            setup.push(Step::CreateVolume { name: volume });
-        }
-    }
-    let mut create = Vec::new();
-    let mut start_master = Vec::new();
-    let mut start_others = Vec::new();
-    let mut follow = Vec::new();
-    let mut rolling = Vec::new();
-    let mut touches_sentinels = false;
+    let mut nodes = NodeSteps::default();
     // Data nodes before sentinels: the order of the layout.
     for node in &layout.nodes {
         let want = desired_hash
             .get(&node.key)
             .map(String::as_str)
             .unwrap_or("");
-        let name = node.name.clone();
-        let mut fresh = |replace: bool, reason: String| {
-            create.push(Step::CreateContainer {
-                node: name.clone(),
-                replace,
-                reason,
-            });
-            Step::StartNode {
-                node: name.clone(),
-                reason: "created above".to_string(),
-            }
-        };
-        let start = match observed.container(&node.key) {
-            None => Some(fresh(false, "missing".to_string())),
-            // Never started: an interrupted `up` may have left it without its config file.
-            Some(c) if c.state == ContainerState::Created => {
-                Some(fresh(true, "created but never started".to_string()))
-            }
-            // Not serving anything: replace it now, with the others, instead of waiting
-            // for a healthy group that cannot be healthy without it.
-            Some(c)
-                if c.config_hash != want
-                    && !matches!(c.state, ContainerState::Running | ContainerState::Paused) =>
-            {
-                Some(fresh(
-                    true,
-                    format!("config changed (container is {})", c.state),
-                ))
-            }
-            Some(c) if c.config_hash != want => {
-                if node.ip == master {
-                    rolling.push(Step::Failover {
-                        from: name.clone(),
-                        reason: "its config changed and the master must not go away".to_string(),
-                    });
-                }
-                rolling.push(Step::RecreateNode {
-                    node: name.clone(),
-                    reason: "config changed".to_string(),
-                });
-                touches_sentinels |= node.role == Role::Sentinel;
-                None
-            }
-            Some(c) => {
-                let revive = match c.state {
-                    ContainerState::Running if c.ip.is_none() => Some(Step::ReconnectNode {
-                        node: name.clone(),
-                        reason: "it runs but is not on the network".to_string(),
-                    }),
-                    ContainerState::Running => None,
-                    ContainerState::Paused => Some(Step::UnpauseNode {
-                        node: name.clone(),
-                        reason: "paused".to_string(),
-                    }),
-                    state => Some(Step::StartNode {
-                        node: name.clone(),
-                        reason: format!("container is {state}"),
-                    }),
-                };
-                if revive.is_some() && node.role.is_data() && node.ip != master {
-                    follow.push(Step::FollowMaster {
-                        node: name.clone(),
-                        master,
-                    });
-                }
-                revive
-            }
-        };
-        if let Some(step) = start {
-            touches_sentinels |= node.role == Role::Sentinel;
-            if node.ip == master {
-                start_master.push(step);
-            } else {
-                start_others.push(step);
-            }
-        }
+        nodes.add(node, observed, want, master);
     }
+    let NodeSteps {
+        create,
+        start_master,
+        start_others,
+        follow,
+        mut rolling,
+        touches_sentinels,
+    } = nodes;
+    let setup = setup_steps(layout, observed);
     // Recreate the master last: by then the replicas and sentinels are current.
     let master_name = layout.node_by_ip(master).map(|n| n.name.as_str());
     rolling.sort_by_key(|s| {
         matches!(s, Step::Failover { .. } | Step::RecreateNode { .. }) && s.node() == master_name
     });
-    // Nodes the topology no longer has (it was scaled down).
-    let removals: Vec<Step> = observed
-        .containers
-        .iter()
-        .filter(|c| layout.node(&c.node).is_none())
-        .map(|c| {
-            let kept = if c.is_sentinel() {
-                ""
-            } else {
-                " (its data volume is kept)"
-            };
-            Step::RemoveNode {
-                node: c.name.clone(),
-                reason: format!("not in the topology any more{kept}"),
-            }
-        })
-        .collect();
+    let removals = removals(layout, observed);
 
     let mut phases: Vec<Phase> = [setup, create, start_master, start_others, follow]
         .into_iter()
@@ -404,6 +365,184 @@ pub fn plan(
         phases,
         finally,
     }
+}
+
+/// Undo a failed `up`: remove what exists `now` and did not `before`, containers first
+/// (a network or volume in use cannot go).
+pub fn rollback(before: &Observed, now: &Observed) -> Plan {
+    let containers: Vec<Step> = now
+        .containers
+        .iter()
+        .filter(|c| !before.containers.iter().any(|b| b.id == c.id))
+        .map(|c| Step::DiscardContainer {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        })
+        .collect();
+    let mut rest: Vec<Step> = now
+        .networks
+        .iter()
+        .filter(|n| !before.networks.iter().any(|b| b.id == n.id))
+        .map(|n| Step::DiscardNetwork {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        })
+        .collect();
+    rest.extend(
+        now.volumes
+            .iter()
+            .filter(|v| !before.volumes.contains(v))
+            .map(|v| Step::DiscardVolume { name: v.clone() }),
+    );
+    Plan {
+        master: Ipv4Addr::UNSPECIFIED,
+        phases: [containers, rest]
+            .into_iter()
+            .filter(|steps| !steps.is_empty())
+            .map(|steps| Phase { steps })
+            .collect(),
+        finally: Vec::new(),
+    }
+}
+
+/// The network and volumes to create.
+fn setup_steps(layout: &Layout, observed: &Observed) -> Vec<Step> {
+    let mut setup = Vec::new();
+    if observed.networks.is_empty() {
+        setup.push(Step::CreateNetwork {
+            name: layout.network(),
+            subnet: layout.subnet,
+        });
+    }
+    for volume in layout.nodes.iter().filter_map(|n| n.volume()) {
+        if !observed.volumes.contains(&volume) {
+            setup.push(Step::CreateVolume { name: volume });
+        }
+    }
+    setup
+}
+
+/// Each node's steps, by when they run.
+#[derive(Default)]
+struct NodeSteps {
+    create: Vec<Step>,
+    start_master: Vec<Step>,
+    start_others: Vec<Step>,
+    follow: Vec<Step>,
+    rolling: Vec<Step>,
+    touches_sentinels: bool,
+}
+
+impl NodeSteps {
+    /// What `node` needs: created, replaced, recreated in turn, or brought back.
+    fn add(&mut self, node: &Node, observed: &Observed, want: &str, master: Ipv4Addr) {
+        let name = node.name.clone();
+        let mut fresh = |replace: bool, reason: String| {
+            self.create.push(Step::CreateContainer {
+                node: name.clone(),
+                replace,
+                reason,
+            });
+            Step::StartNode {
+                node: name.clone(),
+                reason: "created above".to_string(),
+            }
+        };
+        let start = match observed.container(&node.key) {
+            None => Some(fresh(false, "missing".to_string())),
+            // Never started: an interrupted `up` may have left it without its config file.
+            Some(c) if c.state == ContainerState::Created => {
+                Some(fresh(true, "created but never started".to_string()))
+            }
+            // Not serving anything: replace it now, with the others, instead of waiting
+            // for a healthy group that cannot be healthy without it.
+            Some(c)
+                if c.config_hash != want
+                    && !matches!(c.state, ContainerState::Running | ContainerState::Paused) =>
+            {
+                Some(fresh(
+                    true,
+                    format!("config changed (container is {})", c.state),
+                ))
+            }
+            Some(c) if c.config_hash != want => {
+                if node.ip == master {
+                    self.rolling.push(Step::Failover {
+                        from: name.clone(),
+                        reason: "its config changed and the master must not go away".to_string(),
+                    });
+                }
+                self.rolling.push(Step::RecreateNode {
+                    node: name.clone(),
+                    reason: "config changed".to_string(),
+                });
+                self.touches_sentinels |= node.role == Role::Sentinel;
+                None
+            }
+            Some(c) => revive(node, c, master, &mut self.follow),
+        };
+        if let Some(step) = start {
+            self.touches_sentinels |= node.role == Role::Sentinel;
+            if node.ip == master {
+                self.start_master.push(step);
+            } else {
+                self.start_others.push(step);
+            }
+        }
+    }
+}
+
+/// A container that exists with the wanted config: started, unpaused or reconnected if it
+/// does not serve; a data node brought back follows the master.
+fn revive(
+    node: &Node,
+    c: &ObservedContainer,
+    master: Ipv4Addr,
+    follow: &mut Vec<Step>,
+) -> Option<Step> {
+    let name = node.name.clone();
+    let revive = match c.state {
+        ContainerState::Running if c.ip.is_none() => Some(Step::ReconnectNode {
+            node: name.clone(),
+            reason: "it runs but is not on the network".to_string(),
+        }),
+        ContainerState::Running => None,
+        ContainerState::Paused => Some(Step::UnpauseNode {
+            node: name.clone(),
+            reason: "paused".to_string(),
+        }),
+        state => Some(Step::StartNode {
+            node: name.clone(),
+            reason: format!("container is {state}"),
+        }),
+    };
+    if revive.is_some() && node.role.is_data() && node.ip != master {
+        follow.push(Step::FollowMaster {
+            node: name.clone(),
+            master,
+        });
+    }
+    revive
+}
+
+/// Nodes the topology no longer has (it was scaled down).
+fn removals(layout: &Layout, observed: &Observed) -> Vec<Step> {
+    observed
+        .containers
+        .iter()
+        .filter(|c| layout.node(&c.node).is_none())
+        .map(|c| {
+            let kept = if c.is_sentinel() {
+                ""
+            } else {
+                " (its data volume is kept)"
+            };
+            Step::RemoveNode {
+                node: c.name.clone(),
+                reason: format!("not in the topology any more{kept}"),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -449,6 +588,61 @@ mod tests {
             }],
             volumes: layout.nodes.iter().filter_map(|n| n.volume()).collect(),
         }
+    }
+
+    #[test]
+    fn a_failed_up_is_undone_by_removing_only_what_it_created() {
+        let l = layout();
+        let before = healthy_group(&l);
+        let mut now = before.clone();
+        let mut extra = now.containers[0].clone();
+        extra.id = "new-container".into();
+        extra.name = "demo-replica-3".into();
+        now.containers.push(extra);
+        now.volumes.push("demo-replica-3-data".into());
+        insta::assert_snapshot!(rollback(&before, &now).to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. remove container `demo-replica-3`: this `up` created it
+        phase 2:
+           2. remove volume `demo-replica-3-data`: this `up` created it
+        ");
+        assert!(rollback(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn what_up_writes_on_this_machine_comes_first_and_names_no_secret() {
+        let l = layout();
+        let dirs = vec![Step::CreateHostDir {
+            path: "/state/demo".into(),
+        }];
+        let files = vec![
+            Step::WriteHostFiles {
+                what: "the generated group password".into(),
+                paths: vec!["/state/demo/password".into()],
+                reason: "missing".into(),
+            },
+            Step::WriteHostFiles {
+                what: "the generated CA and certificates".into(),
+                paths: vec![
+                    "/state/demo/tls/ca.key".into(),
+                    "/state/demo/tls/ca.crt".into(),
+                ],
+                reason: "missing".into(),
+            },
+        ];
+        let plan =
+            plan(&l, &hashes(&l), &healthy_group(&l), l.master().ip).with_host_steps(dirs, files);
+        insta::assert_snapshot!(plan.to_string(), @r"
+        each phase starts when the one before has finished; its steps run together
+        phase 1:
+           1. create directory `/state/demo`
+        phase 2:
+           2. write the generated group password: `/state/demo/password` (missing)
+           3. write the generated CA and certificates: `/state/demo/tls/ca.key`, `/state/demo/tls/ca.crt` (missing)
+        phase 3:
+           4. wait until the group is healthy, showing what each node waits for
+        ");
     }
 
     #[test]

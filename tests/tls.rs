@@ -404,3 +404,58 @@ impl Drop for App {
         let _ = self.0.wait();
     }
 }
+
+/// Every path under `dir`, sorted.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read a state directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                todo.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `up --dry-run` on a fresh TLS group lists what `up` would write on this machine (the
+/// state directory, the generated password, the CA and certificates) and writes nothing.
+#[test]
+fn up_dry_run_on_a_fresh_tls_group_lists_the_password_and_certificates_and_writes_nothing() {
+    let group = Group::new("tls-dry", "tls-mutual.toml");
+    let before = listing(group.state_dir());
+    let plan = group.rcluster_ok(&["up", "--dry-run"]);
+    let group_dir = group.state_dir().join(&group.name);
+    for expected in [
+        format!("create directory `{}", group_dir.display()),
+        format!(
+            "write the generated group password: `{}`",
+            group_dir.join("password").display()
+        ),
+        format!(
+            "write the generated CA and certificates: `{}`",
+            group_dir.join("tls").join("ca.key").display()
+        ),
+        format!("`{}`", group_dir.join("tls").join("client.crt").display()),
+    ] {
+        assert!(
+            plan.stdout.contains(&expected),
+            "the plan does not say `{expected}`:\n{}",
+            plan.describe()
+        );
+    }
+    assert!(
+        !plan.stdout.contains("BEGIN"),
+        "the plan shows a key or certificate:\n{}",
+        plan.stdout
+    );
+    assert_eq!(
+        listing(group.state_dir()),
+        before,
+        "`up --dry-run` wrote into the state directory"
+    );
+}

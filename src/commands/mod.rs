@@ -6,7 +6,7 @@ pub mod check;
 pub mod completions;
 pub mod down;
 pub mod env;
-pub mod failover_test;
+pub mod failover_experiment;
 pub mod logs;
 pub mod redis_cli;
 pub mod render;
@@ -46,7 +46,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Up(args) => up::run(&global, &args).await,
         Command::Down(args) => down::run(&global, &args).await,
         Command::Status(args) => status::run(&global, &args).await,
-        Command::FailoverTest(args) => failover_test::run(&global, &args).await,
+        Command::FailoverTest(args) => {
+            failover_experiment::run(&global, &failover_experiment::options(&args)).await
+        }
         Command::Cli(args) => redis_cli::run(&global, &args).await,
         Command::Logs(args) => logs::run(&global, &args).await,
         Command::Completions { shell } => completions::run(shell),

@@ -66,7 +66,7 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
             .arg("-p")
             .arg(node.reach.port().to_string())
             .args(&auth)
-            .args(tls_args(crate::tls::client_files(&loaded)))
+            .args(tls_args(crate::tls_store::client_files(&loaded)))
             .env("REDISCLI_AUTH", secret.expose())
             .status()
             .map_err(|e| {
@@ -98,15 +98,17 @@ pub async fn run(global: &Global, args: &CliArgs) -> anyhow::Result<i32> {
     ];
     cmd.extend(auth);
     // Inside the container: the node's own CA, certificate and key, next to its config.
-    cmd.extend(tls_args(crate::tls::client_files(&loaded).map(|files| {
-        let dir = std::path::Path::new(crate::render::CONFIG_DIR);
-        crate::tls::ClientFiles {
-            ca: dir.join(crate::tls::CA_FILE),
-            cert: dir.join(crate::tls::CERT_FILE),
-            key: dir.join(crate::tls::KEY_FILE),
-            client_auth: files.client_auth,
-        }
-    })));
+    cmd.extend(tls_args(crate::tls_store::client_files(&loaded).map(
+        |files| {
+            let dir = std::path::Path::new(crate::render::CONFIG_DIR);
+            crate::tls::ClientFiles {
+                ca: dir.join(crate::tls::CA_FILE),
+                cert: dir.join(crate::tls::CERT_FILE),
+                key: dir.join(crate::tls::KEY_FILE),
+                client_auth: files.client_auth,
+            }
+        },
+    )));
     cmd.extend(args.args.iter().cloned());
     let env = vec![format!("REDISCLI_AUTH={}", secret.expose())];
     let code = engine

@@ -95,7 +95,13 @@ fn run_k8s(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::Resul
     // Made like `up` makes the Docker nodes' ones, in the state directory: one certificate
     // every pod shares (it names every pod and Service).
     let tls = if tls_spec.enabled && args.show_secrets && tls_spec.existing_secret.is_none() {
-        crate::tls::ensure_kubernetes(loaded)?
+        {
+            // `render` has no plan: what it generates is stored at once.
+            let mut host = crate::host_files::HostFiles::default();
+            let tls = crate::tls_store::ensure_kubernetes(loaded, &mut host)?;
+            host.write_all()?;
+            tls
+        }
     } else {
         None
     };
@@ -177,7 +183,12 @@ fn run_compose(global: &Global, args: &RenderArgs, loaded: &Loaded) -> anyhow::R
     // The certificates are made like `up` makes them (generated ones for this layout's
     // addresses, kept in the state directory); keys only with `--show-secrets`.
     let tls = if topology.tls.enabled && args.show_secrets {
-        crate::tls::ensure(loaded, &layout, &[])?
+        {
+            let mut host = crate::host_files::HostFiles::default();
+            let tls = crate::tls_store::ensure(loaded, &layout, &[], &mut host)?;
+            host.write_all()?;
+            tls
+        }
     } else {
         None
     };

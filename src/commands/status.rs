@@ -10,9 +10,10 @@ use crate::docker::observe::observe;
 use crate::docker::platform::Platform;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::health::{self, Health, NodeReport, STATUS_MAX_LAG_BYTES};
-use crate::observed::ContainerState;
+use crate::observed::{ContainerState, Observed};
 use crate::password_store;
 use crate::probe::Probe;
+use crate::probe::parse::{LinkStatus, ReportedRole, SentinelFlag};
 use crate::probe::survey;
 use crate::report::{MasterJson, json_line, paint};
 use crate::topology::{Layout, Loaded, Role};
@@ -45,6 +46,57 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// What `status` says about a group that does not exist.
+fn absent(
+    global: &Global,
+    loaded: &Loaded,
+    observed: &Observed,
+    platform: &Platform,
+) -> anyhow::Result<String> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let layout = addressing::layout(topology, observed);
+    // Volumes kept by `down` are worth mentioning: `up` brings their data back.
+    let kept = if observed.volumes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; its data volumes are kept: {}",
+            observed.volumes.join(", ")
+        )
+    };
+    let text = if global.json {
+        let document = StatusJson {
+            name: cluster.clone(),
+            healthy: false,
+            exists: false,
+            master: None,
+            sentinels_agree: false,
+            subnet: layout.subnet.to_string(),
+            counts: Counts::default(),
+            nodes: vec![],
+            volumes: Some(observed.volumes.clone()),
+            problems: vec![health::Problem {
+                node: cluster.clone(),
+                reason: "the group does not exist".to_string(),
+            }],
+            password_source: password_store::password_origin(loaded, cluster),
+            acl_users: None,
+            password: None,
+            tls: TlsJson::of(loaded),
+            engine: platform.clone(),
+            reach: None,
+        };
+        format!("{}\n", json_line(&document)?)
+    } else {
+        format!(
+            "group `{cluster}` does not exist (run `rcluster up`){kept}\nengine: {}\n",
+            platform.describe()
+        )
+    };
+    Ok(text)
+}
+
 /// One probe of the group: (exit code, text to print).
 async fn snapshot(
     global: &Global,
@@ -57,46 +109,7 @@ async fn snapshot(
     let cluster = &topology.cluster.name;
     let observed = observe(engine, cluster).await?;
     if observed.containers.is_empty() {
-        let layout = addressing::layout(topology, &observed);
-        // Volumes kept by `down` are worth mentioning: `up` brings their data back.
-        let kept = if observed.volumes.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; its data volumes are kept: {}",
-                observed.volumes.join(", ")
-            )
-        };
-        let text = if global.json {
-            let document = StatusJson {
-                name: cluster.clone(),
-                healthy: false,
-                exists: false,
-                master: None,
-                sentinels_agree: false,
-                subnet: layout.subnet.to_string(),
-                counts: Counts::default(),
-                nodes: vec![],
-                volumes: Some(observed.volumes.clone()),
-                problems: vec![health::Problem {
-                    node: cluster.clone(),
-                    reason: "the group does not exist".to_string(),
-                }],
-                password_source: password_store::password_origin(loaded, cluster),
-                acl_users: None,
-                password: None,
-                tls: TlsJson::of(loaded),
-                engine: platform.clone(),
-                reach: None,
-            };
-            format!("{}\n", json_line(&document)?)
-        } else {
-            format!(
-                "group `{cluster}` does not exist (run `rcluster up`){kept}\nengine: {}\n",
-                platform.describe()
-            )
-        };
-        return Ok((EXIT_FAILED, text));
+        return Ok((EXIT_FAILED, absent(global, loaded, &observed, platform)?));
     }
     let (layout, reach) =
         super::existing_reach(engine, topology, &observed, Some(platform)).await?;
@@ -194,7 +207,9 @@ fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> Strin
             };
             format!(
                 "follows {followed}, link {}, offset {}{lag}",
-                rep.master_link_status.as_deref().unwrap_or("-"),
+                rep.master_link_status
+                    .as_ref()
+                    .map_or("-", LinkStatus::as_str),
                 rep.offset
             )
         }
@@ -206,7 +221,7 @@ fn details(layout: &Layout, r: &NodeReport, master_offset: Option<i64>) -> Strin
             v.replicas.iter().filter(|p| !p.is_down()).count(),
             v.sentinels.iter().filter(|p| !p.is_down()).count(),
             if v.master_is_down() {
-                format!(" (master flags {})", v.master_flags.join(","))
+                format!(" (master flags {})", SentinelFlag::join(&v.master_flags))
             } else {
                 String::new()
             }
@@ -346,7 +361,7 @@ pub struct TlsJson {
 
 impl TlsJson {
     fn of(loaded: &Loaded) -> Option<TlsJson> {
-        crate::tls::client_files(loaded).map(|files| TlsJson {
+        crate::tls_store::client_files(loaded).map(|files| TlsJson {
             ca_file: files.ca.display().to_string(),
             client_auth: files.client_auth.as_str(),
         })
@@ -389,7 +404,7 @@ pub struct NodeJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_host: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<Option<String>>,
+    pub link: Option<Option<LinkStatus>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_bytes: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -456,10 +471,10 @@ fn json(
     platform: &Platform,
 ) -> StatusJson {
     let mo = master_offset(reports, health);
-    let reported = |role: &str| {
+    let reported = |role: ReportedRole| {
         reports
             .iter()
-            .filter(|r| r.reported_role() == Some(role))
+            .filter(|r| matches!(&r.replication, Some(Ok(rep)) if rep.role == role))
             .count()
     };
     StatusJson {
@@ -470,8 +485,8 @@ fn json(
         sentinels_agree: health.sentinels_agree,
         subnet: layout.subnet.to_string(),
         counts: Counts {
-            master: reported("master"),
-            replica: reported("replica"),
+            master: reported(ReportedRole::Master),
+            replica: reported(ReportedRole::Replica),
             sentinel: reports
                 .iter()
                 .filter(|r| r.node.role == Role::Sentinel && r.reported_role().is_some())

@@ -19,6 +19,13 @@ use crate::report::Reporter;
 use crate::secret::Secret;
 use crate::topology::{Layout, Node, Role, Subnet, Topology};
 
+/// What a rollback step removes, by the engine's id (a volume by its name).
+pub enum Discard<'a> {
+    Container(&'a str),
+    Network(&'a str),
+    Volume(&'a str),
+}
+
 /// The engine-side actions of a plan's steps, one verb each; built once by `up`.
 pub struct EngineSteps<'a> {
     pub engine: &'a Engine,
@@ -86,6 +93,16 @@ impl EngineSteps<'_> {
         self.engine.stop_container(node, 10).await?;
         self.engine.remove_container(node).await?;
         self.report.node(node, "removed (not in the topology)");
+        Ok(())
+    }
+
+    /// Undo a failed `up`: remove a container, network or volume it created.
+    pub async fn discard(&self, step: &Discard<'_>) -> anyhow::Result<()> {
+        match step {
+            Discard::Container(id) => self.engine.remove_container(id).await?,
+            Discard::Network(id) => self.engine.remove_network(id).await?,
+            Discard::Volume(name) => self.engine.remove_volume(name).await?,
+        }
         Ok(())
     }
 

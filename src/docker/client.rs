@@ -52,47 +52,84 @@ pub enum DockerError {
     Image(String),
 }
 
+/// What an engine's refusal means, for the callers that react to it rather than report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 404: the resource does not exist.
+    NotFound,
+    /// 409: the name is taken.
+    NameTaken,
+    /// 304: already done (e.g. a container already stopped).
+    AlreadyDone,
+    /// A published host port is taken, by another container or another process.
+    PortInUse,
+    /// The engine, or its socket, refused this user.
+    PermissionDenied,
+    /// Anything else: reported as it is.
+    Other,
+}
+
 impl DockerError {
+    /// The one place an engine error is classified. Status codes where the API has them;
+    /// a taken port has none (Docker answers 500), so its message is read here, and only
+    /// here: Docker's "port is already allocated" (another container) and "address
+    /// already in use" (another process; Podman says it too).
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            DockerError::Api {
+                source:
+                    BollardError::DockerResponseServerError {
+                        status_code,
+                        message,
+                    },
+                ..
+            } => match status_code {
+                404 => Refusal::NotFound,
+                409 => Refusal::NameTaken,
+                304 => Refusal::AlreadyDone,
+                403 => Refusal::PermissionDenied,
+                _ if message.contains("port is already allocated")
+                    || message.contains("address already in use") =>
+                {
+                    Refusal::PortInUse
+                }
+                _ if message.to_ascii_lowercase().contains("permission denied") => {
+                    Refusal::PermissionDenied
+                }
+                _ => Refusal::Other,
+            },
+            DockerError::Unreachable {
+                source: BollardError::IOError { err },
+                ..
+            } if err.kind() == std::io::ErrorKind::PermissionDenied => Refusal::PermissionDenied,
+            _ => Refusal::Other,
+        }
+    }
+
+    /// What the engine itself said, for messages that quote it.
+    pub fn engine_said(&self) -> Option<&str> {
+        match self {
+            DockerError::Api {
+                source: BollardError::DockerResponseServerError { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+
     /// The engine said the resource does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            DockerError::Api {
-                source: BollardError::DockerResponseServerError {
-                    status_code: 404,
-                    ..
-                },
-                ..
-            }
-        )
+        self.refusal() == Refusal::NotFound
     }
 
     /// The engine said the name is taken.
     pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            DockerError::Api {
-                source: BollardError::DockerResponseServerError {
-                    status_code: 409,
-                    ..
-                },
-                ..
-            }
-        )
+        self.refusal() == Refusal::NameTaken
     }
 
     /// The engine said the operation is already done (e.g. container already stopped).
     pub fn is_not_modified(&self) -> bool {
-        matches!(
-            self,
-            DockerError::Api {
-                source: BollardError::DockerResponseServerError {
-                    status_code: 304,
-                    ..
-                },
-                ..
-            }
-        )
+        self.refusal() == Refusal::AlreadyDone
     }
 }
 

@@ -10,16 +10,19 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 
+use crate::docker::apply::Discard;
 use crate::docker::apply::EngineSteps;
 use crate::health::Health;
 use crate::plan::{Plan, Step};
 use crate::probe::Probe;
 use crate::topology::Layout;
-use crate::wait::wait_healthy;
+use crate::wait;
 
 pub struct Executor<'a> {
     pub engine: EngineSteps<'a>,
     pub probe: &'a Probe,
+    /// The files on this machine the plan's host steps write.
+    pub host: &'a crate::host_files::HostFiles,
     /// For each wait: until healthy, until the sentinels agree, until a node answers.
     pub timeout: Duration,
 }
@@ -75,6 +78,11 @@ impl Executor<'_> {
         let layout = engine.layout;
         let master_name = &engine.topology.sentinel.master_name;
         match step {
+            Step::CreateHostDir { path } => self.host.create_dir(path)?,
+            Step::DiscardContainer { id, .. } => engine.discard(&Discard::Container(id)).await?,
+            Step::DiscardNetwork { id, .. } => engine.discard(&Discard::Network(id)).await?,
+            Step::DiscardVolume { name } => engine.discard(&Discard::Volume(name)).await?,
+            Step::WriteHostFiles { paths, .. } => self.host.write(paths)?,
             Step::CreateNetwork { name, subnet } => engine.network(name, *subnet).await?,
             Step::CreateVolume { name } => engine.volume(name).await?,
             Step::CreateContainer { node, replace, .. } => {
@@ -115,33 +123,35 @@ impl Executor<'_> {
             }
             Step::WaitHealthy { progress } => {
                 let report = engine.report;
-                let health = wait_healthy(
-                    engine.engine,
+                let group = wait::Group {
+                    engine: engine.engine,
                     layout,
-                    self.probe,
+                    probe: self.probe,
                     master_name,
-                    self.timeout,
-                    0,
-                    |reports, health| {
-                        if !progress {
-                            return;
-                        }
-                        // Each node's line says what it is still waiting for, or that it is ready.
-                        for r in reports {
-                            let problem = health.problems.iter().find(|p| p.node == r.node.name);
-                            match problem {
-                                Some(p) => {
-                                    report.node(&r.node.name, format!("waiting: {}", p.reason))
-                                }
-                                None if r.reported_role().is_some() => {
-                                    report.node(&r.node.name, "ready")
-                                }
-                                None => {}
+                    max_lag_bytes: 0,
+                };
+                let mut last = None;
+                let waiting = group.healthy(&mut last, |reports, health| {
+                    if !progress {
+                        return;
+                    }
+                    // Each node's line says what it is still waiting for, or that it is ready.
+                    for r in reports {
+                        let problem = health.problems.iter().find(|p| p.node == r.node.name);
+                        match problem {
+                            Some(p) => report.node(&r.node.name, format!("waiting: {}", p.reason)),
+                            None if r.reported_role().is_some() => {
+                                report.node(&r.node.name, "ready")
                             }
+                            None => {}
                         }
-                    },
-                )
-                .await?;
+                    }
+                });
+                let waited = tokio::time::timeout(self.timeout, waiting).await;
+                let health = match waited {
+                    Ok(health) => health?,
+                    Err(_) => return Err(group.not_healthy(last, self.timeout).await),
+                };
                 return Ok(Outcome {
                     master: None,
                     health: Some(health),

@@ -2,8 +2,9 @@
 //! master, a failover before the master is recreated, and sentinels told to forget removed
 //! nodes. Side effects on Redis and Sentinel only; which of them run, and when, is the plan's.
 
+use std::convert::Infallible;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::join_all;
@@ -42,22 +43,20 @@ pub(super) async fn set_ping_period(
     period_ms: u64,
     patience: Duration,
 ) {
-    let deadline = Instant::now() + patience;
     join_all(layout.sentinels().map(|node| async move {
-        while Instant::now() < deadline {
-            if let Ok(mut con) = probe.connect(survey::addr(node)).await {
-                let reply: redis::RedisResult<()> = redis::cmd("SENTINEL")
-                    .arg("DEBUG")
-                    .arg("ping-period")
-                    .arg(period_ms)
-                    .query_async(&mut con)
-                    .await;
-                if reply.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let answered = wait::until_true(Duration::from_millis(20), async || {
+            let Ok(mut con) = probe.connect(survey::addr(node)).await else {
+                return false;
+            };
+            let reply: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                .arg("DEBUG")
+                .arg("ping-period")
+                .arg(period_ms)
+                .query_async(&mut con)
+                .await;
+            reply.is_ok()
+        });
+        let _ = tokio::time::timeout(patience, answered).await;
     }))
     .await;
 }
@@ -71,12 +70,29 @@ pub(super) async fn follow_master(
     master: Ipv4Addr,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let replication = loop {
+    let mut last_error = None;
+    let answered = wait::until(Duration::from_millis(20), async || {
         match probe.replication(survey::addr(node)).await {
-            Ok(r) => break r,
-            Err(e) if Instant::now() >= deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(r) => Ok::<_, Infallible>(Some(r)),
+            Err(e) => {
+                last_error = Some(e);
+                Ok(None)
+            }
+        }
+    });
+    let answered = tokio::time::timeout(timeout, answered).await;
+    let replication = match answered {
+        Ok(Ok(r)) => r,
+        Ok(Err(never)) => match never {},
+        Err(_) => {
+            return Err(match last_error {
+                Some(e) => e.into(),
+                None => anyhow::anyhow!(
+                    "`{}` did not answer within {} s",
+                    node.name,
+                    timeout.as_secs()
+                ),
+            });
         }
     };
     if replication.is_master() {
@@ -124,12 +140,14 @@ pub(super) async fn failover(
         .node(from)
         .ok_or_else(|| anyhow::anyhow!("node `{from}` is not in the layout"))?;
     let sentinels: Vec<&Node> = layout.sentinels().collect();
-    let start = Instant::now();
-    let (new, _) =
-        wait::wait_for_new_master(layout, &sentinels, probe, master_name, old, start, timeout)
-            .await
-            .map_err(|(why, _)| {
-                anyhow::anyhow!("the sentinels did not move the master away from `{from}`: {why}")
-            })?;
+    let mut said = wait::SentinelsSaid::default();
+    let moved = wait::new_master(layout, &sentinels, probe, master_name, old, &mut said);
+    let moved = tokio::time::timeout(timeout, moved).await;
+    let new = moved.map_err(|_| {
+        anyhow::anyhow!(
+            "the sentinels did not move the master away from `{from}`: {}",
+            said.what
+        )
+    })?;
     Ok(new.ip)
 }

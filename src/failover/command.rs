@@ -125,7 +125,7 @@ impl Running {
 /// Start the user's command (`failover-test -- CMD`) with the settings of `rcluster env`
 /// in its environment, and the password itself only with `--pass-password-env`.
 pub async fn start_for(
-    args: &crate::cli::FailoverArgs,
+    args: &super::Options,
     loaded: &crate::topology::Loaded,
     layout: &crate::topology::Layout,
     probe: &crate::probe::Probe,
@@ -157,7 +157,7 @@ fn keep_tail(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> (Tail, Jo
 }
 
 /// Flags that make no sense together, in words; `None` when they are fine.
-pub fn usage_problem(args: &crate::cli::FailoverArgs) -> Option<String> {
+pub fn usage_problem(args: &super::Options) -> Option<String> {
     if args.no_writers && args.command.is_empty() {
         return Some(
             "`--no-writers` leaves nothing to write during the test; give a command after `--`"
@@ -254,12 +254,14 @@ mod tests {
         assert!(report.ended_ms.is_some());
     }
 
-    fn failover_args(args: &[&str]) -> crate::cli::FailoverArgs {
+    fn failover_args(args: &[&str]) -> super::super::Options {
         use clap::Parser;
         let mut argv = vec!["rcluster", "failover-test"];
         argv.extend_from_slice(args);
         match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::FailoverTest(a) => a,
+            crate::cli::Command::FailoverTest(a) => {
+                crate::commands::failover_experiment::options(&a)
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::cli::{FailoverArgs, Fault};
+use super::{Fault, Options};
 use crate::docker::Engine;
 use crate::docker::netadmin;
 use crate::topology::{Layout, Node, Topology};
@@ -137,7 +137,7 @@ pub async fn inject(
     engine: &Engine,
     layout: &Layout,
     node: &Node,
-    args: &FailoverArgs,
+    args: &Options,
     topo: &Topology,
 ) -> anyhow::Result<Option<String>> {
     match args.fault {
@@ -168,7 +168,7 @@ pub async fn inject(
 /// How long an `isolate` or `delay` fault lasts at least: `--hold`, else 10 s, or, with
 /// `min_replicas_to_write` on, its lag + 5 s when that is longer (so the lag runs out
 /// while the fault lasts).
-pub fn hold(args: &FailoverArgs, topo: &Topology) -> Duration {
+pub fn hold(args: &Options, topo: &Topology) -> Duration {
     let replication = &topo.replication;
     let lag = match replication.min_replicas_to_write {
         0 => 0,
@@ -242,11 +242,13 @@ mod tests {
             let mut argv = vec!["rcluster", "failover-test", "--fault", "isolate"];
             argv.extend_from_slice(extra);
             match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-                crate::cli::Command::FailoverTest(a) => a,
+                crate::cli::Command::FailoverTest(a) => {
+                    crate::commands::failover_experiment::options(&a)
+                }
                 other => panic!("{other:?}"),
             }
         };
-        let secs = |a: &FailoverArgs, t: &Topology| hold(a, t).as_secs();
+        let secs = |a: &Options, t: &Topology| hold(a, t).as_secs();
         assert_eq!(secs(&args(&[]), &topology("")), 10);
         let on = topology("[replication]\nmin_replicas_to_write = 1\nmin_replicas_max_lag = 8\n");
         assert_eq!(secs(&args(&[]), &on), 13);

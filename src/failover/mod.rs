@@ -11,6 +11,59 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+/// The fault a failover experiment injects into the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// SIGKILL the master's container.
+    Kill,
+    /// Stop the master gracefully.
+    Stop,
+    /// Freeze the master's process: the sentinels see a hung master.
+    Pause,
+    /// Disconnect the master from the group network while it keeps running.
+    Partition,
+    /// Cut the master off from its replicas and sentinels (both ways) while clients still
+    /// reach it: split brain.
+    Isolate,
+    /// Slow the master's network link past `down_after_ms`: a failover without a crash.
+    Delay,
+}
+
+/// How to run a failover experiment: the library's own options (the command line's
+/// `failover-test` flags are converted into these by `commands`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub fault: Fault,
+    /// How many failovers in a row.
+    pub runs: u32,
+    /// Concurrent writers.
+    pub writers: u32,
+    /// Seconds to wait for all sentinels to agree on a new master (default: the
+    /// failover timeout plus a margin).
+    pub deadline: Option<u64>,
+    /// Sentinels stopped before the fault (restarted afterwards).
+    pub stop_sentinels: u8,
+    /// Seconds an `isolate` or `delay` fault lasts at least.
+    pub hold: Option<u64>,
+    /// `delay`: latency added to the master's link, in ms.
+    pub delay_ms: Option<u64>,
+    /// `delay`: packet loss in percent.
+    pub loss: Option<f64>,
+    /// Fail a run when more than this many writes acknowledged by `OK` alone were lost.
+    pub max_split_brain_loss: Option<u64>,
+    /// Seconds between the start of `command` and the fault.
+    pub warmup: u64,
+    /// Run no writers of rcluster's own (only `command`).
+    pub no_writers: bool,
+    /// Also give `command` the password itself, in `RCLUSTER_PASSWORD`.
+    pub pass_password_env: bool,
+    /// Keep the test's keys instead of deleting them.
+    pub keep_keys: bool,
+    /// The user's own workload, run through each run; a non-zero exit fails the run.
+    pub command: Vec<String>,
+}
+
 /// Milliseconds from the fault to each milestone; `None` when it never happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Timings {

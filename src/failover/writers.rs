@@ -11,6 +11,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
 
 use crate::probe::Probe;
+use crate::probe::parse::ReportedRole;
 
 /// Where to connect for the `host:port` a sentinel hands out: the node's reach (its
 /// container address, or its published port), from the layout.
@@ -217,9 +218,7 @@ impl Writer {
             };
             let role: redis::RedisResult<redis::Value> =
                 redis::cmd("ROLE").query_async(&mut con).await;
-            if let Ok(redis::Value::Array(items)) = role
-                && matches!(items.first(), Some(redis::Value::BulkString(b)) if b == b"master")
-            {
+            if role.is_ok_and(|r| ReportedRole::of_role_reply(&r) == Some(ReportedRole::Master)) {
                 return Some((addr, con));
             }
         }

@@ -159,7 +159,7 @@ impl Probe {
     pub fn for_group(loaded: &crate::topology::Loaded, password: Secret) -> anyhow::Result<Probe> {
         Ok(
             Probe::new(Credentials::for_group(&loaded.topology, password))
-                .with_tls(crate::tls::client(loaded)?),
+                .with_tls(crate::tls_store::client(loaded)?),
         )
     }
 
@@ -280,7 +280,7 @@ impl Probe {
             .asked(|| format!("SENTINEL SENTINELS on {addr}"))?;
         let master_flags = parse::pairs(&flat)
             .get("flags")
-            .map(|f| f.split(',').map(str::to_string).collect())
+            .map(|f| parse::SentinelFlag::parse_list(f))
             .unwrap_or_default();
         Ok(SentinelView {
             master,

@@ -1,4 +1,6 @@
-//! Pure parsing of Redis and Sentinel replies into typed views.
+//! Pure parsing of Redis and Sentinel replies into typed views: the one place a reply's
+//! words (`master`, `slave`, `up`, `s_down`, ...) are read. Everything else matches on the
+//! enums below.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -14,16 +16,197 @@ pub fn info_fields(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// The role a data node reports (`INFO replication`'s `role`, `ROLE`'s first word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportedRole {
+    Master,
+    /// Redis says `slave` (older versions) or `replica`.
+    Replica,
+}
+
+impl ReportedRole {
+    pub fn parse(word: &str) -> Option<ReportedRole> {
+        match word {
+            "master" => Some(ReportedRole::Master),
+            "slave" | "replica" => Some(ReportedRole::Replica),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportedRole::Master => "master",
+            ReportedRole::Replica => "replica",
+        }
+    }
+
+    /// The first word of a `ROLE` reply; `None` for a sentinel or anything unreadable.
+    pub fn of_role_reply(reply: &redis::Value) -> Option<ReportedRole> {
+        let redis::Value::Array(items) = reply else {
+            return None;
+        };
+        match items.first()? {
+            redis::Value::BulkString(word) => ReportedRole::parse(std::str::from_utf8(word).ok()?),
+            redis::Value::SimpleString(word) => ReportedRole::parse(word),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ReportedRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A replica's `master_link_status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkStatus {
+    Up,
+    Down,
+    /// A word this version of rcluster does not know, kept to be shown.
+    Other(String),
+}
+
+impl LinkStatus {
+    pub fn parse(word: &str) -> LinkStatus {
+        match word {
+            "up" => LinkStatus::Up,
+            "down" => LinkStatus::Down,
+            other => LinkStatus::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            LinkStatus::Up => "up",
+            LinkStatus::Down => "down",
+            LinkStatus::Other(word) => word,
+        }
+    }
+}
+
+/// A flag in a sentinel's tables (`SENTINEL MASTER`, `REPLICAS`, `SENTINELS`), as Redis
+/// spells it in `flags`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SentinelFlag {
+    Master,
+    /// `slave`.
+    Replica,
+    Sentinel,
+    /// `s_down`: this sentinel sees it down.
+    SubjectivelyDown,
+    /// `o_down`: a quorum agrees it is down.
+    ObjectivelyDown,
+    Disconnected,
+    MasterDown,
+    FailoverInProgress,
+    Promoted,
+    ReconfSent,
+    ReconfInProgress,
+    ReconfDone,
+    /// A flag this version of rcluster does not know, kept to be shown.
+    Other(String),
+}
+
+impl SentinelFlag {
+    pub fn parse(word: &str) -> SentinelFlag {
+        match word {
+            "master" => SentinelFlag::Master,
+            "slave" => SentinelFlag::Replica,
+            "sentinel" => SentinelFlag::Sentinel,
+            "s_down" => SentinelFlag::SubjectivelyDown,
+            "o_down" => SentinelFlag::ObjectivelyDown,
+            "disconnected" => SentinelFlag::Disconnected,
+            "master_down" => SentinelFlag::MasterDown,
+            "failover_in_progress" => SentinelFlag::FailoverInProgress,
+            "promoted" => SentinelFlag::Promoted,
+            "reconf_sent" => SentinelFlag::ReconfSent,
+            "reconf_inprog" => SentinelFlag::ReconfInProgress,
+            "reconf_done" => SentinelFlag::ReconfDone,
+            other => SentinelFlag::Other(other.to_string()),
+        }
+    }
+
+    /// `a,b,c` as in a sentinel's reply.
+    pub fn parse_list(text: &str) -> Vec<SentinelFlag> {
+        text.split(',')
+            .filter(|w| !w.is_empty())
+            .map(SentinelFlag::parse)
+            .collect()
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SentinelFlag::Master => "master",
+            SentinelFlag::Replica => "slave",
+            SentinelFlag::Sentinel => "sentinel",
+            SentinelFlag::SubjectivelyDown => "s_down",
+            SentinelFlag::ObjectivelyDown => "o_down",
+            SentinelFlag::Disconnected => "disconnected",
+            SentinelFlag::MasterDown => "master_down",
+            SentinelFlag::FailoverInProgress => "failover_in_progress",
+            SentinelFlag::Promoted => "promoted",
+            SentinelFlag::ReconfSent => "reconf_sent",
+            SentinelFlag::ReconfInProgress => "reconf_inprog",
+            SentinelFlag::ReconfDone => "reconf_done",
+            SentinelFlag::Other(word) => word,
+        }
+    }
+
+    /// Down or unreachable as the sentinel sees it.
+    pub fn means_down(&self) -> bool {
+        matches!(
+            self,
+            SentinelFlag::SubjectivelyDown
+                | SentinelFlag::ObjectivelyDown
+                | SentinelFlag::Disconnected
+        )
+    }
+
+    /// `a,b,c`, for messages.
+    pub fn join(flags: &[SentinelFlag]) -> String {
+        flags
+            .iter()
+            .map(SentinelFlag::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The words as Redis wrote them, so `--json` keeps its shape.
+macro_rules! serialize_as_str {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+serialize_as_str!(LinkStatus, SentinelFlag);
+
+impl From<&str> for SentinelFlag {
+    fn from(word: &str) -> SentinelFlag {
+        SentinelFlag::parse(word)
+    }
+}
+
 /// What a data node says about its replication (`INFO replication`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Replication {
-    /// `master` or `replica` (Redis says `slave`).
-    pub role: String,
+    pub role: ReportedRole,
     /// For a replica: the master it follows.
     pub master_host: Option<String>,
     pub master_port: Option<u16>,
     /// For a replica: `up` when linked.
-    pub master_link_status: Option<String>,
+    pub master_link_status: Option<LinkStatus>,
     /// This node's replication offset (`master_repl_offset` on a master, `slave_repl_offset` on a replica).
     pub offset: i64,
     /// For a master: its replicas as it sees them.
@@ -41,19 +224,18 @@ pub struct ConnectedReplica {
 
 impl Replication {
     pub fn is_master(&self) -> bool {
-        self.role == "master"
+        self.role == ReportedRole::Master
     }
 
     pub fn parse(text: &str) -> Result<Replication, String> {
         let f = info_fields(text);
         let role = match f.get("role").map(String::as_str) {
-            Some("master") => "master".to_string(),
-            Some("slave") | Some("replica") => "replica".to_string(),
-            Some(other) => return Err(format!("unknown role `{other}` in INFO replication")),
+            Some(word) => ReportedRole::parse(word)
+                .ok_or_else(|| format!("unknown role `{word}` in INFO replication"))?,
             None => return Err("INFO replication has no `role`".to_string()),
         };
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
-        let offset = if role == "master" {
+        let offset = if role == ReportedRole::Master {
             num("master_repl_offset")
         } else {
             num("slave_repl_offset")
@@ -71,7 +253,7 @@ impl Replication {
         Ok(Replication {
             master_host: f.get("master_host").cloned(),
             master_port: f.get("master_port").and_then(|p| p.parse().ok()),
-            master_link_status: f.get("master_link_status").cloned(),
+            master_link_status: f.get("master_link_status").map(|w| LinkStatus::parse(w)),
             offset,
             connected_replicas,
             role,
@@ -104,7 +286,7 @@ pub fn pairs(flat: &[String]) -> HashMap<String, String> {
 pub struct Peer {
     pub ip: String,
     pub port: u16,
-    pub flags: Vec<String>,
+    pub flags: Vec<SentinelFlag>,
 }
 
 impl Peer {
@@ -115,16 +297,14 @@ impl Peer {
             port: m.get("port")?.parse().ok()?,
             flags: m
                 .get("flags")
-                .map(|f| f.split(',').map(str::to_string).collect())
+                .map(|f| SentinelFlag::parse_list(f))
                 .unwrap_or_default(),
         })
     }
 
     /// Down or unreachable as the sentinel sees it.
     pub fn is_down(&self) -> bool {
-        self.flags
-            .iter()
-            .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+        self.flags.iter().any(SentinelFlag::means_down)
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
@@ -138,7 +318,7 @@ pub struct SentinelView {
     /// `SENTINEL get-master-addr-by-name`.
     pub master: Option<(String, u16)>,
     /// Flags of the master in `SENTINEL MASTER` (`master`, `s_down`, `o_down`, ...).
-    pub master_flags: Vec<String>,
+    pub master_flags: Vec<SentinelFlag>,
     pub replicas: Vec<Peer>,
     pub sentinels: Vec<Peer>,
 }
@@ -152,9 +332,7 @@ impl SentinelView {
     }
 
     pub fn master_is_down(&self) -> bool {
-        self.master_flags
-            .iter()
-            .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+        self.master_flags.iter().any(SentinelFlag::means_down)
     }
 }
 
@@ -223,11 +401,42 @@ mod tests {
     #[test]
     fn parses_a_replica() {
         let r = Replication::parse(REPLICA_INFO).unwrap();
-        assert_eq!(r.role, "replica");
+        assert_eq!(r.role.as_str(), "replica");
         assert_eq!(r.master_host.as_deref(), Some("172.28.1.10"));
         assert_eq!(r.master_port, Some(6379));
-        assert_eq!(r.master_link_status.as_deref(), Some("up"));
+        assert_eq!(
+            r.master_link_status.as_ref().map(LinkStatus::as_str),
+            Some("up")
+        );
         assert_eq!(r.offset, 1200);
+    }
+
+    #[test]
+    fn reads_roles_link_states_and_flags_in_redis_words() {
+        assert_eq!(ReportedRole::parse("slave"), Some(ReportedRole::Replica));
+        assert_eq!(ReportedRole::parse("sentinel"), None);
+        let role = redis::Value::Array(vec![redis::Value::BulkString(b"master".to_vec())]);
+        assert_eq!(
+            ReportedRole::of_role_reply(&role),
+            Some(ReportedRole::Master)
+        );
+        assert_eq!(LinkStatus::parse("down"), LinkStatus::Down);
+        assert_eq!(LinkStatus::parse("handshake").as_str(), "handshake");
+        let flags = SentinelFlag::parse_list("master,s_down,o_down,failover_in_progress");
+        assert!(flags.iter().any(SentinelFlag::means_down));
+        assert_eq!(
+            SentinelFlag::join(&flags),
+            "master,s_down,o_down,failover_in_progress"
+        );
+        assert_eq!(
+            serde_json::to_string(&flags).unwrap(),
+            r#"["master","s_down","o_down","failover_in_progress"]"#
+        );
+        assert!(
+            !SentinelFlag::parse_list("slave")
+                .iter()
+                .any(SentinelFlag::means_down)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod k8s;
+pub mod names;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -1,5 +1,7 @@
 use super::*;
-use crate::topology::{Subnet, parse};
+use crate::render::names::subject_alt_names;
+use crate::topology::{Layout, Loaded, Subnet, parse};
+use std::path::Path;
 
 fn loaded(text: &str) -> Loaded {
     parse(

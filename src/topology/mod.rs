@@ -6,6 +6,7 @@
 //! Must not talk to Docker or Redis.
 
 pub mod auth;
+pub mod certs;
 pub mod layout;
 pub mod raw;
 pub mod validate;
@@ -21,6 +22,10 @@ use std::path::{Path, PathBuf};
 
 pub use layout::{Layout, Node, Role, Subnet};
 pub use raw::RawTopology;
+
+/// The user rcluster logs in as when `acl.disable_default` turns `default` off; it holds
+/// the group password and every right, like `default` otherwise.
+pub const ADMIN_USER: &str = "rcluster";
 
 /// The checked topology. Every field is valid; consumers never re-validate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,7 +53,7 @@ pub struct Acl {
     /// In name order.
     pub users: Vec<AclUser>,
     /// `default` is `off` on the data nodes and the sentinels; rcluster logs in as
-    /// [`crate::acl::ADMIN_USER`].
+    /// [`ADMIN_USER`].
     pub disable_default: bool,
 }
 
@@ -80,7 +85,7 @@ impl Topology {
         self.acl
             .as_ref()
             .filter(|acl| acl.disable_default)
-            .map(|_| crate::acl::ADMIN_USER)
+            .map(|_| ADMIN_USER)
     }
 
     pub fn acl_user(&self, name: &str) -> Option<&AclUser> {
@@ -656,7 +661,7 @@ pub fn parse(
 }
 
 /// Read the user's CA, certificate and key and check that they belong together
-/// (`crate::tls::check_files`), located at their keys.
+/// (`certs::check_files`), located at their keys.
 fn tls_file_problems(
     doc: &raw::RawDocument,
     topology: &Topology,
@@ -673,13 +678,13 @@ fn tls_file_problems(
     };
     let (ca, cert, key) = (full(&files.ca), full(&files.cert), full(&files.key));
     let read = |p: &Path| read_file(p).map_err(|e| e.to_string().to_lowercase());
-    let user = crate::tls::UserFiles {
+    let user = certs::UserFiles {
         ca: (&ca, read(&ca)),
         cert: (&cert, read(&cert)),
         key: (&key, read(&key)),
     };
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
-    let mut problems = crate::tls::check_files(&user, time::OffsetDateTime::now_utc());
+    let mut problems = certs::check_files(&user, time::OffsetDateTime::now_utc());
     if let (true, Ok(cert_pem)) = (problems.is_empty(), &user.cert.1) {
         problems.extend(node_addresses_named(topology, &cert, cert_pem));
     }
@@ -713,20 +718,20 @@ fn node_addresses_named(
     topology: &Topology,
     cert_path: &Path,
     cert_pem: &str,
-) -> Option<crate::tls::FileProblem> {
+) -> Option<certs::FileProblem> {
     let subnet = topology
         .cluster
         .subnet
         .unwrap_or_else(|| Subnet::derived(&topology.cluster.name));
     let layout = Layout::new(topology, subnet);
     let addresses: Vec<String> = layout.nodes.iter().map(|n| n.ip.to_string()).collect();
-    let missing = crate::tls::unnamed(cert_pem, &addresses)?;
+    let missing = certs::unnamed(cert_pem, &addresses)?;
     if missing.is_empty() {
         return None;
     }
     let name = format!("`tls.cert_file` (`{}`)", cert_path.display());
     Some(match topology.cluster.subnet {
-        Some(_) => crate::tls::FileProblem {
+        Some(_) => certs::FileProblem {
             key: "tls.cert_file",
             warning: false,
             message: format!(
@@ -734,7 +739,7 @@ fn node_addresses_named(
                 missing.join(", ")
             ),
         },
-        None => crate::tls::FileProblem {
+        None => certs::FileProblem {
             key: "tls.cert_file",
             warning: true,
             message: format!(

@@ -449,21 +449,10 @@ impl Checker<'_> {
         }
     }
 
-    fn sentinel(&mut self) -> SentinelSpec {
+    /// `sentinel.quorum`: between 1 and the number of sentinels (clamped there after an
+    /// error, so later checks see a usable value).
+    fn sentinel_quorum(&mut self, count: i64, count_valid: bool) -> i64 {
         let raw = &self.doc.topology.sentinel;
-        let count = match raw.count {
-            Some(n) => self
-                .int_in(
-                    "sentinel.count",
-                    n,
-                    1..=MAX_SENTINELS,
-                    " (an odd number, 3 or more, is best)",
-                )
-                .unwrap_or(3),
-            None => 3,
-        };
-        let count_valid = self.ok("sentinel.count");
-
         let mut quorum = raw.quorum.unwrap_or(2);
         if self.ok("sentinel.quorum") && count_valid && !(1..=count).contains(&quorum) {
             let default = if raw.quorum.is_none() {
@@ -499,7 +488,12 @@ impl Checker<'_> {
             self.sentinel_warnings(count, quorum);
             self.sentinel_drain_warning(count, quorum);
         }
+        quorum
+    }
 
+    /// `sentinel.master_name`: the name clients look the master up by.
+    fn master_name(&mut self) -> String {
+        let raw = &self.doc.topology.sentinel;
         let master_name = raw.master_name.clone().unwrap_or_else(|| "mymaster".into());
         if master_name.is_empty() {
             self.error(
@@ -515,6 +509,26 @@ impl Checker<'_> {
                 format!("`sentinel.master_name` is `{}`; use only letters, digits, `.`, `_` and `-` (clients look the master up by this name)", one_line(&master_name)),
             );
         }
+        master_name
+    }
+
+    fn sentinel(&mut self) -> SentinelSpec {
+        let raw = &self.doc.topology.sentinel;
+        let count = match raw.count {
+            Some(n) => self
+                .int_in(
+                    "sentinel.count",
+                    n,
+                    1..=MAX_SENTINELS,
+                    " (an odd number, 3 or more, is best)",
+                )
+                .unwrap_or(3),
+            None => 3,
+        };
+        let count_valid = self.ok("sentinel.count");
+
+        let quorum = self.sentinel_quorum(count, count_valid);
+        let master_name = self.master_name();
 
         let down_after = self.millis("sentinel.down_after_ms", raw.down_after_ms, 5000);
         let failover_timeout = self.millis(

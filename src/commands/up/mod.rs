@@ -16,10 +16,12 @@ use crate::cli::UpArgs;
 use crate::config_hash;
 use crate::docker::apply::EngineSteps;
 use crate::docker::observe::{foreign_conflicts, observe, used_subnets};
+use crate::docker::platform::Platform;
 use crate::docker::{Engine, image};
 use crate::error::{CommandError, EXIT_OK};
 use crate::executor::{Executor, Finally};
 use crate::health::Health;
+use crate::host_files::HostFiles;
 use crate::observed::Observed;
 use crate::password_store;
 use crate::plan::{self, Plan};
@@ -56,14 +58,9 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<i32> {
     }
 }
 
-async fn up(
-    global: &Global,
-    args: &UpArgs,
-    loaded: &Loaded,
-    engine: &Engine,
-    report: &Reporter,
-    armed: &Mutex<Option<Finally>>,
-) -> anyhow::Result<i32> {
+/// Observe the engine once, choose the subnet and build the layout; refuses a group whose
+/// addresses nobody here could reach, or names that something else already uses.
+async fn lay_out(engine: &Engine, loaded: &Loaded) -> anyhow::Result<(Observed, Platform, Layout)> {
     let topology = &loaded.topology;
     let cluster = &topology.cluster.name;
     // What kind of engine (for the image and the port checks), asked alongside the
@@ -99,28 +96,32 @@ async fn up(
         .into());
     }
 
-    let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
-    let hashes = config_hash::config_hashes(
-        topology,
-        &layout,
-        &source.choice().reference,
-        &crate::tls::fingerprint(loaded)?,
-    )?;
-    refuse_switching_tls(&observed, loaded)?;
+    Ok((observed, platform, layout))
+}
+
+/// Who the master is now: the sentinels' answer on an existing group (after refusing a
+/// changed password), else the layout's master.
+async fn master_now(
+    loaded: &Loaded,
+    layout: &Layout,
+    observed: &Observed,
+) -> anyhow::Result<std::net::Ipv4Addr> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
     let existing_password = password_store::password(loaded, cluster)?;
     // Generated certificates that do not exist yet: the group (if any) runs without them.
-    let existing_tls = crate::tls::client(loaded).ok().flatten();
+    let existing_tls = crate::tls_store::client(loaded).ok().flatten();
     let existing_probe = |p: &Secret| {
         Probe::new(Credentials::for_group(topology, p.clone())).with_tls(existing_tls.clone())
     };
     if let Some(p) = &existing_password {
-        refuse_a_changed_password(&layout, &observed, &existing_probe(p), loaded).await?;
+        refuse_a_changed_password(layout, observed, &existing_probe(p), loaded).await?;
     }
     let master = match &existing_password {
         Some(p) if !observed.containers.is_empty() => {
             survey::current_master(
-                &layout,
-                &observed,
+                layout,
+                observed,
                 &existing_probe(p),
                 &topology.sentinel.master_name,
             )
@@ -128,7 +129,42 @@ async fn up(
         }
         _ => layout.master().ip,
     };
-    let plan = plan::plan(&layout, &hashes, &observed, master);
+    Ok(master)
+}
+
+async fn up(
+    global: &Global,
+    args: &UpArgs,
+    loaded: &Loaded,
+    engine: &Engine,
+    report: &Reporter,
+    armed: &Mutex<Option<Finally>>,
+) -> anyhow::Result<i32> {
+    let topology = &loaded.topology;
+    let cluster = &topology.cluster.name;
+    let (observed, platform, layout) = lay_out(engine, loaded).await?;
+    let source = image::choose_for(topology.redis.image.as_deref(), &platform)?;
+    let hashes = config_hash::config_hashes(
+        topology,
+        &layout,
+        &source.choice().reference,
+        &crate::tls_store::fingerprint(loaded)?,
+    )?;
+    refuse_switching_tls(&observed, loaded)?;
+    let master = master_now(loaded, &layout, &observed).await?;
+    // What this machine gets: prepared in memory now, written by the plan's first steps
+    // (after the image: an image the engine cannot get must leave no state), so
+    // `--dry-run` lists them and writes nothing.
+    let mut host = HostFiles::default();
+    let password = password_store::password_or_new(loaded, cluster, &mut host)?;
+    // The `[acl]` users' passwords, in private files next to the group password, for
+    // `rcluster env` and the applications, and the Sentinel client user's.
+    crate::connection::plan_user_password_files(loaded, &password, &mut host);
+    crate::connection::plan_sentinel_password_file(loaded, &password, &mut host);
+    let tls = crate::tls_store::ensure(loaded, &layout, &[], &mut host)?;
+    let (host_dirs, host_files) = host.steps();
+    let plan =
+        plan::plan(&layout, &hashes, &observed, master).with_host_steps(host_dirs, host_files);
     report.expect_nodes(layout.nodes.iter().map(|n| n.name.as_str()));
     refuse_removing_the_master(&plan, &observed, &layout, master)?;
 
@@ -138,16 +174,12 @@ async fn up(
     }
     check_ports_free(&layout, &plan, topology.cluster.bind, &platform)?;
 
-    // The image before the password: an image the engine cannot get must leave no state.
     let image = image::ensure(engine, &source, |line| report.info(line)).await?;
-    let password = password_store::password_or_generate(loaded, cluster)?;
-    // The `[acl]` users' passwords, in private files next to the group password, for
-    // `rcluster env` and the applications, and the Sentinel client user's.
-    crate::connection::user_password_files(loaded, &password)?;
-    crate::connection::sentinel_password_file(loaded, &password)?;
-    // Generated (or renewed) only now, like the password: `--dry-run` writes nothing.
-    let tls = crate::tls::ensure(loaded, &layout, &[])?;
-    let probe = Probe::for_group(loaded, password.clone())?;
+    // The certificates as prepared, not as stored: the plan writes them.
+    let client_tls = tls
+        .as_ref()
+        .map(|group| group.client_tls(topology.tls.client_auth));
+    let probe = Probe::new(Credentials::for_group(topology, password.clone())).with_tls(client_tls);
     let executor = Executor {
         engine: EngineSteps {
             engine,
@@ -160,6 +192,7 @@ async fn up(
             report,
         },
         probe: &probe,
+        host: &host,
         timeout: Duration::from_secs(args.timeout),
     };
     if plan.is_empty() {
@@ -175,7 +208,7 @@ async fn up(
         && let Some(said) = port_conflict(e)
     {
         report.finish();
-        let undone = remove_what_up_created(engine, cluster, &observed).await;
+        let undone = remove_what_up_created(&executor, engine, cluster, &observed).await;
         return Err(CommandError::refused(port_conflict_message(
             &said,
             &engine.endpoint().url,
@@ -205,29 +238,19 @@ async fn up(
 /// After the engine refused a port: remove the containers, network and volumes this `up`
 /// created (what `before` did not have), so a failed first `up` leaves nothing behind and
 /// a failed scale-up leaves the group as it was. Says what it did, for the message.
-async fn remove_what_up_created(engine: &Engine, cluster: &str, before: &Observed) -> String {
+/// Undo a failed `up` (a port the engine found taken): a plan of removals, run by the
+/// same executor; says what it did, for the message.
+async fn remove_what_up_created(
+    executor: &Executor<'_>,
+    engine: &Engine,
+    cluster: &str,
+    before: &Observed,
+) -> String {
     let result = async {
         let now = observe(engine, cluster).await?;
-        let mut removed = 0;
-        for c in &now.containers {
-            if !before.containers.iter().any(|b| b.id == c.id) {
-                engine.remove_container(&c.id).await?;
-                removed += 1;
-            }
-        }
-        for n in &now.networks {
-            if !before.networks.iter().any(|b| b.id == n.id) {
-                engine.remove_network(&n.id).await?;
-                removed += 1;
-            }
-        }
-        for v in &now.volumes {
-            if !before.volumes.contains(v) {
-                engine.remove_volume(v).await?;
-                removed += 1;
-            }
-        }
-        anyhow::Ok(removed)
+        let rollback = plan::rollback(before, &now);
+        executor.run(&rollback).await?;
+        anyhow::Ok(rollback.steps().count())
     }
     .await;
     match result {

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
+use crate::docker::client::{DockerError, Refusal};
 use crate::docker::platform::Platform;
 use crate::error::CommandError;
 use crate::observed::Observed;
@@ -144,13 +145,14 @@ pub(super) fn is_taken(bind: &std::io::Result<()>) -> bool {
     matches!(bind, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
 }
 
-/// The engine refused to start a container because a published port is taken: Docker's
-/// "port is already allocated" (another container) and "address already in use" (another
-/// process; Podman says it too). The engine's own words, for the message.
+/// The engine refused to start a container because a published port is taken (the
+/// engine client classifies it, `Refusal::PortInUse`). The engine's own words, for the
+/// message.
 pub(super) fn port_conflict(err: &anyhow::Error) -> Option<String> {
-    err.chain().map(|c| c.to_string()).find(|text| {
-        text.contains("port is already allocated") || text.contains("address already in use")
-    })
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<DockerError>())
+        .find(|e| e.refusal() == Refusal::PortInUse)
+        .and_then(|e| e.engine_said().map(str::to_string))
 }
 
 /// The message for a port the engine found taken.
@@ -198,6 +200,20 @@ mod tests {
         assert!(!checks_ports_here(&platform("ssh://deploy@build-box")));
     }
 
+    /// What a failed start looks like to `up`: the engine client's error, as `apply` and
+    /// the executor pass it on.
+    fn engine_refused(said: &str, container: &str) -> anyhow::Error {
+        anyhow::Error::new(DockerError::Api {
+            op: "start container",
+            resource: container.to_string(),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: said.to_string(),
+            },
+        })
+        .context("running the plan")
+    }
+
     #[test]
     fn recognises_the_engines_port_conflicts() {
         for said in [
@@ -205,10 +221,10 @@ mod tests {
             "driver failed programming external connectivity on endpoint g-master (4f1c): Error starting userland proxy: listen tcp4 127.0.0.1:17400: bind: address already in use",
             "rootlessport listen tcp 127.0.0.1:17400: bind: address already in use",
         ] {
-            let err = anyhow::anyhow!("{said}").context("failed to start container `g-master`");
+            let err = engine_refused(said, "g-master");
             assert_eq!(port_conflict(&err).as_deref(), Some(said));
         }
-        let other = anyhow::anyhow!("no such image").context("failed to start container `x`");
+        let other = engine_refused("no such image", "x");
         assert_eq!(port_conflict(&other), None);
     }
 }

@@ -186,10 +186,10 @@ fn user_name_problem(name: &str) -> Option<String> {
     if name == "default" {
         return Some("names Redis's `default` user; turn it off with `acl.disable_default = true`, and give other users their own names".into());
     }
-    if name == crate::acl::ADMIN_USER || name.starts_with("rcluster-") {
+    if name == crate::topology::ADMIN_USER || name.starts_with("rcluster-") {
         return Some(format!(
             "is reserved: rcluster logs in as `{}` and replicates and monitors as `rcluster-*` users; choose another name",
-            crate::acl::ADMIN_USER
+            crate::topology::ADMIN_USER
         ));
     }
     let valid = !name.is_empty()

@@ -1,6 +1,6 @@
 //! `[tls]`: on or off, the user's own certificate files or generated ones, client
 //! certificates. Only the keys' shapes are checked here; whether the files exist and belong
-//! together is `crate::tls::check_files`, which reads them. A child of `validate` so it uses
+//! together is `crate::topology::certs::check_files`, which reads them. A child of `validate` so it uses
 //! the same `Checker`.
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
-//! `rcluster failover-test`: check healthy -> listen -> write -> fault -> wait for the
-//! sentinels to agree on a new master -> read back -> heal -> wait for the old master to
-//! rejoin -> report. Repeated `--runs` times.
+//! `rcluster failover-test`, the failover experiment: check healthy -> listen -> write ->
+//! fault -> wait for the sentinels to agree on a new master -> read back -> heal -> wait
+//! for the old master to rejoin -> report. Repeated `--runs` times. (Not a test file: it
+//! is the command that runs the experiment.)
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -8,17 +9,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Global;
-use crate::cli::{FailoverArgs, Fault};
+use crate::cli::{self, FailoverArgs};
 use crate::docker::Engine;
 use crate::docker::observe::observe;
 use crate::error::{CommandError, EXIT_FAILED, EXIT_OK};
 use crate::failover::events::{Listener, Received};
 use crate::failover::writers::{Writers, count_missing, delete_prefix, missing_keys};
-use crate::failover::{self, RunReport, Timings, Writes, ms};
+use crate::failover::{self, Fault, Options, RunReport, Timings, Writes, ms};
 use crate::probe::survey;
 use crate::wait;
 // An application may be writing during the test: replicas a few bytes behind are healthy.
-use crate::health::STATUS_MAX_LAG_BYTES;
+use crate::health::{Health, STATUS_MAX_LAG_BYTES};
 use crate::probe::Probe;
 use crate::topology::{Layout, Loaded, Node};
 
@@ -36,7 +37,34 @@ pub struct FailoverTestJson<'a> {
     pub error: Option<String>,
 }
 
-pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
+/// The library's options from the command line's flags.
+pub fn options(args: &FailoverArgs) -> Options {
+    Options {
+        fault: match args.fault {
+            cli::Fault::Kill => Fault::Kill,
+            cli::Fault::Stop => Fault::Stop,
+            cli::Fault::Pause => Fault::Pause,
+            cli::Fault::Partition => Fault::Partition,
+            cli::Fault::Isolate => Fault::Isolate,
+            cli::Fault::Delay => Fault::Delay,
+        },
+        runs: args.runs,
+        writers: args.writers,
+        deadline: args.deadline,
+        stop_sentinels: args.stop_sentinels,
+        hold: args.hold,
+        delay_ms: args.delay_ms,
+        loss: args.loss,
+        max_split_brain_loss: args.max_split_brain_loss,
+        warmup: args.warmup,
+        no_writers: args.no_writers,
+        pass_password_env: args.pass_password_env,
+        keep_keys: args.keep_keys,
+        command: args.command.clone(),
+    }
+}
+
+pub async fn run(global: &Global, args: &Options) -> anyhow::Result<i32> {
     if args.runs == 0 || args.writers == 0 {
         return Err(CommandError::usage("`--runs` and `--writers` must be at least 1").into());
     }
@@ -117,155 +145,85 @@ pub async fn run(global: &Global, args: &FailoverArgs) -> anyhow::Result<i32> {
     Ok(if passed { EXIT_OK } else { EXIT_FAILED })
 }
 
+/// What one run works with, for its steps.
+struct RunContext<'a> {
+    args: &'a Options,
+    loaded: &'a Loaded,
+    engine: &'a Engine,
+    probe: &'a Probe,
+    deadline: Duration,
+    layout: Layout,
+    old: Node,
+}
+
+impl RunContext<'_> {
+    fn master_name(&self) -> &str {
+        &self.loaded.topology.sentinel.master_name
+    }
+}
+
+/// What runs during the fault: the sentinels' listener, the writers, the user's command.
+struct Load {
+    listener: Listener,
+    writers: Writers,
+    prefix: String,
+    command: Option<crate::failover::command::Running>,
+}
+
 async fn one_run(
     run: u32,
-    args: &FailoverArgs,
+    args: &Options,
     loaded: &Loaded,
     engine: &Engine,
     probe: &Probe,
     deadline: Duration,
     pending: &Pending,
 ) -> anyhow::Result<RunReport> {
-    let topo = &loaded.topology;
-    let master_name = &topo.sentinel.master_name;
     // 1. Healthy first, or touch nothing.
-    let (layout, old) = healthy_master(engine, topo, probe).await?;
-    if args.fault == Fault::Isolate && layout.announce.is_some() {
-        // Its rules drop the peers by container address; announced, they reach the master
-        // through the host's NAT, so the fault would isolate nothing and prove nothing.
-        return Err(CommandError::usage(format!(
-            "`--fault isolate` cuts the master off from its peers by their container addresses, but this group announces `{}:<published port>` and its nodes reach each other through the engine's host; use `--fault partition` (or `kill`, `stop`, `pause`, `delay`)",
-            layout.announce.as_deref().unwrap_or_default()
-        ))
-        .into());
-    }
-    let stopped = stop_last(&layout, args.stop_sentinels);
-    pending.set(Broken {
-        cluster: layout.cluster.clone(),
-        network: layout.network(),
-        node: old.clone(),
-        fault: None,
-        stopped: stopped.clone(),
-    });
-    for s in &stopped {
-        engine.stop_container(&s.name, 1).await?;
-    }
-    let watching: Vec<&Node> = layout
+    let (layout, old) = healthy_master(engine, &loaded.topology, probe).await?;
+    refuse_isolating_an_announced_group(args, &layout)?;
+    let cx = RunContext {
+        args,
+        loaded,
+        engine,
+        probe,
+        deadline,
+        layout,
+        old,
+    };
+    let stopped = stop_sentinels(&cx, pending).await?;
+    let watching: Vec<&Node> = cx
+        .layout
         .sentinels()
         .filter(|n| !stopped.contains(n))
         .collect();
-
     // 2. Listen to every watching sentinel. 3. Writers, through the sentinels.
-    let sentinels: Vec<(String, SocketAddr)> = watching
-        .iter()
-        .map(|n| (n.name.clone(), survey::addr(n)))
-        .collect();
-    let listener = Listener::start(probe, &sentinels).await?;
-    let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
-    let addrs = sentinels.iter().map(|(_, a)| *a).collect();
-    let count = if args.no_writers { 0 } else { args.writers };
-    // Under split brain, clients that trust `OK` stay with the master they know.
-    let sticky = if args.fault == Fault::Isolate {
-        count.div_ceil(2)
-    } else {
-        0
-    };
-    let writers = Writers::start_with_sticky(
-        probe,
-        addrs,
-        locate(&layout),
-        master_name,
-        &prefix,
-        count,
-        sticky,
-    );
-    // Measure the outage from a working client, not from one still starting.
-    if count > 0 {
-        wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
-    }
-    // The user's command, with the settings an application gets from `rcluster env`.
-    let command = match args.command.is_empty() {
-        true => None,
-        false => {
-            let password = super::password(loaded)?;
-            let running =
-                crate::failover::command::start_for(args, loaded, &layout, probe, &password)
-                    .await?;
-            tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-            Some(running)
-        }
-    };
+    let load = start_load(&cx, run, &watching).await?;
 
     // 4. The fault. 5. Until every watching sentinel names the same new master.
-    let mut fault_at = Instant::now();
-    pending.fault(args.fault);
-    let mechanism = inject_fault(engine, &layout, &old, args, topo).await?;
-    if matches!(args.fault, Fault::Isolate | Fault::Delay) {
-        // The rules are in place now; starting the helper that set them took a moment.
-        fault_at = Instant::now();
-    }
-    let mut report = RunReport {
-        run,
-        fault: format!("{:?}", args.fault).to_lowercase(),
-        old_master: old.name.clone(),
-        new_master: None,
-        master_after_heal: None,
-        passed: false,
-        failure: None,
-        timings_ms: Timings::default(),
-        writes: Writes::default(),
-        events: vec![],
-        split_brain_window_ms: None,
-        fault_mechanism: mechanism,
-        command: None,
-        ok_only_keys: vec![],
-        ok_only_lost_keys: vec![],
-    };
-    let agreed = wait::wait_for_new_master(
-        &layout,
-        &watching,
-        probe,
-        master_name,
-        &old,
-        fault_at,
-        deadline,
-    )
-    .await;
-    let (new_master, reachable_at_deadline) = match agreed {
-        Ok((node, at)) => {
-            report.timings_ms.all_agree = Some(ms(at - fault_at));
-            report.new_master = Some(node.name.clone());
-            (Some(node), watching.len())
-        }
-        Err((why, answering)) => {
-            report.failure = Some(format!(
-                "no new master agreed by all sentinels within {} s: {why}",
-                deadline.as_secs()
-            ));
-            (None, answering)
-        }
-    };
+    let (mut report, fault_at) = inject_and_report(&cx, run, pending).await?;
+    let (new_master, reachable_at_deadline) =
+        agree_on_new_master(&cx, &watching, fault_at, &mut report).await;
     let new_addr = new_master.as_ref().map(survey::addr);
     if let Some(addr) = new_addr {
         wait_until(Duration::from_secs(5), || {
-            writers.last_acked_by() == Some(addr)
+            load.writers.last_acked_by() == Some(addr)
         })
         .await;
     }
     // A network fault lasts long enough to show what the old master does meanwhile.
     if matches!(args.fault, Fault::Isolate | Fault::Delay) {
-        let until = fault_at + crate::failover::faults::hold(args, topo);
+        let until = fault_at + crate::failover::faults::hold(args, &loaded.topology);
         tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     }
 
     // 6. Stop the writers; read every acknowledged key back from the new master.
-    let log = writers.stop().await;
+    let log = load.writers.stop().await;
     let (writes, first_write) = failover::account_writes(&log, fault_at, new_addr);
     report.writes = writes;
     report.timings_ms.first_write = first_write.map(|t| ms(t - fault_at));
     let acked_keys: Vec<String> = log.acked.iter().map(|a| a.key.clone()).collect();
-    let ok_only_keys: Vec<String> = log.ok_only.iter().map(|a| a.key.clone()).collect();
-    let old_addr = survey::addr(&old);
+    let old_addr = survey::addr(&cx.old);
     report.timings_ms.refused_by_old_master = log
         .refused
         .iter()
@@ -281,62 +239,267 @@ async fn one_run(
     if let Some(broken) = pending.take() {
         broken.heal(engine).await?;
     }
-    let settle = deadline.max(Duration::from_secs(30));
-    let rejoin = wait::wait_healthy(
-        engine,
-        &layout,
-        probe,
-        master_name,
-        settle,
-        STATUS_MAX_LAG_BYTES,
-        |_, _| {},
-    )
-    .await;
-    // Healed with another master than the one first agreed on: a second failover. Checked
-    // before the test's keys go.
-    if let (Some(new), Some(now)) = (
-        &new_master,
-        rejoin.as_ref().ok().and_then(|h| h.master.as_ref()),
-    ) && now != new
-        && *now != old
-    {
-        second_failover(&mut report, probe, new, now, &acked_keys, topo).await;
-    }
-    // The test's keys go, wherever the master is now; the user's data set stays as it was.
+    let rejoin = rejoin(&cx, &mut report, new_master.as_ref(), &acked_keys).await;
+    let ok_only_keys: Vec<String> = log.ok_only.iter().map(|a| a.key.clone()).collect();
     if let Some(master) = rejoin.as_ref().ok().and_then(|h| h.master.as_ref()) {
-        // Writes acknowledged by `OK` alone, read back key by key once the group healed.
-        match missing_keys(probe, survey::addr(master), &ok_only_keys).await {
-            Ok(lost) => {
-                report.writes.ok_only_lost = lost.len() as u64;
-                report.ok_only_lost_keys = lost;
-            }
-            Err(e) => {
-                report.failure.get_or_insert(format!(
-                    "cannot read the `OK`-acknowledged keys back from `{}`: {e:#}",
-                    master.name
-                ));
-            }
-        }
-        if !args.keep_keys {
-            let _ = delete_prefix(probe, survey::addr(master), &prefix).await;
-        }
+        clean_up_keys(&cx, &mut report, master, &ok_only_keys, &load.prefix).await;
     }
     report.ok_only_keys = ok_only_keys;
     if let Some(why) = failover::split_brain_verdict(&report.writes, args.max_split_brain_loss) {
         report.failure.get_or_insert(why);
     }
-    if let Some(running) = command {
+    if let Some(running) = load.command {
         let finished = running.finish(deadline, fault_at).await;
         if let Some(why) = &finished.failure {
             report.failure.get_or_insert(why.clone());
         }
         report.command = Some(finished);
     }
+    judge_rejoin(&cx, &mut report, rejoin, new_master.is_some(), healed_at);
+
+    // The sentinels' own account of it.
+    let events = load.listener.stop();
+    let old_advertised = cx.layout.advertised(&cx.old);
+    let master_name = cx.master_name();
+    let (sdown, odown, switch) =
+        failover::sentinel_milestones(&events, fault_at, master_name, &old_advertised);
+    report.timings_ms.sdown = sdown;
+    report.timings_ms.odown = odown;
+    report.timings_ms.switch_master = switch;
+    if new_master.is_some() {
+        report.split_brain_window_ms =
+            failover::promoted_at(&events, fault_at, master_name, &old_advertised)
+                .map(|at| failover::split_brain_window(&log, old_addr, at));
+    } else {
+        let quorum = usize::from(loaded.topology.sentinel.quorum);
+        let why = explain_no_failover(&cx.layout, reachable_at_deadline, quorum, &events, fault_at);
+        report.failure = report.failure.map(|f| format!("{f}; {why}"));
+    }
+    report.events = failover::report_events(&events, fault_at);
+    report.passed = report.failure.is_none();
+    Ok(report)
+}
+
+/// `isolate`'s rules drop the peers by container address; announced, they reach the
+/// master through the host's NAT, so the fault would isolate nothing and prove nothing.
+fn refuse_isolating_an_announced_group(args: &Options, layout: &Layout) -> anyhow::Result<()> {
+    if args.fault == Fault::Isolate && layout.announce.is_some() {
+        return Err(CommandError::usage(format!(
+            "`--fault isolate` cuts the master off from its peers by their container addresses, but this group announces `{}:<published port>` and its nodes reach each other through the engine's host; use `--fault partition` (or `kill`, `stop`, `pause`, `delay`)",
+            layout.announce.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `--stop-sentinels`: stop them now (remembered in `pending`, so they start again on
+/// every way out).
+async fn stop_sentinels(cx: &RunContext<'_>, pending: &Pending) -> anyhow::Result<Vec<Node>> {
+    let stopped = stop_last(&cx.layout, cx.args.stop_sentinels);
+    pending.set(Broken {
+        cluster: cx.layout.cluster.clone(),
+        network: cx.layout.network(),
+        node: cx.old.clone(),
+        fault: None,
+        stopped: stopped.clone(),
+    });
+    for s in &stopped {
+        cx.engine.stop_container(&s.name, 1).await?;
+    }
+    Ok(stopped)
+}
+
+/// The listener on every watching sentinel, the writers (through the sentinels) and the
+/// user's command, each working before the fault.
+async fn start_load(cx: &RunContext<'_>, run: u32, watching: &[&Node]) -> anyhow::Result<Load> {
+    let args = cx.args;
+    let sentinels: Vec<(String, SocketAddr)> = watching
+        .iter()
+        .map(|n| (n.name.clone(), survey::addr(n)))
+        .collect();
+    let listener = Listener::start(cx.probe, &sentinels).await?;
+    let prefix = format!("rcluster:failover-test:{}:{run}", std::process::id());
+    let addrs = sentinels.iter().map(|(_, a)| *a).collect();
+    let count = if args.no_writers { 0 } else { args.writers };
+    // Under split brain, clients that trust `OK` stay with the master they know.
+    let sticky = if args.fault == Fault::Isolate {
+        count.div_ceil(2)
+    } else {
+        0
+    };
+    let writers = Writers::start_with_sticky(
+        cx.probe,
+        addrs,
+        locate(&cx.layout),
+        cx.master_name(),
+        &prefix,
+        count,
+        sticky,
+    );
+    // Measure the outage from a working client, not from one still starting.
+    if count > 0 {
+        wait_until(Duration::from_secs(5), || writers.last_acked_by().is_some()).await;
+    }
+    // The user's command, with the settings an application gets from `rcluster env`.
+    let command = match args.command.is_empty() {
+        true => None,
+        false => {
+            let password = super::password(cx.loaded)?;
+            let running = crate::failover::command::start_for(
+                args, cx.loaded, &cx.layout, cx.probe, &password,
+            )
+            .await?;
+            tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+            Some(running)
+        }
+    };
+    Ok(Load {
+        listener,
+        writers,
+        prefix,
+        command,
+    })
+}
+
+/// Inject the fault; the run's report so far, and when the fault took hold.
+async fn inject_and_report(
+    cx: &RunContext<'_>,
+    run: u32,
+    pending: &Pending,
+) -> anyhow::Result<(RunReport, Instant)> {
+    let mut fault_at = Instant::now();
+    pending.fault(cx.args.fault);
+    let mechanism =
+        inject_fault(cx.engine, &cx.layout, &cx.old, cx.args, &cx.loaded.topology).await?;
+    if matches!(cx.args.fault, Fault::Isolate | Fault::Delay) {
+        // The rules are in place now; starting the helper that set them took a moment.
+        fault_at = Instant::now();
+    }
+    let report = RunReport {
+        run,
+        fault: format!("{:?}", cx.args.fault).to_lowercase(),
+        old_master: cx.old.name.clone(),
+        new_master: None,
+        master_after_heal: None,
+        passed: false,
+        failure: None,
+        timings_ms: Timings::default(),
+        writes: Writes::default(),
+        events: vec![],
+        split_brain_window_ms: None,
+        fault_mechanism: mechanism,
+        command: None,
+        ok_only_keys: vec![],
+        ok_only_lost_keys: vec![],
+    };
+    Ok((report, fault_at))
+}
+
+/// Until every watching sentinel names the same new master, within the deadline from the
+/// fault; the new master (if any) and how many sentinels answered at the end.
+async fn agree_on_new_master(
+    cx: &RunContext<'_>,
+    watching: &[&Node],
+    fault_at: Instant,
+    report: &mut RunReport,
+) -> (Option<Node>, usize) {
+    let mut said = wait::SentinelsSaid::default();
+    let agreeing = wait::new_master(
+        &cx.layout,
+        watching,
+        cx.probe,
+        cx.master_name(),
+        &cx.old,
+        &mut said,
+    );
+    let left = cx.deadline.saturating_sub(fault_at.elapsed());
+    let agreed = tokio::time::timeout(left, agreeing).await;
+    match agreed.map_err(|_| said) {
+        Ok(node) => {
+            report.timings_ms.all_agree = Some(ms(Instant::now() - fault_at));
+            report.new_master = Some(node.name.clone());
+            (Some(node), watching.len())
+        }
+        Err(said) => {
+            report.failure = Some(format!(
+                "no new master agreed by all sentinels within {} s: {}",
+                cx.deadline.as_secs(),
+                said.what
+            ));
+            (None, said.answering)
+        }
+    }
+}
+
+/// After healing: the group healthy again, or why not. Healed with another master than
+/// the one first agreed on is a second failover, checked before the test's keys go.
+async fn rejoin(
+    cx: &RunContext<'_>,
+    report: &mut RunReport,
+    new_master: Option<&Node>,
+    acked_keys: &[String],
+) -> anyhow::Result<Health> {
+    let settle = cx.deadline.max(Duration::from_secs(30));
+    let group = wait::Group {
+        engine: cx.engine,
+        layout: &cx.layout,
+        probe: cx.probe,
+        master_name: cx.master_name(),
+        max_lag_bytes: STATUS_MAX_LAG_BYTES,
+    };
+    let rejoin = healthy_within(&group, settle).await;
+    if let (Some(new), Some(now)) = (
+        new_master,
+        rejoin.as_ref().ok().and_then(|h| h.master.as_ref()),
+    ) && now != new
+        && *now != cx.old
+    {
+        let topo = &cx.loaded.topology;
+        second_failover(report, cx.probe, new, now, acked_keys, topo).await;
+    }
+    rejoin
+}
+
+/// The test's keys go, wherever the master is now; the user's data set stays as it was.
+/// Writes acknowledged by `OK` alone are read back key by key first.
+async fn clean_up_keys(
+    cx: &RunContext<'_>,
+    report: &mut RunReport,
+    master: &Node,
+    ok_only_keys: &[String],
+    prefix: &str,
+) {
+    match missing_keys(cx.probe, survey::addr(master), ok_only_keys).await {
+        Ok(lost) => {
+            report.writes.ok_only_lost = lost.len() as u64;
+            report.ok_only_lost_keys = lost;
+        }
+        Err(e) => {
+            report.failure.get_or_insert(format!(
+                "cannot read the `OK`-acknowledged keys back from `{}`: {e:#}",
+                master.name
+            ));
+        }
+    }
+    if !cx.args.keep_keys {
+        let _ = delete_prefix(cx.probe, survey::addr(master), prefix).await;
+    }
+}
+
+/// The old master must rejoin as a replica of another master.
+fn judge_rejoin(
+    cx: &RunContext<'_>,
+    report: &mut RunReport,
+    rejoin: anyhow::Result<Health>,
+    failed_over: bool,
+    healed_at: Instant,
+) {
     match rejoin {
-        Ok(h) if h.master.as_ref().is_some_and(|m| *m != old) => {
+        Ok(h) if h.master.as_ref().is_some_and(|m| *m != cx.old) => {
             report.timings_ms.rejoined_after_heal = Some(ms(healed_at.elapsed()));
         }
-        Ok(_) if new_master.is_none() => {}
+        Ok(_) if !failed_over => {}
         Ok(h) => {
             let now = h.master.map_or("none".into(), |m| m.name);
             report
@@ -346,31 +509,10 @@ async fn one_run(
         Err(e) => {
             report.failure.get_or_insert(format!(
                 "the old master `{}` did not rejoin as a healthy replica: {e:#}",
-                old.name
+                cx.old.name
             ));
         }
     }
-
-    // The sentinels' own account of it.
-    let events = listener.stop();
-    let (sdown, odown, switch) =
-        failover::sentinel_milestones(&events, fault_at, master_name, &layout.advertised(&old));
-    report.timings_ms.sdown = sdown;
-    report.timings_ms.odown = odown;
-    report.timings_ms.switch_master = switch;
-    if new_master.is_some() {
-        report.split_brain_window_ms =
-            failover::promoted_at(&events, fault_at, master_name, &layout.advertised(&old))
-                .map(|at| failover::split_brain_window(&log, old_addr, at));
-    }
-    if new_master.is_none() {
-        let quorum = usize::from(topo.sentinel.quorum);
-        let why = explain_no_failover(&layout, reachable_at_deadline, quorum, &events, fault_at);
-        report.failure = report.failure.map(|f| format!("{f}; {why}"));
-    }
-    report.events = failover::report_events(&events, fault_at);
-    report.passed = report.failure.is_none();
-    Ok(report)
 }
 
 /// The group's layout and master, once it is healthy (a group still settling gets a
@@ -384,17 +526,14 @@ async fn healthy_master(
     let observed = observe(engine, &topo.cluster.name).await?;
     let (layout, _) = super::existing_reach(engine, topo, &observed, None).await?;
     let grace = Duration::from_secs(10);
-    let health = wait::wait_healthy(
+    let group = wait::Group {
         engine,
-        &layout,
+        layout: &layout,
         probe,
         master_name,
-        grace,
-        STATUS_MAX_LAG_BYTES,
-        |_, _| {},
-    )
-    .await
-    .map_err(|e| {
+        max_lag_bytes: STATUS_MAX_LAG_BYTES,
+    };
+    let health = healthy_within(&group, grace).await.map_err(|e| {
         CommandError::failed(format!(
             "the group is not healthy, so no fault was injected: {e:#}"
         ))
@@ -424,11 +563,22 @@ fn stop_last(layout: &Layout, count: u8) -> Vec<Node> {
         .collect()
 }
 
-/// Poll `done` every 10 ms for at most `limit`.
+/// Look at `done` every 10 ms for at most `limit`.
 async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
-    let until = Instant::now() + limit;
-    while !done() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let _ = tokio::time::timeout(
+        limit,
+        wait::until_true(Duration::from_millis(10), async || done()),
+    )
+    .await;
+}
+
+/// The group healthy within `limit` (no progress shown), or why not.
+async fn healthy_within(group: &wait::Group<'_>, limit: Duration) -> anyhow::Result<Health> {
+    let mut last = None;
+    let waited = tokio::time::timeout(limit, group.healthy(&mut last, |_, _| {})).await;
+    match waited {
+        Ok(health) => health,
+        Err(_) => Err(group.not_healthy(last, limit).await),
     }
 }
 
@@ -668,7 +818,7 @@ async fn inject_fault(
     engine: &Engine,
     layout: &Layout,
     node: &Node,
-    args: &FailoverArgs,
+    args: &Options,
     topo: &crate::topology::Topology,
 ) -> anyhow::Result<Option<String>> {
     if let Some(how) = crate::failover::faults::inject(engine, layout, node, args, topo).await? {
