@@ -376,23 +376,7 @@ fn sentinel_myid(pod: &str) -> String {
 pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Object>> {
     let spec = &topology.kubernetes;
     let names = Names::of(topology);
-    let typed = |key: &str, value: Option<&serde_json::Value>| {
-        value.map(|v| resource_requirements(key, v)).transpose()
-    };
-    let redis_key = if spec.redis_resources.is_some() {
-        "kubernetes.redis_resources"
-    } else {
-        "kubernetes.resources"
-    };
-    let sentinel_key = if spec.sentinel_resources.is_some() {
-        "kubernetes.sentinel_resources"
-    } else {
-        "kubernetes.resources"
-    };
-    let redis_resources = typed(redis_key, spec.redis_resources())?
-        .or_else(|| Some(default_requests(REDIS_DEFAULT_REQUESTS)));
-    let sentinel_resources = typed(sentinel_key, spec.sentinel_resources())?
-        .or_else(|| Some(default_requests(SENTINEL_DEFAULT_REQUESTS)));
+    let (redis_resources, sentinel_resources) = pod_resources(spec)?;
     let redis_config = redis_config_map(&names)?;
     let sentinel_config = sentinel_config_map(&names)?;
     // The user's Secret is theirs to roll out: rcluster cannot see it (they bump
@@ -414,20 +398,7 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
                 checksum(&parts)
             })
     };
-    let mut objects = Vec::new();
-    if password.include_secret && spec.existing_secret.is_none() {
-        let value = password.value.context(
-            "no password to put in the Secret: set one in `[auth]`, run `rcluster up` once to generate one, \
-             or name a Secret you manage in `kubernetes.existing_secret`",
-        )?;
-        objects.push(Object::Secret(Box::new(secret(&names, value))));
-    }
-    if topology.tls.enabled && password.include_secret && topology.tls.existing_secret.is_none() {
-        let tls = password.tls.context(
-            "no certificates to put in the TLS Secret; this is a bug in rcluster (render makes them with `--show-secrets`)",
-        )?;
-        objects.push(Object::Secret(Box::new(tls_secret(&names, tls))));
-    }
+    let mut objects = secrets(&names, &password)?;
     let redis_set = redis_statefulset(
         &names,
         redis_resources,
@@ -473,29 +444,83 @@ pub fn objects(topology: &Topology, password: Password) -> anyhow::Result<Vec<Ob
         Object::StatefulSet(Box::new(redis_set)),
         Object::StatefulSet(Box::new(sentinel_set)),
     ]);
+    objects.extend(budgets(&names)?);
+    Ok(objects)
+}
+
+/// Each container's requests and limits: the topology's (per kind, else shared), else
+/// default requests.
+fn pod_resources(
+    spec: &crate::topology::KubernetesSpec,
+) -> anyhow::Result<(Option<ResourceRequirements>, Option<ResourceRequirements>)> {
+    let typed = |key: &str, value: Option<&serde_json::Value>| {
+        value.map(|v| resource_requirements(key, v)).transpose()
+    };
+    let redis_key = if spec.redis_resources.is_some() {
+        "kubernetes.redis_resources"
+    } else {
+        "kubernetes.resources"
+    };
+    let sentinel_key = if spec.sentinel_resources.is_some() {
+        "kubernetes.sentinel_resources"
+    } else {
+        "kubernetes.resources"
+    };
+    let redis = typed(redis_key, spec.redis_resources())?
+        .or_else(|| Some(default_requests(REDIS_DEFAULT_REQUESTS)));
+    let sentinel = typed(sentinel_key, spec.sentinel_resources())?
+        .or_else(|| Some(default_requests(SENTINEL_DEFAULT_REQUESTS)));
+    Ok((redis, sentinel))
+}
+
+/// The Secrets rcluster renders: only with `--show-secrets`, and never one the user
+/// manages (`existing_secret`, `tls.existing_secret`).
+fn secrets(names: &Names, password: &Password) -> anyhow::Result<Vec<Object>> {
+    let topology = names.topology;
+    let mut objects = Vec::new();
+    if password.include_secret && topology.kubernetes.existing_secret.is_none() {
+        let value = password.value.context(
+            "no password to put in the Secret: set one in `[auth]`, run `rcluster up` once to generate one, \
+             or name a Secret you manage in `kubernetes.existing_secret`",
+        )?;
+        objects.push(Object::Secret(Box::new(secret(names, value))));
+    }
+    if topology.tls.enabled && password.include_secret && topology.tls.existing_secret.is_none() {
+        let tls = password.tls.context(
+            "no certificates to put in the TLS Secret; this is a bug in rcluster (render makes them with `--show-secrets`)",
+        )?;
+        objects.push(Object::Secret(Box::new(tls_secret(names, tls))));
+    }
+    Ok(objects)
+}
+
+/// The two PodDisruptionBudgets, in the API version the target server serves.
+fn budgets(names: &Names) -> anyhow::Result<Vec<Object>> {
+    let topology = names.topology;
     let pdbs = [
         pdb(
-            &names,
+            names,
             names.redis(),
             "redis",
             // One data node at a time: the preStop hook moves mastership first.
             1,
         ),
         pdb(
-            &names,
+            names,
             names.sentinel(),
             "sentinel",
             sentinel_max_unavailable(topology.sentinel.count, topology.sentinel.quorum),
         ),
     ];
-    for pdb in pdbs {
-        objects.push(if spec.version.has_policy_v1() {
-            Object::PodDisruptionBudget(Box::new(pdb))
-        } else {
-            Object::PodDisruptionBudgetV1Beta1(Box::new(PodDisruptionBudgetV1Beta1::of(&pdb)?))
-        });
-    }
-    Ok(objects)
+    pdbs.into_iter()
+        .map(|pdb| {
+            Ok(if topology.kubernetes.version.has_policy_v1() {
+                Object::PodDisruptionBudget(Box::new(pdb))
+            } else {
+                Object::PodDisruptionBudgetV1Beta1(Box::new(PodDisruptionBudgetV1Beta1::of(&pdb)?))
+            })
+        })
+        .collect()
 }
 
 /// Requests only: see [`REDIS_DEFAULT_REQUESTS`].

@@ -952,123 +952,23 @@ impl Checker<'_> {
 
     fn kubernetes(&mut self, cluster_name: &str) -> KubernetesSpec {
         let raw = &self.doc.topology.kubernetes;
-        let namespace = raw.namespace.clone().unwrap_or_else(|| "default".into());
-        if !is_dns_label(&namespace, 63) {
-            self.error(
-                "kubernetes.namespace",
-                format!("`kubernetes.namespace` is `{}`; a namespace is 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit", one_line(&namespace)),
-            );
-        }
-        if let Some(class) = &raw.storage_class {
-            let valid = !class.is_empty()
-                && class.len() <= 253
-                && class.split('.').all(|label| is_dns_label(label, 63));
-            if class.is_empty() {
-                self.error(
-                    "kubernetes.storage_class",
-                    "`kubernetes.storage_class` is empty; name a storage class, or remove the key to use the cluster's default".into(),
-                );
-            } else if !valid {
-                self.error(
-                    "kubernetes.storage_class",
-                    format!("`kubernetes.storage_class` is `{}`; a storage class name is lowercase letters, digits, `-` and `.`", one_line(class)),
-                );
-            }
-        }
-        let storage_size = raw.storage_size.clone().unwrap_or_else(|| "1Gi".into());
-        if let Err(why) = kubernetes_quantity(&storage_size) {
-            self.error(
-                "kubernetes.storage_size",
-                format!(
-                    "`kubernetes.storage_size` is `{}`: {why}",
-                    one_line(&storage_size)
-                ),
-            );
-        }
-        let anti_affinity = match raw.anti_affinity.as_deref() {
-            None | Some("preferred") => AntiAffinity::Preferred,
-            Some("required") => AntiAffinity::Required,
-            Some(other) => {
-                self.error(
-                    "kubernetes.anti_affinity",
-                    format!(
-                        "`kubernetes.anti_affinity` is `{}`; use `preferred` or `required`",
-                        one_line(other)
-                    ),
-                );
-                AntiAffinity::Preferred
-            }
-        };
+        let namespace = self.kubernetes_namespace();
+        self.storage_class();
+        let storage_size =
+            self.kubernetes_size("kubernetes.storage_size", raw.storage_size.as_ref(), "1Gi");
+        let anti_affinity = self.anti_affinity();
         let image = raw.image.clone().unwrap_or_else(|| "redis:7.2".into());
         if let Some(problem) = image_problem(&image) {
             self.error("kubernetes.image", format!("`kubernetes.image` {problem}"));
         }
-        let sentinel_storage_size = raw
-            .sentinel_storage_size
-            .clone()
-            .unwrap_or_else(|| "100Mi".into());
-        if let Err(why) = kubernetes_quantity(&sentinel_storage_size) {
-            self.error(
-                "kubernetes.sentinel_storage_size",
-                format!(
-                    "`kubernetes.sentinel_storage_size` is `{}`: {why}",
-                    one_line(&sentinel_storage_size)
-                ),
-            );
-        }
-        let cluster_domain = raw
-            .cluster_domain
-            .clone()
-            .unwrap_or_else(|| "cluster.local".into());
-        if !is_dns_name(&cluster_domain) {
-            self.error(
-                "kubernetes.cluster_domain",
-                format!("`kubernetes.cluster_domain` is `{}`; write the cluster's DNS domain, lowercase labels joined by `.`, like `cluster.local`", one_line(&cluster_domain)),
-            );
-        }
-        if let Some(name) = &raw.existing_secret
-            && !is_dns_name(name)
-        {
-            self.error(
-                "kubernetes.existing_secret",
-                format!("`kubernetes.existing_secret` is `{}`; name a Secret in `kubernetes.namespace`: lowercase letters, digits, `-` and `.`", one_line(name)),
-            );
-        }
-        let existing_secret_key = raw
-            .existing_secret_key
-            .clone()
-            .unwrap_or_else(|| "password".into());
-        let key_ok = !existing_secret_key.is_empty()
-            && existing_secret_key.len() <= 253
-            && existing_secret_key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !key_ok {
-            self.error(
-                "kubernetes.existing_secret_key",
-                format!("`kubernetes.existing_secret_key` is `{}`; a Secret key is letters, digits, `-`, `_` and `.`, like `password`", one_line(&existing_secret_key)),
-            );
-        } else if raw.existing_secret_key.is_some() && raw.existing_secret.is_none() {
-            self.warn(
-                "kubernetes.existing_secret_key",
-                "`kubernetes.existing_secret_key` is set but `kubernetes.existing_secret` is not, so it is not used; name the Secret in `kubernetes.existing_secret`".into(),
-            );
-        }
-        let zone_spread = match raw.zone_spread.as_deref() {
-            None | Some("none") => ZoneSpread::None,
-            Some("preferred") => ZoneSpread::Preferred,
-            Some("required") => ZoneSpread::Required,
-            Some(other) => {
-                self.error(
-                    "kubernetes.zone_spread",
-                    format!(
-                        "`kubernetes.zone_spread` is `{}`; use `none`, `preferred` (spread when possible) or `required` (never two pods of a kind in one zone while others have fewer)",
-                        one_line(other)
-                    ),
-                );
-                ZoneSpread::None
-            }
-        };
+        let sentinel_storage_size = self.kubernetes_size(
+            "kubernetes.sentinel_storage_size",
+            raw.sentinel_storage_size.as_ref(),
+            "100Mi",
+        );
+        let cluster_domain = self.cluster_domain();
+        let existing_secret_key = self.existing_secret();
+        let zone_spread = self.zone_spread();
         let version = self.kubernetes_version();
         let image_pull_policy = self.image_pull_policy();
         let image_pull_secrets = self.image_pull_secrets();
@@ -1113,6 +1013,133 @@ impl Checker<'_> {
             network_policy,
 
             secret_revision: raw.secret_revision.clone(),
+        }
+    }
+
+    fn kubernetes_namespace(&mut self) -> String {
+        let raw = &self.doc.topology.kubernetes;
+        let namespace = raw.namespace.clone().unwrap_or_else(|| "default".into());
+        if !is_dns_label(&namespace, 63) {
+            self.error(
+                "kubernetes.namespace",
+                format!("`kubernetes.namespace` is `{}`; a namespace is 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit", one_line(&namespace)),
+            );
+        }
+        namespace
+    }
+
+    fn storage_class(&mut self) {
+        let raw = &self.doc.topology.kubernetes;
+        if let Some(class) = &raw.storage_class {
+            let valid = !class.is_empty()
+                && class.len() <= 253
+                && class.split('.').all(|label| is_dns_label(label, 63));
+            if class.is_empty() {
+                self.error(
+                    "kubernetes.storage_class",
+                    "`kubernetes.storage_class` is empty; name a storage class, or remove the key to use the cluster's default".into(),
+                );
+            } else if !valid {
+                self.error(
+                    "kubernetes.storage_class",
+                    format!("`kubernetes.storage_class` is `{}`; a storage class name is lowercase letters, digits, `-` and `.`", one_line(class)),
+                );
+            }
+        }
+    }
+
+    /// A volume size under `key` (a Kubernetes quantity), `default` when unset.
+    fn kubernetes_size(&mut self, key: &str, value: Option<&String>, default: &str) -> String {
+        let size = value.cloned().unwrap_or_else(|| default.into());
+        if let Err(why) = kubernetes_quantity(&size) {
+            self.error(key, format!("`{key}` is `{}`: {why}", one_line(&size)));
+        }
+        size
+    }
+
+    fn anti_affinity(&mut self) -> AntiAffinity {
+        let raw = &self.doc.topology.kubernetes;
+        match raw.anti_affinity.as_deref() {
+            None | Some("preferred") => AntiAffinity::Preferred,
+            Some("required") => AntiAffinity::Required,
+            Some(other) => {
+                self.error(
+                    "kubernetes.anti_affinity",
+                    format!(
+                        "`kubernetes.anti_affinity` is `{}`; use `preferred` or `required`",
+                        one_line(other)
+                    ),
+                );
+                AntiAffinity::Preferred
+            }
+        }
+    }
+
+    fn cluster_domain(&mut self) -> String {
+        let raw = &self.doc.topology.kubernetes;
+        let cluster_domain = raw
+            .cluster_domain
+            .clone()
+            .unwrap_or_else(|| "cluster.local".into());
+        if !is_dns_name(&cluster_domain) {
+            self.error(
+                "kubernetes.cluster_domain",
+                format!("`kubernetes.cluster_domain` is `{}`; write the cluster's DNS domain, lowercase labels joined by `.`, like `cluster.local`", one_line(&cluster_domain)),
+            );
+        }
+        cluster_domain
+    }
+
+    /// `existing_secret` and its key; returns the key.
+    fn existing_secret(&mut self) -> String {
+        let raw = &self.doc.topology.kubernetes;
+        if let Some(name) = &raw.existing_secret
+            && !is_dns_name(name)
+        {
+            self.error(
+                "kubernetes.existing_secret",
+                format!("`kubernetes.existing_secret` is `{}`; name a Secret in `kubernetes.namespace`: lowercase letters, digits, `-` and `.`", one_line(name)),
+            );
+        }
+        let existing_secret_key = raw
+            .existing_secret_key
+            .clone()
+            .unwrap_or_else(|| "password".into());
+        let key_ok = !existing_secret_key.is_empty()
+            && existing_secret_key.len() <= 253
+            && existing_secret_key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !key_ok {
+            self.error(
+                "kubernetes.existing_secret_key",
+                format!("`kubernetes.existing_secret_key` is `{}`; a Secret key is letters, digits, `-`, `_` and `.`, like `password`", one_line(&existing_secret_key)),
+            );
+        } else if raw.existing_secret_key.is_some() && raw.existing_secret.is_none() {
+            self.warn(
+                "kubernetes.existing_secret_key",
+                "`kubernetes.existing_secret_key` is set but `kubernetes.existing_secret` is not, so it is not used; name the Secret in `kubernetes.existing_secret`".into(),
+            );
+        }
+        existing_secret_key
+    }
+
+    fn zone_spread(&mut self) -> ZoneSpread {
+        let raw = &self.doc.topology.kubernetes;
+        match raw.zone_spread.as_deref() {
+            None | Some("none") => ZoneSpread::None,
+            Some("preferred") => ZoneSpread::Preferred,
+            Some("required") => ZoneSpread::Required,
+            Some(other) => {
+                self.error(
+                    "kubernetes.zone_spread",
+                    format!(
+                        "`kubernetes.zone_spread` is `{}`; use `none`, `preferred` (spread when possible) or `required` (never two pods of a kind in one zone while others have fewer)",
+                        one_line(other)
+                    ),
+                );
+                ZoneSpread::None
+            }
         }
     }
 
