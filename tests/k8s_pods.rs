@@ -1194,6 +1194,12 @@ fn node_loading_a_large_dataset_is_not_killed_by_its_probes() {
             .clone();
         let result = (|| {
             let mut con = group.connect(&replica, group.redis_port)?;
+            // DEBUG POPULATE blocks the server until all keys exist: seconds when the
+            // machine is idle, more than the connection's 5 s read timeout under load
+            // (it failed with EAGAIN in a CI run). A slow answer here is not the failure
+            // this scenario looks for.
+            con.set_read_timeout(Some(Duration::from_secs(180)))
+                .map_err(|e| format!("read timeout: {e}"))?;
             // 1.2 M keys at 50 µs each: a minute of LOADING on restart.
             redis::cmd("DEBUG")
                 .arg("POPULATE")
@@ -1201,6 +1207,8 @@ fn node_loading_a_large_dataset_is_not_killed_by_its_probes() {
                 .arg("bulk")
                 .query::<String>(&mut con)
                 .map_err(|e| format!("DEBUG POPULATE: {e}"))?;
+            con.set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| format!("read timeout: {e}"))?;
             redis::cmd("BGREWRITEAOF")
                 .query::<String>(&mut con)
                 .map_err(|e| format!("BGREWRITEAOF: {e}"))?;
