@@ -206,6 +206,8 @@ pub struct Group<'a> {
     pub login: Login,
     /// Names and figures a scenario's disturbance noted (`note`), for its `Figures`.
     notes: Mutex<Vec<(String, Duration)>>,
+    /// Per replica: since when it has been linked to the one master (dropped when it is not).
+    linked_since: Mutex<BTreeMap<String, Instant>>,
     /// The last pod list the monitor fetched.
     pods: Mutex<Vec<Pod>>,
     tracks: Mutex<BTreeMap<String, PodTrack>>,
@@ -236,10 +238,22 @@ impl<'a> Group<'a> {
             master_name: master_name(&manifests),
             login,
             notes: Mutex::default(),
+            linked_since: Mutex::default(),
             pods: Mutex::default(),
             tracks: Mutex::default(),
             events: Mutex::default(),
             agreed: Mutex::default(),
+        }
+    }
+
+    /// One look at the replicas' links (`linked_since`).
+    pub fn look_links(&self) {
+        let linked = linked_replicas(self);
+        let now = Instant::now();
+        let mut since = lock(&self.linked_since);
+        since.retain(|pod, _| linked.contains(pod));
+        for pod in linked {
+            since.entry(pod).or_insert(now);
         }
     }
 
@@ -726,16 +740,9 @@ pub fn run_scenario(
     let disturbed = disturb(group);
     figures.notes = std::mem::take(&mut *lock(&group.notes));
     let old_master = disturbed?;
-    // Per replica: since when it has been linked to the one master (reset when it is not).
-    let mut linked_since: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut look = |group: &Group| {
-        let now = Instant::now();
-        let linked = linked_replicas(group);
-        linked_since.retain(|pod, _| linked.contains(pod));
-        for pod in linked {
-            linked_since.entry(pod).or_insert(now);
-        }
-    };
+    // Links are watched in the background (`Group::look_links`) also while a long
+    // disturbance (a rollout) runs; this loop only looks more often.
+    let look = |group: &Group| group.look_links();
     // Failover: every sentinel names another pod than the disturbed master.
     if let Some(old) = &old_master {
         let deadline = Instant::now() + CONVERGE;
@@ -797,6 +804,7 @@ pub fn run_scenario(
         })
         .collect();
     if let Some(switch) = last_switch {
+        let linked_since = lock(&group.linked_since).clone();
         for (pod, since) in &linked_since {
             // A replica that was not running at the switch cannot be linked before it runs:
             // its clock starts at the later of the two.
@@ -960,6 +968,12 @@ pub fn run_scenarios(group: &Group, scenarios: Vec<(&str, Disturb)>) -> Vec<(Str
                         while !monitor_stop.load(Ordering::SeqCst) {
                             group.observe();
                             std::thread::sleep(Duration::from_millis(250));
+                        }
+                    });
+                    inner.spawn(|| {
+                        while !monitor_stop.load(Ordering::SeqCst) {
+                            group.look_links();
+                            std::thread::sleep(Duration::from_millis(200));
                         }
                     });
                     inner.spawn(|| writer.run(group));
