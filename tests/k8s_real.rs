@@ -1,801 +1,199 @@
 //! The rendered manifests on a real Kubernetes v1.20.2 (tests/realkube): one cluster, one
-//! default group (2 replicas, 3 sentinels), scenarios in sequence. Each scenario runs under
+//! default group (2 replicas, 3 sentinels), scenarios in sequence: a fresh start, deleting
+//! the master pod, SIGKILL of the master's redis-server, `kubectl rollout restart` of the
+//! redis StatefulSet, deleting every redis pod at once, an apply that changes only
+//! redis.conf (the sentinels keep running), an apply that changes both kinds, and
+//! `kubectl scale` of the redis StatefulSet up by one and back (then `SENTINEL RESET`, as
+//! the docs say; no other pod restarts, the sentinels list the replicas). Each scenario runs under
 //! a writer that records every key a `WAIT 1` acknowledged, and asserts: no acknowledged key
 //! is lost; exactly one master and every sentinel names it; every replica is linked within
-//! 20 s of the last master switch; no pod is NotReady more than 20 s after its own restart.
-//! The figures (failover time after a delete and after a kill, longest NotReady) are printed.
+//! 20 s of the last master switch; no pod is NotReady more than 20 s after its own restart
+//! (tests/realkube/group.rs). The figures (failover time after a delete and after a kill,
+//! longest NotReady) are printed.
 
 mod common;
-#[path = "kube/manifest.rs"]
-#[allow(dead_code)]
-mod manifest;
 mod realkube;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use realkube::{Cluster, Pod};
+use realkube::Cluster;
+use realkube::group::{self, Disturb, Group, Login};
 
-/// How long a group may take to agree on one master after a disturbance.
-const CONVERGE: Duration = Duration::from_secs(120);
-/// How long pods may take to be Ready after a fresh start (images, volumes, first sync).
-const READY: Duration = Duration::from_secs(240);
-/// The bound: replicas linked this long after the last master switch.
-const LINKED_WITHIN: Duration = Duration::from_secs(20);
-/// The bound: a restarted pod is Ready again within this.
-const NOT_READY_LIMIT: Duration = Duration::from_secs(20);
-
-/// A password for one test run, never printed.
-fn fresh_password() -> String {
-    use sha2::Digest as _;
-    let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
-    hex::encode(sha2::Sha256::digest(seed.as_bytes()))[..32].to_string()
-}
-
-/// `rcluster -f FIXTURE render --format k8s --show-secrets` with the password in the
-/// variable the fixture names.
-fn render(fixture: &str, password: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
-        .arg("-f")
-        .arg(common::fixture(fixture))
-        .args(["render", "--format", "k8s", "--show-secrets"])
-        .env("RCLUSTER_K8S_TEST_PASSWORD", password)
-        .output()
-        .expect("run rcluster render");
-    assert!(
-        out.status.success(),
-        "rcluster render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 manifests")
-}
-
-/// The StatefulSet running a container named `container`, and that container's first port.
-fn set_with_container(manifests: &manifest::Manifests, container: &str) -> (String, u16) {
-    manifests
-        .stateful_sets
+/// (uid, restart count) of each of `pods` now; a pod that does not exist has none.
+fn incarnations(g: &Group, pods: &[String]) -> Result<BTreeMap<String, (String, i64)>, String> {
+    let listed = g.cluster.pods()?;
+    Ok(pods
         .iter()
-        .find_map(|(name, set)| {
-            let spec = set.spec.as_ref()?.template.spec.as_ref()?;
-            let c = spec.containers.iter().find(|c| c.name == container)?;
-            let port = c.ports.as_ref()?.first()?.container_port as u16;
-            Some((name.clone(), port))
+        .filter_map(|name| {
+            let p = listed.iter().find(|p| &p.name == name && !p.terminating)?;
+            Some((name.clone(), (p.uid.clone(), p.restarts)))
         })
-        .unwrap_or_else(|| panic!("no StatefulSet runs a container named `{container}`"))
+        .collect())
 }
 
-fn replicas_of(manifests: &manifest::Manifests, set: &str) -> usize {
-    manifests.stateful_sets[set]
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1) as usize
+/// `kubectl rollout status` of a StatefulSet: returns when every pod runs the new revision
+/// and is Ready.
+fn rollout_status(g: &Group, set: &str) -> Result<(), String> {
+    g.cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            &format!("statefulset/{set}"),
+            "--timeout=600s",
+        ])
+        .map(|_| ())
 }
 
-/// Every image the pods run.
-fn images(manifests: &manifest::Manifests) -> Vec<String> {
-    let mut out: Vec<String> = manifests
-        .stateful_sets
-        .values()
-        .filter_map(|s| s.spec.as_ref()?.template.spec.clone())
-        .flat_map(|spec| {
-            spec.containers
-                .into_iter()
-                .chain(spec.init_containers.into_iter().flatten())
-        })
-        .filter_map(|c| c.image)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+/// The fixture with its `redis.extra` line replaced by `extra` and `replace` applied,
+/// rendered with the group's password.
+fn render_changed(password: &str, extra: &str, replace: &[(&str, &str)]) -> Result<String, String> {
+    let fixture = std::fs::read_to_string(common::fixture("k8s-group.toml"))
+        .map_err(|e| format!("the fixture: {e}"))?;
+    let line = "extra = { repl-diskless-sync-delay = \"0\" }";
+    if !fixture.contains(line) {
+        return Err("the fixture's `redis.extra` line moved".into());
+    }
+    let mut changed = fixture.replace(line, extra);
+    for (from, to) in replace {
+        if !changed.contains(from) {
+            return Err(format!("the fixture has no `{from}`"));
+        }
+        changed = changed.replace(from, to);
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let topology = dir.path().join("topology.toml");
+    std::fs::write(&topology, changed).map_err(|e| format!("write topology: {e}"))?;
+    Ok(group::render(&topology, password, &[]))
 }
 
-/// `sentinel monitor NAME ...` in any ConfigMap.
-fn master_name(manifests: &manifest::Manifests) -> String {
-    manifests
-        .config_maps
-        .values()
-        .flat_map(|c| c.data.iter().flatten())
-        .flat_map(|(_, text)| text.lines().map(str::to_string).collect::<Vec<_>>())
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("sentinel") && words.next() == Some("monitor"))
-                .then(|| words.next().map(str::to_string))?
-        })
-        .expect("a ConfigMap holds `sentinel monitor`")
-}
-
-/// A connection with short timeouts: the monitor polls often and must not hang on a dead pod.
-fn connect(
-    ip: Ipv4Addr,
-    port: u16,
-    password: &str,
-    timeout: Duration,
-) -> Result<redis::Connection, String> {
-    use redis::IntoConnectionInfo;
-    let attempt = || -> redis::RedisResult<redis::Connection> {
-        let info = redis::ConnectionAddr::Tcp(ip.to_string(), port)
-            .into_connection_info()?
-            .set_redis_settings(redis::RedisConnectionInfo::default().set_password(password));
-        let con = redis::Client::open(info)?.get_connection_with_timeout(timeout)?;
-        con.set_read_timeout(Some(timeout))?;
-        con.set_write_timeout(Some(timeout))?;
-        Ok(con)
-    };
-    attempt().map_err(|e| format!("{ip}:{port}: {e}"))
-}
-
-/// What the monitor saw happen to one pod.
-#[derive(Debug, Clone)]
-struct PodTrack {
-    uid: String,
-    restarts: i64,
-    ready: bool,
-    /// When this pod last restarted (a new uid or a higher restart count) and is not Ready yet.
-    restarted_at: Option<Instant>,
-    /// When it was last seen not Ready (or absent) after being Ready.
-    not_ready_since: Option<Instant>,
-}
-
-/// Something the monitor measured.
-#[derive(Debug, Clone)]
-enum Event {
-    /// A pod restarted at `.1` and was Ready again `.2` later.
-    ReadyAfterRestart(String, Instant, Duration),
-    /// A pod was NotReady (or absent) for `.2`, ending at `.1`.
-    NotReady(String, Instant, Duration),
-    /// Every sentinel named the pod `.1` from `.0` on, after naming another.
-    MasterSwitch(Instant, String),
-}
-
-/// The group under test and what a background monitor learns about it.
-struct Group<'a> {
-    cluster: &'a Cluster,
-    redis_set: String,
-    sentinel_set: String,
-    redis_count: usize,
-    sentinel_count: usize,
-    redis_port: u16,
-    sentinel_port: u16,
-    master_name: String,
-    password: String,
-    /// The last pod list the monitor fetched.
-    pods: Mutex<Vec<Pod>>,
-    tracks: Mutex<BTreeMap<String, PodTrack>>,
-    events: Mutex<Vec<Event>>,
-    /// The pod every sentinel names, when they agree.
-    agreed: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Group<'_> {
-    fn redis_pods(&self) -> Vec<String> {
-        (0..self.redis_count)
-            .map(|i| format!("{}-{i}", self.redis_set))
-            .collect()
+/// `kubectl apply` of `yaml`, then `rollout status` of each of `sets`; notes how long the
+/// rollouts took.
+fn apply_and_roll(g: &Group, yaml: &str, sets: &[&str]) -> Result<(), String> {
+    let began = Instant::now();
+    eprintln!("{}", g.cluster.apply(yaml));
+    for set in sets {
+        rollout_status(g, set)?;
     }
-
-    fn sentinel_pods(&self) -> Vec<String> {
-        (0..self.sentinel_count)
-            .map(|i| format!("{}-{i}", self.sentinel_set))
-            .collect()
-    }
-
-    fn all_pods(&self) -> Vec<String> {
-        let mut all = self.redis_pods();
-        all.extend(self.sentinel_pods());
-        all
-    }
-
-    fn refresh_pods(&self) -> Result<Vec<Pod>, String> {
-        let pods = self.cluster.pods()?;
-        *lock(&self.pods) = pods.clone();
-        Ok(pods)
-    }
-
-    fn pod_ip(&self, pod: &str) -> Option<Ipv4Addr> {
-        let cached = lock(&self.pods)
-            .iter()
-            .find(|p| p.name == pod && !p.terminating)
-            .and_then(|p| p.ip);
-        cached.or_else(|| self.cluster.pod(pod).filter(|p| !p.terminating)?.ip)
-    }
-
-    /// A name or address a node reported (`kt-redis-1.kt-redis.default.svc.cluster.local`,
-    /// or an IP) as the pod it means.
-    fn pod_of_host(&self, host: &str) -> Option<String> {
-        if let Ok(ip) = host.parse::<Ipv4Addr>() {
-            return lock(&self.pods)
-                .iter()
-                .find(|p| p.ip == Some(ip) && !p.terminating)
-                .map(|p| p.name.clone());
-        }
-        let name = host.split('.').next()?;
-        self.all_pods().into_iter().find(|p| p == name)
-    }
-
-    fn connect(
-        &self,
-        pod: &str,
-        port: u16,
-        timeout: Duration,
-    ) -> Result<redis::Connection, String> {
-        let ip = self
-            .pod_ip(pod)
-            .ok_or_else(|| format!("pod `{pod}` has no address"))?;
-        connect(ip, port, &self.password, timeout).map_err(|e| format!("`{pod}`: {e}"))
-    }
-
-    fn replication(&self, pod: &str) -> Result<BTreeMap<String, String>, String> {
-        let mut con = self.connect(pod, self.redis_port, Duration::from_secs(2))?;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut con)
-            .map_err(|e| format!("INFO on `{pod}`: {e}"))?;
-        Ok(info
-            .lines()
-            .filter_map(|l| l.trim().split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
-    /// The pod a sentinel names as master.
-    fn sentinel_master(&self, sentinel: &str) -> Result<String, String> {
-        let mut con = self.connect(sentinel, self.sentinel_port, Duration::from_secs(1))?;
-        let answer: Option<Vec<String>> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(&self.master_name)
-            .query(&mut con)
-            .map_err(|e| format!("SENTINEL get-master-addr-by-name on `{sentinel}`: {e}"))?;
-        let host = answer
-            .and_then(|a| a.into_iter().next())
-            .ok_or_else(|| format!("`{sentinel}` knows no master"))?;
-        self.pod_of_host(&host)
-            .ok_or_else(|| format!("`{sentinel}` names `{host}`, which is no pod"))
-    }
-
-    /// One look: exactly one redis pod reports role:master, the others are its replicas
-    /// with the link up, and every sentinel names it. The master's pod.
-    fn converged_once(&self) -> Result<String, String> {
-        let mut masters = Vec::new();
-        let mut replicas = Vec::new();
-        for pod in self.redis_pods() {
-            let info = self.replication(&pod)?;
-            match info.get("role").map(String::as_str) {
-                Some("master") => masters.push(pod),
-                _ => replicas.push((pod, info)),
-            }
-        }
-        let [master] = masters.as_slice() else {
-            return Err(format!(
-                "{} nodes report role:master: {masters:?}",
-                masters.len()
-            ));
-        };
-        for (pod, info) in &replicas {
-            let host = info.get("master_host").cloned().unwrap_or_default();
-            if self.pod_of_host(&host).as_deref() != Some(master.as_str()) {
-                return Err(format!("replica `{pod}` follows `{host}`, not `{master}`"));
-            }
-            if info.get("master_link_status").map(String::as_str) != Some("up") {
-                return Err(format!("replica `{pod}`: link to `{master}` is not up"));
-            }
-        }
-        for sentinel in self.sentinel_pods() {
-            let named = self.sentinel_master(&sentinel)?;
-            if &named != master {
-                return Err(format!("`{sentinel}` names `{named}`, not `{master}`"));
-            }
-        }
-        Ok(master.clone())
-    }
-
-    /// Keys missing on `master` among `keys`.
-    fn missing_keys(&self, master: &str, keys: &[String]) -> Result<Vec<String>, String> {
-        let mut con = self.connect(master, self.redis_port, Duration::from_secs(5))?;
-        let mut missing = Vec::new();
-        for chunk in keys.chunks(500) {
-            let values: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(chunk)
-                .query(&mut con)
-                .map_err(|e| format!("MGET on `{master}`: {e}"))?;
-            missing.extend(
-                chunk
-                    .iter()
-                    .zip(values)
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(k, _)| k.clone()),
-            );
-        }
-        Ok(missing)
-    }
-
-    /// One monitor pass: the pod list (restarts, readiness) and the sentinels' master.
-    fn observe(&self) {
-        let now = Instant::now();
-        if let Ok(pods) = self.refresh_pods() {
-            let mut tracks = lock(&self.tracks);
-            let mut events = lock(&self.events);
-            for name in self.all_pods() {
-                // A pod being deleted counts as not Ready; its replacement is a restart.
-                let pod = pods.iter().find(|p| p.name == name && !p.terminating);
-                let ready = pod.is_some_and(|p| p.ready);
-                let Some(track) = tracks.get_mut(&name) else {
-                    if let Some(p) = pod {
-                        tracks.insert(
-                            name.clone(),
-                            PodTrack {
-                                uid: p.uid.clone(),
-                                restarts: p.restarts,
-                                ready,
-                                // A fresh pod counts from its first sight, like a restart.
-                                restarted_at: (!ready).then_some(now),
-                                not_ready_since: None,
-                            },
-                        );
-                    }
-                    continue;
-                };
-                if let Some(p) = pod
-                    && (p.uid != track.uid || p.restarts > track.restarts)
-                {
-                    track.uid = p.uid.clone();
-                    track.restarts = p.restarts;
-                    track.restarted_at.get_or_insert(now);
-                }
-                if track.ready && !ready {
-                    track.not_ready_since = Some(now);
-                }
-                if ready {
-                    if let Some(since) = track.not_ready_since.take() {
-                        events.push(Event::NotReady(name.clone(), now, now - since));
-                    }
-                    if let Some(at) = track.restarted_at.take() {
-                        events.push(Event::ReadyAfterRestart(name.clone(), now, now - at));
-                    }
-                }
-                track.ready = ready;
-            }
-        }
-        let named: Vec<Result<String, String>> = self
-            .sentinel_pods()
-            .iter()
-            .map(|s| self.sentinel_master(s))
-            .collect();
-        if let Some(Ok(first)) = named.first()
-            && named.iter().all(|n| n.as_ref().ok() == Some(first))
-        {
-            let mut agreed = lock(&self.agreed);
-            if agreed.as_deref() != Some(first.as_str()) {
-                if agreed.is_some() {
-                    lock(&self.events).push(Event::MasterSwitch(now, first.clone()));
-                }
-                *agreed = Some(first.clone());
-            }
-        }
-    }
-
-    /// Every pod's recent log lines (and its previous container's, after a restart).
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for pod in self.all_pods() {
-            for previous in [true, false] {
-                let mut args = vec![
-                    "logs",
-                    pod.as_str(),
-                    "--all-containers",
-                    "--timestamps",
-                    "--tail=80",
-                ];
-                if previous {
-                    args.push("--previous");
-                }
-                if let Ok(text) = self.cluster.kubectl(&args) {
-                    let which = if previous {
-                        " (previous container)"
-                    } else {
-                        ""
-                    };
-                    out.push_str(&format!("----- {pod}{which}\n{text}"));
-                }
-            }
-        }
-        out
-    }
-
-    fn agreed_master(&self) -> Option<String> {
-        lock(&self.agreed).clone()
-    }
-
-    fn events_since(&self, since: Instant) -> Vec<Event> {
-        lock(&self.events)
-            .iter()
-            .filter(|e| match e {
-                Event::ReadyAfterRestart(_, at, _)
-                | Event::NotReady(_, at, _)
-                | Event::MasterSwitch(at, _) => *at >= since,
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// Every pod Ready and none restarting, within `deadline`.
-    fn wait_settled(&self, deadline: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let pending: Vec<String> = lock(&self.tracks)
-                .iter()
-                .filter(|(_, t)| !t.ready || t.restarted_at.is_some())
-                .map(|(n, _)| n.clone())
-                .collect();
-            let known = lock(&self.tracks).len();
-            if pending.is_empty() && known == self.all_pods().len() {
-                return Ok(());
-            }
-            if start.elapsed() > deadline {
-                return Err(format!(
-                    "pods not Ready within {deadline:?}: {pending:?} ({known} pods seen)"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-/// Writes `SET k<i> <i>` to the master the sentinels name, counting a key only after `SET`
-/// answered OK and `WAIT 1 1000` reported at least one replica.
-struct Writer {
-    stop: AtomicBool,
-    acked: Mutex<Vec<String>>,
-}
-
-impl Writer {
-    fn run(&self, group: &Group) {
-        let mut current: Option<(String, redis::Connection)> = None;
-        let mut checked = Instant::now();
-        let mut i = 0u64;
-        while !self.stop.load(Ordering::SeqCst) {
-            // Follow the sentinels, as a client does: re-ask every second.
-            if current.is_none() || checked.elapsed() > Duration::from_secs(1) {
-                checked = Instant::now();
-                let master = group
-                    .sentinel_pods()
-                    .iter()
-                    .find_map(|s| group.sentinel_master(s).ok());
-                if master != current.as_ref().map(|(m, _)| m.clone()) {
-                    current = master.and_then(|m| {
-                        let con = group
-                            .connect(&m, group.redis_port, Duration::from_secs(2))
-                            .ok()?;
-                        Some((m, con))
-                    });
-                }
-            }
-            let Some((_, con)) = current.as_mut() else {
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            };
-            i += 1;
-            let key = format!("k{i}");
-            let set: redis::RedisResult<String> = redis::cmd("SET").arg(&key).arg(i).query(con);
-            let acked = set.is_ok_and(|ok| ok == "OK")
-                && redis::cmd("WAIT")
-                    .arg(1)
-                    .arg(1000)
-                    .query::<i64>(con)
-                    .is_ok_and(|n| n >= 1);
-            if acked {
-                lock(&self.acked).push(key);
-                std::thread::sleep(Duration::from_millis(20));
-            } else {
-                current = None;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// What one scenario measured.
-#[derive(Debug, Default)]
-struct Figures {
-    failover: Option<Duration>,
-    /// Per replica: linked to the final master this long after the later of the last master
-    /// switch and its own (re)start; the largest.
-    linked_after_switch: Option<Duration>,
-    longest_not_ready_after_restart: Duration,
-    longest_not_ready: Duration,
-    acked_keys: usize,
-}
-
-/// A scenario's figures, also when it failed, and its verdict.
-type Outcome = (Figures, Result<(), String>);
-
-/// Replicas linked (`master_link_status:up`) to the one pod reporting role:master, now.
-fn linked_replicas(group: &Group) -> Vec<String> {
-    let mut masters = Vec::new();
-    let mut replicas = Vec::new();
-    for pod in group.redis_pods() {
-        let Ok(info) = group.replication(&pod) else {
-            continue;
-        };
-        match info.get("role").map(String::as_str) {
-            Some("master") => masters.push(pod),
-            _ => replicas.push((pod, info)),
-        }
-    }
-    let [master] = masters.as_slice() else {
-        return Vec::new();
-    };
-    replicas
-        .into_iter()
-        .filter(|(_, info)| {
-            let host = info.get("master_host").cloned().unwrap_or_default();
-            group.pod_of_host(&host).as_deref() == Some(master.as_str())
-                && info.get("master_link_status").map(String::as_str) == Some("up")
-        })
-        .map(|(pod, _)| pod)
-        .collect()
-}
-
-/// Runs `disturb` (which returns the master it disturbed, if any) and checks the four
-/// assertions. The figures, also when the scenario failed, and the verdict.
-fn scenario(
-    group: &Group,
-    writer: &Writer,
-    name: &str,
-    disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
-) -> Outcome {
-    eprintln!("== {name}");
-    let start = Instant::now();
-    let mut figures = Figures::default();
-    let mut problems = Vec::new();
-    let verdict = run_scenario(
-        group,
-        writer,
-        name,
-        start,
-        disturb,
-        &mut figures,
-        &mut problems,
-    );
-    if let Err(why) = verdict {
-        problems.push(why);
-    }
-    eprintln!("  {figures:?}");
-    if !problems.is_empty() {
-        // The logs of this moment: later scenarios replace the pods, and with them the story.
-        eprintln!(
-            "  {name} failed: {}\n{}",
-            problems.join("; "),
-            group.report()
-        );
-    }
-    if problems.is_empty() {
-        (figures, Ok(()))
-    } else {
-        (figures, Err(problems.join("; ")))
-    }
-}
-
-fn run_scenario(
-    group: &Group,
-    writer: &Writer,
-    name: &str,
-    start: Instant,
-    disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
-    figures: &mut Figures,
-    problems: &mut Vec<String>,
-) -> Result<(), String> {
-    let fresh = name == "fresh start";
-    let old_master = disturb(group)?;
-    // Per replica: since when it has been linked to the one master (reset when it is not).
-    let mut linked_since: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut look = |group: &Group| {
-        let now = Instant::now();
-        let linked = linked_replicas(group);
-        linked_since.retain(|pod, _| linked.contains(pod));
-        for pod in linked {
-            linked_since.entry(pod).or_insert(now);
-        }
-    };
-    // Failover: every sentinel names another pod than the disturbed master.
-    if let Some(old) = &old_master {
-        let deadline = Instant::now() + CONVERGE;
-        loop {
-            let switched = group.events_since(start).iter().find_map(|e| match e {
-                Event::MasterSwitch(at, pod) if pod != old => Some(*at),
-                _ => None,
-            });
-            if let Some(at) = switched {
-                figures.failover = Some(at - start);
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no sentinel agreement on a master other than `{old}` within {CONVERGE:?}"
-                ));
-            }
-            look(group);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // Converged: one master, every replica linked, every sentinel naming it.
-    let limit = CONVERGE.max(READY);
-    let deadline = Instant::now() + limit;
-    let master = loop {
-        look(group);
-        match group.converged_once() {
-            Ok(master) => break master,
-            Err(why) if Instant::now() > deadline => {
-                return Err(format!("not converged within {limit:?}: {why}"));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
-    look(group);
-    group.wait_settled(READY)?;
-    // Every pod stays Ready and the group stays converged: the last check of this scenario.
-    let master_now = group.converged_once()?;
-    if master_now != master {
-        problems.push(format!(
-            "master moved from `{master}` to `{master_now}` after converging"
-        ));
-    }
-    let events = group.events_since(start);
-    let last_switch = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MasterSwitch(at, _) => Some(*at),
-            _ => None,
-        })
-        .max();
-    // When each pod was last (re)started in this scenario: when its new incarnation was
-    // first listed.
-    let restarted: BTreeMap<&str, Instant> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ReadyAfterRestart(pod, at, took) => Some((pod.as_str(), *at - *took)),
-            _ => None,
-        })
-        .collect();
-    if let Some(switch) = last_switch {
-        for (pod, since) in &linked_since {
-            // A replica that was not running at the switch cannot be linked before it runs:
-            // its clock starts at the later of the two.
-            let from = restarted
-                .get(pod.as_str())
-                .map_or(switch, |r| (*r).max(switch));
-            let linked = since.saturating_duration_since(from);
-            eprintln!(
-                "  {pod}: linked {linked:.1?} after the {}",
-                if from == switch {
-                    "last master switch"
-                } else {
-                    "later of the switch and its restart"
-                }
-            );
-            figures.linked_after_switch = figures.linked_after_switch.max(Some(linked));
-            if linked > LINKED_WITHIN {
-                problems.push(format!(
-                    "replica `{pod}` linked {linked:.1?} after the last master switch or its own restart (limit {LINKED_WITHIN:?})"
-                ));
-            }
-        }
-    }
-    for event in &events {
-        match event {
-            Event::ReadyAfterRestart(pod, _, took) => {
-                figures.longest_not_ready_after_restart =
-                    figures.longest_not_ready_after_restart.max(*took);
-                // A fresh pod's first start (image, volume, first sync) is not a restart.
-                if fresh {
-                    eprintln!("  {pod}: Ready {took:.1?} after it was first listed");
-                } else {
-                    eprintln!("  {pod}: Ready {took:.1?} after its restart");
-                    if *took > NOT_READY_LIMIT {
-                        problems.push(format!(
-                            "`{pod}` NotReady {took:.1?} after its restart (limit {NOT_READY_LIMIT:?})"
-                        ));
-                    }
-                }
-            }
-            Event::NotReady(pod, _, took) => {
-                figures.longest_not_ready = figures.longest_not_ready.max(*took);
-                eprintln!("  {pod}: NotReady (or gone) for {took:.1?}");
-            }
-            Event::MasterSwitch(at, pod) => {
-                eprintln!("  sentinels agree on `{pod}` at +{:.1?}", *at - start);
-            }
-        }
-    }
-    let keys = lock(&writer.acked).clone();
-    figures.acked_keys = keys.len();
-    let missing = group.missing_keys(&master, &keys)?;
-    if !missing.is_empty() {
-        problems.push(format!(
-            "{} of {} WAIT-acknowledged keys lost on `{master}` (e.g. {:?})",
-            missing.len(),
-            keys.len(),
-            &missing[..missing.len().min(5)]
-        ));
-        // Count each loss once: later scenarios judge only what they lose.
-        lock(&writer.acked).retain(|k| !missing.contains(k));
-    }
-    eprintln!(
-        "  master `{master}`, {} acknowledged keys all checked",
-        keys.len()
-    );
+    g.note("rollout", began.elapsed());
     Ok(())
 }
 
-/// The container ID of `container` in `pod`, as containerd knows it.
-fn container_id(cluster: &Cluster, pod: &str, container: &str) -> Result<String, String> {
-    let path =
-        format!("jsonpath={{.status.containerStatuses[?(@.name==\"{container}\")].containerID}}");
-    let id = cluster.kubectl(&["get", "pod", pod, "-o", &path])?;
-    id.trim()
-        .strip_prefix("containerd://")
-        .map(str::to_string)
-        .ok_or_else(|| format!("`{pod}` has no running `{container}` container: `{id}`"))
+/// Pods of `pods` whose incarnation in `after` is the one in `before` (not re-created, not
+/// restarted).
+fn unchanged(
+    before: &BTreeMap<String, (String, i64)>,
+    after: &BTreeMap<String, (String, i64)>,
+) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(name, was)| after.get(*name) == Some(was))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
-/// Host PID of the `redis-server` process of `pod`'s `redis` container (the container's
-/// init, or a process below it).
-fn redis_server_pid(cluster: &Cluster, pod: &str) -> Result<i32, String> {
-    let id = container_id(cluster, pod, "redis")?;
-    let tasks = cluster.ctr(&["-n", "k8s.io", "tasks", "ls"])?;
-    let init: i32 = tasks
-        .lines()
-        .find_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some(id.as_str())).then(|| words.next()?.parse().ok())?
+/// What a sentinel lists in `SENTINEL REPLICAS`: the pod each entry names (or the address
+/// as given), its flags and its master link status.
+fn sentinel_replicas(g: &Group, sentinel: &str) -> Result<Vec<(String, String, String)>, String> {
+    let mut con = g.connect(sentinel, g.sentinel_port, Duration::from_secs(2))?;
+    let entries: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(&g.master_name)
+        .query(&mut con)
+        .map_err(|e| format!("SENTINEL REPLICAS on `{sentinel}`: {e}"))?;
+    Ok(entries
+        .into_iter()
+        .map(|flat| {
+            let fields: BTreeMap<String, String> = flat
+                .chunks(2)
+                .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
+                .collect();
+            let ip = fields.get("ip").cloned().unwrap_or_default();
+            (
+                g.pod_of_host(&ip).unwrap_or(ip),
+                fields.get("flags").cloned().unwrap_or_default(),
+                fields
+                    .get("master-link-status")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
         })
-        .ok_or_else(|| format!("containerd runs no task `{id}` for `{pod}`"))?;
-    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm(init).trim() == "redis-server" {
-        return Ok(init);
-    }
-    // Below the init: any process whose parent chain reaches it.
-    let parent = |pid: i32| -> Option<i32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| format!("/proc: {e}"))?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if comm(pid).trim() != "redis-server" {
-            continue;
-        }
-        let mut up = parent(pid);
-        while let Some(p) = up {
-            if p == init {
-                return Ok(pid);
+        .collect())
+}
+
+/// Polls until every sentinel lists exactly the redis pods other than the agreed master as
+/// replicas, each flagged only `slave` with its link `ok`.
+fn sentinels_list_the_replicas(
+    g: &Group,
+    sentinels: &[String],
+    deadline: Duration,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let mut last = String::new();
+        let master = g.agreed_master();
+        let expected: Vec<String> = g
+            .redis_pods()
+            .into_iter()
+            .filter(|p| Some(p) != master.as_ref())
+            .collect();
+        let mut all = true;
+        for sentinel in sentinels {
+            match sentinel_replicas(g, sentinel) {
+                Ok(listed) => {
+                    let mut healthy: Vec<String> = listed
+                        .iter()
+                        .filter(|(_, flags, link)| flags == "slave" && link == "ok")
+                        .map(|(pod, _, _)| pod.clone())
+                        .collect();
+                    healthy.sort();
+                    if healthy != expected || listed.len() != expected.len() {
+                        all = false;
+                        last = format!("`{sentinel}` lists {listed:?}, expected {expected:?}");
+                    }
+                }
+                Err(e) => {
+                    all = false;
+                    last = e;
+                }
             }
-            if p <= 1 {
-                break;
-            }
-            up = parent(p);
         }
+        if all && master.is_some() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!(
+                "the sentinels do not list the replicas within {deadline:?}: {last}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    Err(format!(
-        "no redis-server process in `{pod}` (init {init} is `{}`)",
-        comm(init).trim()
-    ))
+}
+
+/// Polls until `sentinel` knows every other sentinel (`SENTINEL SENTINELS`).
+fn knows_the_sentinels(g: &Group, sentinel: &str, deadline: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let known = g
+            .connect(sentinel, g.sentinel_port, Duration::from_secs(2))
+            .and_then(|mut con| {
+                redis::cmd("SENTINEL")
+                    .arg("SENTINELS")
+                    .arg(&g.master_name)
+                    .query::<Vec<redis::Value>>(&mut con)
+                    .map_err(|e| format!("SENTINEL SENTINELS on `{sentinel}`: {e}"))
+            })
+            .map(|v| v.len());
+        if known.as_ref().is_ok_and(|n| *n + 1 == g.sentinel_count) {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!(
+                "`{sentinel}` does not know the other sentinels within {deadline:?}: {known:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
@@ -803,138 +201,229 @@ fn default_group_on_a_real_cluster() {
     let total = Instant::now();
     let cluster = Cluster::start();
     eprintln!("cluster Ready after {:.1?}", cluster.ready_after);
-    let password = fresh_password();
+    let password = group::fresh_password();
     // The fixture says `version = "1.20"`: its budgets are policy/v1beta1, as 1.20 serves.
-    let yaml = render("k8s-group.toml", &password);
+    let yaml = group::render(&common::fixture("k8s-group.toml"), &password, &[]);
     assert!(
         yaml.contains("apiVersion: policy/v1beta1\n") && !yaml.contains("apiVersion: policy/v1\n"),
         "a render for 1.20 must carry policy/v1beta1 budgets only"
     );
-    let manifests = manifest::parse(&yaml);
-    let (redis_set, redis_port) = set_with_container(&manifests, "redis");
-    let (sentinel_set, sentinel_port) = set_with_container(&manifests, "sentinel");
-    let images = images(&manifests);
+    let images = group::images(&realkube::manifest::parse(&yaml));
     cluster.load_test_image(&images.iter().map(String::as_str).collect::<Vec<_>>());
-    let group = Group {
-        cluster: &cluster,
-        redis_count: replicas_of(&manifests, &redis_set),
-        sentinel_count: replicas_of(&manifests, &sentinel_set),
-        redis_set,
-        sentinel_set,
-        redis_port,
-        sentinel_port,
-        master_name: master_name(&manifests),
-        password,
-        pods: Mutex::default(),
-        tracks: Mutex::default(),
-        events: Mutex::default(),
-        agreed: Mutex::default(),
-    };
+    let group = Group::new(&cluster, &yaml, Login::password(&password));
     let applied = Instant::now();
     eprintln!("{}", cluster.apply(&yaml));
 
-    let writer = Writer {
-        stop: AtomicBool::new(false),
-        acked: Mutex::default(),
-    };
-    let monitor_stop = Arc::new(AtomicBool::new(false));
-    /// Stops the background threads also when a scenario panics: the scope joins them.
-    struct StopOnDrop<'a>(&'a AtomicBool, &'a AtomicBool);
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-            self.1.store(true, Ordering::SeqCst);
-        }
-    }
-    // Clients reach pod IPs only inside the cluster's network namespace: one thread enters
-    // it and everything that talks to pods runs on it or on threads it spawns.
-    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                cluster.enter_netns();
-                std::thread::scope(|inner| {
-                    let _stop = StopOnDrop(&writer.stop, &monitor_stop);
-                    inner.spawn(|| {
-                        while !monitor_stop.load(Ordering::SeqCst) {
-                            group.observe();
-                            std::thread::sleep(Duration::from_millis(250));
-                        }
-                    });
-                    inner.spawn(|| writer.run(&group));
-                    let mut results = Vec::new();
-                    let fresh = scenario(&group, &writer, "fresh start", |_| Ok(None));
-                    eprintln!("  every pod Ready {:.1?} after apply", applied.elapsed());
-                    results.push(("fresh start".to_string(), fresh));
-
-                    let delete =
-                        scenario(&group, &writer, "kubectl delete pod of the master", |g| {
-                            let master = g.agreed_master().ok_or("no agreed master")?;
-                            g.cluster
-                                .kubectl(&["delete", "pod", &master, "--wait=false"])?;
-                            Ok(Some(master))
-                        });
-                    results.push(("delete the master pod".to_string(), delete));
-
-                    let kill = scenario(
-                        &group,
-                        &writer,
-                        "SIGKILL of the master's redis-server",
-                        |g| {
-                            let master = g.agreed_master().ok_or("no agreed master")?;
-                            let pid = redis_server_pid(g.cluster, &master)?;
-                            // SAFETY: kill(2) on a PID just read from containerd's task list.
-                            let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-                            if rc != 0 {
-                                return Err(format!(
-                                    "kill -9 {pid}: {}",
-                                    std::io::Error::last_os_error()
-                                ));
-                            }
-                            Ok(Some(master))
-                        },
+    let scenarios: Vec<(&str, Disturb)> = vec![
+        (
+            "fresh start",
+            Box::new(|g: &Group| {
+                g.cluster.wait_ready(&g.all_pods(), group::READY)?;
+                g.note("every pod Ready after apply", applied.elapsed());
+                Ok(None)
+            }),
+        ),
+        (
+            "kubectl delete pod of the master",
+            Box::new(|g: &Group| {
+                let master = g.agreed_master().ok_or("no agreed master")?;
+                g.cluster
+                    .kubectl(&["delete", "pod", &master, "--wait=false"])?;
+                Ok(Some(master))
+            }),
+        ),
+        (
+            "SIGKILL of the master's redis-server",
+            Box::new(|g: &Group| {
+                let master = g.agreed_master().ok_or("no agreed master")?;
+                let pid = group::redis_server_pid(g.cluster, &master)?;
+                // SAFETY: kill(2) on a PID just read from containerd's task list.
+                let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+                if rc != 0 {
+                    return Err(format!(
+                        "kill -9 {pid}: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                Ok(Some(master))
+            }),
+        ),
+        (
+            "kubectl rollout restart of the redis StatefulSet",
+            Box::new(|g: &Group| {
+                let began = Instant::now();
+                g.cluster.kubectl(&[
+                    "rollout",
+                    "restart",
+                    &format!("statefulset/{}", g.redis_set),
+                ])?;
+                rollout_status(g, &g.redis_set)?;
+                g.note("rollout", began.elapsed());
+                Ok(None)
+            }),
+        ),
+        (
+            "deleting every redis pod at once",
+            Box::new(|g: &Group| {
+                let began = Instant::now();
+                let pods = g.redis_pods();
+                let before = incarnations(g, &pods)?;
+                let mut args = vec!["delete", "pod", "--wait=false"];
+                args.extend(pods.iter().map(String::as_str));
+                g.cluster.kubectl(&args)?;
+                // Judge the group only once every pod is a new one: until then the old,
+                // terminating pods (a master handing over in its preStop) still answer.
+                loop {
+                    let now = incarnations(g, &pods)?;
+                    let uid = |m: &BTreeMap<String, (String, i64)>, p: &String| {
+                        m.get(p).map(|(uid, _)| uid.clone())
+                    };
+                    if pods
+                        .iter()
+                        .all(|p| now.contains_key(p) && uid(&now, p) != uid(&before, p))
+                    {
+                        break;
+                    }
+                    if began.elapsed() > group::READY {
+                        return Err(format!(
+                            "the redis pods were not all re-created within {:?}",
+                            group::READY
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                g.cluster.wait_ready(&pods, group::READY)?;
+                g.note("every redis pod re-created and Ready", began.elapsed());
+                Ok(None)
+            }),
+        ),
+        (
+            "an apply that changes only redis.conf",
+            Box::new(|g: &Group| {
+                let yaml = render_changed(
+                    &password,
+                    "extra = { repl-diskless-sync-delay = \"0\", hz = \"11\" }",
+                    &[],
+                )?;
+                let sentinels = incarnations(g, &g.sentinel_pods())?;
+                let redis = incarnations(g, &g.redis_pods())?;
+                apply_and_roll(g, &yaml, &[&g.redis_set])?;
+                let sentinels_after = incarnations(g, &g.sentinel_pods())?;
+                let kept = unchanged(&sentinels, &sentinels_after);
+                if kept.len() != g.sentinel_count {
+                    return Err(format!(
+                        "the sentinels were restarted or re-created: (uid, restarts) {sentinels:?} -> {sentinels_after:?}"
+                    ));
+                }
+                let stale = unchanged(&redis, &incarnations(g, &g.redis_pods())?);
+                if !stale.is_empty() {
+                    return Err(format!("redis pods not rolled: {stale:?}"));
+                }
+                Ok(None)
+            }),
+        ),
+        (
+            "an apply that changes both kinds",
+            Box::new(|g: &Group| {
+                let yaml = render_changed(
+                    &password,
+                    "extra = { repl-diskless-sync-delay = \"0\", hz = \"12\" }",
+                    // A sentinel-only key (the per-kind checksums: `parallel_syncs` is in
+                    // sentinel.conf only), next to a redis-only one.
+                    &[(
+                        "failover_timeout_ms = 5000",
+                        "failover_timeout_ms = 5000\nparallel_syncs = 2",
+                    )],
+                )?;
+                let before = incarnations(g, &g.all_pods())?;
+                apply_and_roll(g, &yaml, &[&g.redis_set, &g.sentinel_set])?;
+                let stale = unchanged(&before, &incarnations(g, &g.all_pods())?);
+                if !stale.is_empty() {
+                    return Err(format!("pods not rolled: {stale:?}"));
+                }
+                Ok(None)
+            }),
+        ),
+        (
+            "kubectl scale to one more replica",
+            Box::new(|g: &Group| {
+                let before = incarnations(g, &g.all_pods())?;
+                let count = g.redis_count() + 1;
+                g.cluster.kubectl(&[
+                    "scale",
+                    &format!("statefulset/{}", g.redis_set),
+                    &format!("--replicas={count}"),
+                ])?;
+                g.set_redis_count(count);
+                let new = format!("{}-{}", g.redis_set, count - 1);
+                g.cluster
+                    .wait_ready(std::slice::from_ref(&new), group::READY)?;
+                sentinels_list_the_replicas(g, &g.sentinel_pods(), group::CONVERGE)?;
+                let after = incarnations(g, &g.all_pods())?;
+                let kept = unchanged(&before, &after);
+                if kept.len() != before.len() {
+                    return Err(format!(
+                        "scaling up restarted other pods: (uid, restarts) {before:?} -> {after:?}"
+                    ));
+                }
+                Ok(None)
+            }),
+        ),
+        (
+            "kubectl scale back, then SENTINEL RESET",
+            Box::new(|g: &Group| {
+                let count = g.redis_count() - 1;
+                let gone = format!("{}-{count}", g.redis_set);
+                let mut others = g.all_pods();
+                others.retain(|p| *p != gone);
+                let before = incarnations(g, &others)?;
+                g.cluster.kubectl(&[
+                    "scale",
+                    &format!("statefulset/{}", g.redis_set),
+                    &format!("--replicas={count}"),
+                ])?;
+                let start = Instant::now();
+                while g.cluster.pods()?.iter().any(|p| p.name == gone) {
+                    if start.elapsed() > group::READY {
+                        return Err(format!("`{gone}` still exists after {:?}", group::READY));
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                g.set_redis_count(count);
+                for sentinel in g.sentinel_pods() {
+                    eprintln!(
+                        "  after scaling back, `{sentinel}` lists {:?}",
+                        sentinel_replicas(g, &sentinel)?
                     );
-                    results.push(("SIGKILL the master's redis-server".to_string(), kill));
-                    results
-                })
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    });
-
-    let mut summary = Vec::new();
-    let mut longest_not_ready = Duration::ZERO;
-    for (name, (f, verdict)) in &results {
-        longest_not_ready = longest_not_ready.max(f.longest_not_ready);
-        if name != "fresh start" {
-            longest_not_ready = longest_not_ready.max(f.longest_not_ready_after_restart);
-        }
-        let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.1?}"));
-        let figures = format!(
-            "failover {}, replicas linked {} after the last switch, longest NotReady after a (re)start {:.1?}, longest NotReady {:.1?}, {} acknowledged keys",
-            shown(f.failover),
-            shown(f.linked_after_switch),
-            f.longest_not_ready_after_restart,
-            f.longest_not_ready,
-            f.acked_keys
-        );
-        match verdict {
-            Ok(()) => summary.push(format!("PASS {name}: {figures}")),
-            Err(e) => summary.push(format!("FAIL {name}: {e} ({figures})")),
-        }
-    }
-    summary.push(format!(
-        "longest NotReady: {longest_not_ready:.1?}; cluster Ready {:.1?}; test {:.1?}",
-        cluster.ready_after,
-        total.elapsed()
-    ));
-    eprintln!("{}", summary.join("\n"));
-    if results.iter().any(|(_, (_, r))| r.is_err()) {
-        eprintln!(
-            "{}",
-            cluster
-                .kubectl(&["get", "pods", "-o", "wide"])
-                .unwrap_or_default()
-        );
-        panic!("scenarios failed:\n{}", summary.join("\n"));
-    }
+                }
+                // As the docs say: SENTINEL RESET on each sentinel in turn, the next one
+                // only when this one lists the replicas again (it forgets them and the
+                // other sentinels, and relearns both within seconds).
+                for sentinel in g.sentinel_pods() {
+                    let mut con = g.connect(&sentinel, g.sentinel_port, Duration::from_secs(2))?;
+                    let _: i64 = redis::cmd("SENTINEL")
+                        .arg("RESET")
+                        .arg(&g.master_name)
+                        .query(&mut con)
+                        .map_err(|e| format!("SENTINEL RESET on `{sentinel}`: {e}"))?;
+                    sentinels_list_the_replicas(
+                        g,
+                        std::slice::from_ref(&sentinel),
+                        group::CONVERGE,
+                    )?;
+                    knows_the_sentinels(g, &sentinel, group::CONVERGE)?;
+                }
+                let after = incarnations(g, &others)?;
+                let kept = unchanged(&before, &after);
+                if kept.len() != before.len() {
+                    return Err(format!(
+                        "scaling down restarted other pods: (uid, restarts) {before:?} -> {after:?}"
+                    ));
+                }
+                Ok(None)
+            }),
+        ),
+    ];
+    let results = group::run_scenarios(&group, scenarios);
+    group::judge(&cluster, &results, total);
 }
