@@ -1054,61 +1054,6 @@ fn rolling_update_of_redis_loses_no_acknowledged_write() {
     });
 }
 
-/// An apply that changes only redis.conf (`redis.extra`) rolls the redis pods, highest
-/// ordinal first, and leaves every sentinel pod running: each kind's pod template carries
-/// checksums of its own files only.
-#[test]
-fn an_apply_that_changes_only_redis_conf_leaves_the_sentinels_running() {
-    let _lock = common::docker_lock();
-    let group = Group::start("redisonly", "k8s-group.toml");
-    let redis = group.redis_pods();
-    let sentinels = group.sentinel_pods();
-    with_writer(&group, |writer| {
-        let mut results = Vec::new();
-        if fresh_start(&group, writer, &mut results).is_none() {
-            return results;
-        }
-        let before: Vec<(Option<String>, u32)> = sentinels
-            .iter()
-            .map(|p| (group.cluster.pod_uid(p), group.cluster.restart_count(p)))
-            .collect();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let fixture = std::fs::read_to_string(common::fixture("k8s-group.toml")).expect("fixture");
-        let changed = fixture.replace(
-            "extra = { repl-diskless-sync-delay = \"0\" }",
-            "extra = { repl-diskless-sync-delay = \"0\", hz = \"10\" }",
-        );
-        assert_ne!(changed, fixture, "the fixture's `redis.extra` line moved");
-        let topology = dir.path().join("topology.toml");
-        std::fs::write(&topology, changed).expect("write topology");
-        let yaml = render_file(&topology, &group.password);
-        let rolled = group
-            .cluster
-            .rolling_update(&yaml, Duration::from_secs(600));
-        let mut expected = redis.clone();
-        expected.reverse();
-        let after: Vec<(Option<String>, u32)> = sentinels
-            .iter()
-            .map(|p| (group.cluster.pod_uid(p), group.cluster.restart_count(p)))
-            .collect();
-        let result = if rolled != expected {
-            Err(format!("rolled {rolled:?}, expected {expected:?}"))
-        } else if after != before {
-            Err(format!(
-                "the sentinels were restarted or re-created: (uid, restarts) {before:?} -> {after:?}"
-            ))
-        } else {
-            let n = writer.acked().len();
-            common::poll("acknowledged keys after the apply", CONVERGE, || {
-                (writer.acked().len() >= n + 50).then_some(())
-            });
-            verdict(&group, writer, &redis).map(|_| ())
-        };
-        results.push(("apply that changes only redis.conf".to_string(), result));
-        results
-    });
-}
-
 /// The manifests with `kubectl rollout restart`'s annotation (the restart's `stamp`) on
 /// one StatefulSet's template.
 fn restart_annotation(yaml: &str, set: &str, stamp: &str) -> String {
