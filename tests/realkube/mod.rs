@@ -17,6 +17,11 @@ mod engine;
 #[path = "../kube/image.rs"]
 #[allow(dead_code)]
 mod image;
+// Typed objects of rendered manifests, shared with the pod emulator.
+#[path = "../kube/manifest.rs"]
+pub mod manifest;
+
+pub mod group;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
