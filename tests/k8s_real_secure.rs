@@ -10,893 +10,23 @@
 //! its own restart. The figures (failover after a delete and a kill, longest NotReady) are
 //! printed.
 //!
-//! The test's clients speak TLS through a relay on 127.0.0.1 inside the cluster's network
-//! namespace: the pods' certificate names `127.0.0.1` and the pods' DNS names, which the
-//! host's resolver does not know, so the client verifies the chain against the group's CA
-//! and the name `127.0.0.1` while the bytes go to the pod's address.
+//! Then, on the same cluster, a default group whose password is in a Secret the test
+//! manages (`existing_secret`) rotates its password in the three documented steps
+//! (`next_password`, then `password` + `previous_password`, then `password` alone, each with
+//! a `secret_revision` bump), under the writer and a prober that logs in to every pod with
+//! every password that must be accepted, and checks each pod's `ACL LOG` for refused logins.
+//! The machinery (group, writer, monitor, the four assertions) is tests/realkube/group.rs.
 
 mod common;
-#[path = "kube/manifest.rs"]
-#[allow(dead_code)]
-mod manifest;
 mod realkube;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use realkube::{Cluster, Pod};
-
-/// How long a group may take to agree on one master after a disturbance.
-const CONVERGE: Duration = Duration::from_secs(120);
-/// How long pods may take to be Ready after a fresh start (images, volumes, first sync).
-const READY: Duration = Duration::from_secs(240);
-/// The bound: replicas linked this long after the last master switch.
-const LINKED_WITHIN: Duration = Duration::from_secs(20);
-/// The bound: a restarted pod is Ready again within this.
-const NOT_READY_LIMIT: Duration = Duration::from_secs(20);
-
-/// A password for one test run, never printed.
-fn fresh_password() -> String {
-    use sha2::Digest as _;
-    let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
-    hex::encode(sha2::Sha256::digest(seed.as_bytes()))[..32].to_string()
-}
-
-/// `rcluster -f FIXTURE render --format k8s --show-secrets` with the password in the
-/// variable the fixture names.
-/// `state` holds the CA and certificate rcluster generates for `[tls]`.
-fn render(fixture: &str, password: &str, state: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
-        .arg("-f")
-        .arg(common::fixture(fixture))
-        .args(["render", "--format", "k8s", "--show-secrets"])
-        .env("RCLUSTER_K8S_TEST_PASSWORD", password)
-        .env("RCLUSTER_STATE_DIR", state)
-        .output()
-        .expect("run rcluster render");
-    assert!(
-        out.status.success(),
-        "rcluster render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 manifests")
-}
-
-/// The StatefulSet running a container named `container`, and that container's first port.
-fn set_with_container(manifests: &manifest::Manifests, container: &str) -> (String, u16) {
-    manifests
-        .stateful_sets
-        .iter()
-        .find_map(|(name, set)| {
-            let spec = set.spec.as_ref()?.template.spec.as_ref()?;
-            let c = spec.containers.iter().find(|c| c.name == container)?;
-            let port = c.ports.as_ref()?.first()?.container_port as u16;
-            Some((name.clone(), port))
-        })
-        .unwrap_or_else(|| panic!("no StatefulSet runs a container named `{container}`"))
-}
-
-fn replicas_of(manifests: &manifest::Manifests, set: &str) -> usize {
-    manifests.stateful_sets[set]
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1) as usize
-}
-
-/// Every image the pods run.
-fn images(manifests: &manifest::Manifests) -> Vec<String> {
-    let mut out: Vec<String> = manifests
-        .stateful_sets
-        .values()
-        .filter_map(|s| s.spec.as_ref()?.template.spec.clone())
-        .flat_map(|spec| {
-            spec.containers
-                .into_iter()
-                .chain(spec.init_containers.into_iter().flatten())
-        })
-        .filter_map(|c| c.image)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// `sentinel monitor NAME ...` in any ConfigMap.
-fn master_name(manifests: &manifest::Manifests) -> String {
-    manifests
-        .config_maps
-        .values()
-        .flat_map(|c| c.data.iter().flatten())
-        .flat_map(|(_, text)| text.lines().map(str::to_string).collect::<Vec<_>>())
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("sentinel") && words.next() == Some("monitor"))
-                .then(|| words.next().map(str::to_string))?
-        })
-        .expect("a ConfigMap holds `sentinel monitor`")
-}
-
-/// The client side of the group's mutual TLS: the CA and the certificate and key the pods
-/// present to each other (PEM), from the rendered TLS Secret.
-#[derive(Clone)]
-struct TlsFiles {
-    ca: Vec<u8>,
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-/// How the test logs in: as `user` (`None`: `default`) with `password`, over TLS when given.
-struct Login {
-    user: Option<String>,
-    password: String,
-    tls: Option<TlsFiles>,
-}
-
-/// A TCP relay from a fresh 127.0.0.1 port to `target`, for one connection: the TLS
-/// client verifies the name `127.0.0.1` (in the pods' certificate) while the bytes reach
-/// the pod. The port; the relay's threads end when either side closes, or after `timeout`
-/// when nobody connects.
-fn relay(target: std::net::SocketAddr, timeout: Duration) -> std::io::Result<u16> {
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let port = listener.local_addr()?.port();
-    // Reach the pod first, so a dead pod fails the caller's connect at once.
-    let upstream = TcpStream::connect_timeout(&target, timeout)?;
-    listener.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + timeout;
-        let client = loop {
-            match listener.accept() {
-                Ok((client, _)) => break client,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => return,
-            }
-        };
-        let _ = client.set_nonblocking(false);
-        let pipe = |mut from: TcpStream, mut to: TcpStream| {
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut from, &mut to);
-                let _ = to.shutdown(Shutdown::Both);
-                let _ = from.shutdown(Shutdown::Both);
-            })
-        };
-        let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
-            return;
-        };
-        pipe(client, u2);
-        pipe(upstream, c2);
-    });
-    Ok(port)
-}
-
-/// A connection with short timeouts: the monitor polls often and must not hang on a dead pod.
-fn connect(
-    ip: Ipv4Addr,
-    port: u16,
-    login: &Login,
-    timeout: Duration,
-) -> Result<redis::Connection, String> {
-    use redis::IntoConnectionInfo;
-    let attempt = || -> redis::RedisResult<redis::Connection> {
-        let settings = redis::RedisConnectionInfo::default().set_password(&login.password);
-        let settings = match &login.user {
-            Some(user) => settings.set_username(user),
-            None => settings,
-        };
-        let client = match &login.tls {
-            None => redis::Client::open(
-                redis::ConnectionAddr::Tcp(ip.to_string(), port)
-                    .into_connection_info()?
-                    .set_redis_settings(settings),
-            )?,
-            Some(tls) => {
-                let local = relay((ip, port).into(), timeout)?;
-                let info = redis::ConnectionAddr::TcpTls {
-                    host: Ipv4Addr::LOCALHOST.to_string(),
-                    port: local,
-                    insecure: false,
-                    tls_params: None,
-                }
-                .into_connection_info()?
-                .set_redis_settings(settings);
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: Some(redis::ClientTlsConfig {
-                            client_cert: tls.cert.clone(),
-                            client_key: tls.key.clone(),
-                        }),
-                        root_cert: Some(tls.ca.clone()),
-                    },
-                )?
-            }
-        };
-        let con = client.get_connection_with_timeout(timeout)?;
-        con.set_read_timeout(Some(timeout))?;
-        con.set_write_timeout(Some(timeout))?;
-        Ok(con)
-    };
-    attempt().map_err(|e| format!("{ip}:{port}: {e}"))
-}
-
-/// What the monitor saw happen to one pod.
-#[derive(Debug, Clone)]
-struct PodTrack {
-    uid: String,
-    restarts: i64,
-    ready: bool,
-    /// When this pod last restarted (a new uid or a higher restart count) and is not Ready yet.
-    restarted_at: Option<Instant>,
-    /// When it was last seen not Ready (or absent) after being Ready.
-    not_ready_since: Option<Instant>,
-}
-
-/// Something the monitor measured.
-#[derive(Debug, Clone)]
-enum Event {
-    /// A pod restarted at `.1` and was Ready again `.2` later.
-    ReadyAfterRestart(String, Instant, Duration),
-    /// A pod was NotReady (or absent) for `.2`, ending at `.1`.
-    NotReady(String, Instant, Duration),
-    /// Every sentinel named the pod `.1` from `.0` on, after naming another.
-    MasterSwitch(Instant, String),
-}
-
-/// The group under test and what a background monitor learns about it.
-struct Group<'a> {
-    cluster: &'a Cluster,
-    redis_set: String,
-    sentinel_set: String,
-    redis_count: usize,
-    sentinel_count: usize,
-    redis_port: u16,
-    sentinel_port: u16,
-    master_name: String,
-    login: Login,
-    /// The last pod list the monitor fetched.
-    pods: Mutex<Vec<Pod>>,
-    tracks: Mutex<BTreeMap<String, PodTrack>>,
-    events: Mutex<Vec<Event>>,
-    /// The pod every sentinel names, when they agree.
-    agreed: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Group<'_> {
-    fn redis_pods(&self) -> Vec<String> {
-        (0..self.redis_count)
-            .map(|i| format!("{}-{i}", self.redis_set))
-            .collect()
-    }
-
-    fn sentinel_pods(&self) -> Vec<String> {
-        (0..self.sentinel_count)
-            .map(|i| format!("{}-{i}", self.sentinel_set))
-            .collect()
-    }
-
-    fn all_pods(&self) -> Vec<String> {
-        let mut all = self.redis_pods();
-        all.extend(self.sentinel_pods());
-        all
-    }
-
-    fn refresh_pods(&self) -> Result<Vec<Pod>, String> {
-        let pods = self.cluster.pods()?;
-        *lock(&self.pods) = pods.clone();
-        Ok(pods)
-    }
-
-    fn pod_ip(&self, pod: &str) -> Option<Ipv4Addr> {
-        let cached = lock(&self.pods)
-            .iter()
-            .find(|p| p.name == pod && !p.terminating)
-            .and_then(|p| p.ip);
-        cached.or_else(|| self.cluster.pod(pod).filter(|p| !p.terminating)?.ip)
-    }
-
-    /// A name or address a node reported (`kt-redis-1.kt-redis.default.svc.cluster.local`,
-    /// or an IP) as the pod it means.
-    fn pod_of_host(&self, host: &str) -> Option<String> {
-        if let Ok(ip) = host.parse::<Ipv4Addr>() {
-            return lock(&self.pods)
-                .iter()
-                .find(|p| p.ip == Some(ip) && !p.terminating)
-                .map(|p| p.name.clone());
-        }
-        let name = host.split('.').next()?;
-        self.all_pods().into_iter().find(|p| p == name)
-    }
-
-    fn connect(
-        &self,
-        pod: &str,
-        port: u16,
-        timeout: Duration,
-    ) -> Result<redis::Connection, String> {
-        let ip = self
-            .pod_ip(pod)
-            .ok_or_else(|| format!("pod `{pod}` has no address"))?;
-        connect(ip, port, &self.login, timeout).map_err(|e| format!("`{pod}`: {e}"))
-    }
-
-    fn replication(&self, pod: &str) -> Result<BTreeMap<String, String>, String> {
-        let mut con = self.connect(pod, self.redis_port, Duration::from_secs(2))?;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut con)
-            .map_err(|e| format!("INFO on `{pod}`: {e}"))?;
-        Ok(info
-            .lines()
-            .filter_map(|l| l.trim().split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
-    /// The pod a sentinel names as master.
-    fn sentinel_master(&self, sentinel: &str) -> Result<String, String> {
-        let mut con = self.connect(sentinel, self.sentinel_port, Duration::from_secs(1))?;
-        let answer: Option<Vec<String>> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(&self.master_name)
-            .query(&mut con)
-            .map_err(|e| format!("SENTINEL get-master-addr-by-name on `{sentinel}`: {e}"))?;
-        let host = answer
-            .and_then(|a| a.into_iter().next())
-            .ok_or_else(|| format!("`{sentinel}` knows no master"))?;
-        self.pod_of_host(&host)
-            .ok_or_else(|| format!("`{sentinel}` names `{host}`, which is no pod"))
-    }
-
-    /// One look: exactly one redis pod reports role:master, the others are its replicas
-    /// with the link up, and every sentinel names it. The master's pod.
-    fn converged_once(&self) -> Result<String, String> {
-        let mut masters = Vec::new();
-        let mut replicas = Vec::new();
-        for pod in self.redis_pods() {
-            let info = self.replication(&pod)?;
-            match info.get("role").map(String::as_str) {
-                Some("master") => masters.push(pod),
-                _ => replicas.push((pod, info)),
-            }
-        }
-        let [master] = masters.as_slice() else {
-            return Err(format!(
-                "{} nodes report role:master: {masters:?}",
-                masters.len()
-            ));
-        };
-        for (pod, info) in &replicas {
-            let host = info.get("master_host").cloned().unwrap_or_default();
-            if self.pod_of_host(&host).as_deref() != Some(master.as_str()) {
-                return Err(format!("replica `{pod}` follows `{host}`, not `{master}`"));
-            }
-            if info.get("master_link_status").map(String::as_str) != Some("up") {
-                return Err(format!("replica `{pod}`: link to `{master}` is not up"));
-            }
-        }
-        for sentinel in self.sentinel_pods() {
-            let named = self.sentinel_master(&sentinel)?;
-            if &named != master {
-                return Err(format!("`{sentinel}` names `{named}`, not `{master}`"));
-            }
-        }
-        Ok(master.clone())
-    }
-
-    /// Keys missing on `master` among `keys`.
-    fn missing_keys(&self, master: &str, keys: &[String]) -> Result<Vec<String>, String> {
-        let mut con = self.connect(master, self.redis_port, Duration::from_secs(5))?;
-        let mut missing = Vec::new();
-        for chunk in keys.chunks(500) {
-            let values: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(chunk)
-                .query(&mut con)
-                .map_err(|e| format!("MGET on `{master}`: {e}"))?;
-            missing.extend(
-                chunk
-                    .iter()
-                    .zip(values)
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(k, _)| k.clone()),
-            );
-        }
-        Ok(missing)
-    }
-
-    /// One monitor pass: the pod list (restarts, readiness) and the sentinels' master.
-    fn observe(&self) {
-        let now = Instant::now();
-        if let Ok(pods) = self.refresh_pods() {
-            let mut tracks = lock(&self.tracks);
-            let mut events = lock(&self.events);
-            for name in self.all_pods() {
-                // A pod being deleted counts as not Ready; its replacement is a restart.
-                let pod = pods.iter().find(|p| p.name == name && !p.terminating);
-                let ready = pod.is_some_and(|p| p.ready);
-                let Some(track) = tracks.get_mut(&name) else {
-                    if let Some(p) = pod {
-                        tracks.insert(
-                            name.clone(),
-                            PodTrack {
-                                uid: p.uid.clone(),
-                                restarts: p.restarts,
-                                ready,
-                                // A fresh pod counts from its first sight, like a restart.
-                                restarted_at: (!ready).then_some(now),
-                                not_ready_since: None,
-                            },
-                        );
-                    }
-                    continue;
-                };
-                if let Some(p) = pod
-                    && (p.uid != track.uid || p.restarts > track.restarts)
-                {
-                    track.uid = p.uid.clone();
-                    track.restarts = p.restarts;
-                    track.restarted_at.get_or_insert(now);
-                }
-                if track.ready && !ready {
-                    track.not_ready_since = Some(now);
-                }
-                if ready {
-                    if let Some(since) = track.not_ready_since.take() {
-                        events.push(Event::NotReady(name.clone(), now, now - since));
-                    }
-                    if let Some(at) = track.restarted_at.take() {
-                        events.push(Event::ReadyAfterRestart(name.clone(), now, now - at));
-                    }
-                }
-                track.ready = ready;
-            }
-        }
-        let named: Vec<Result<String, String>> = self
-            .sentinel_pods()
-            .iter()
-            .map(|s| self.sentinel_master(s))
-            .collect();
-        if let Some(Ok(first)) = named.first()
-            && named.iter().all(|n| n.as_ref().ok() == Some(first))
-        {
-            let mut agreed = lock(&self.agreed);
-            if agreed.as_deref() != Some(first.as_str()) {
-                if agreed.is_some() {
-                    lock(&self.events).push(Event::MasterSwitch(now, first.clone()));
-                }
-                *agreed = Some(first.clone());
-            }
-        }
-    }
-
-    /// Every pod's recent log lines (and its previous container's, after a restart).
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for pod in self.all_pods() {
-            for previous in [true, false] {
-                let mut args = vec![
-                    "logs",
-                    pod.as_str(),
-                    "--all-containers",
-                    "--timestamps",
-                    "--tail=80",
-                ];
-                if previous {
-                    args.push("--previous");
-                }
-                if let Ok(text) = self.cluster.kubectl(&args) {
-                    let which = if previous {
-                        " (previous container)"
-                    } else {
-                        ""
-                    };
-                    out.push_str(&format!("----- {pod}{which}\n{text}"));
-                }
-            }
-        }
-        out
-    }
-
-    fn agreed_master(&self) -> Option<String> {
-        lock(&self.agreed).clone()
-    }
-
-    fn events_since(&self, since: Instant) -> Vec<Event> {
-        lock(&self.events)
-            .iter()
-            .filter(|e| match e {
-                Event::ReadyAfterRestart(_, at, _)
-                | Event::NotReady(_, at, _)
-                | Event::MasterSwitch(at, _) => *at >= since,
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// Every pod Ready and none restarting, within `deadline`.
-    fn wait_settled(&self, deadline: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let pending: Vec<String> = lock(&self.tracks)
-                .iter()
-                .filter(|(_, t)| !t.ready || t.restarted_at.is_some())
-                .map(|(n, _)| n.clone())
-                .collect();
-            let known = lock(&self.tracks).len();
-            if pending.is_empty() && known == self.all_pods().len() {
-                return Ok(());
-            }
-            if start.elapsed() > deadline {
-                return Err(format!(
-                    "pods not Ready within {deadline:?}: {pending:?} ({known} pods seen)"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-/// Writes `SET k<i> <i>` to the master the sentinels name, counting a key only after `SET`
-/// answered OK and `WAIT 1 1000` reported at least one replica.
-struct Writer {
-    stop: AtomicBool,
-    acked: Mutex<Vec<String>>,
-}
-
-impl Writer {
-    fn run(&self, group: &Group) {
-        let mut current: Option<(String, redis::Connection)> = None;
-        let mut checked = Instant::now();
-        let mut i = 0u64;
-        while !self.stop.load(Ordering::SeqCst) {
-            // Follow the sentinels, as a client does: re-ask every second.
-            if current.is_none() || checked.elapsed() > Duration::from_secs(1) {
-                checked = Instant::now();
-                let master = group
-                    .sentinel_pods()
-                    .iter()
-                    .find_map(|s| group.sentinel_master(s).ok());
-                if master != current.as_ref().map(|(m, _)| m.clone()) {
-                    current = master.and_then(|m| {
-                        let con = group
-                            .connect(&m, group.redis_port, Duration::from_secs(2))
-                            .ok()?;
-                        Some((m, con))
-                    });
-                }
-            }
-            let Some((_, con)) = current.as_mut() else {
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            };
-            i += 1;
-            let key = format!("k{i}");
-            let set: redis::RedisResult<String> = redis::cmd("SET").arg(&key).arg(i).query(con);
-            let acked = set.is_ok_and(|ok| ok == "OK")
-                && redis::cmd("WAIT")
-                    .arg(1)
-                    .arg(1000)
-                    .query::<i64>(con)
-                    .is_ok_and(|n| n >= 1);
-            if acked {
-                lock(&self.acked).push(key);
-                std::thread::sleep(Duration::from_millis(20));
-            } else {
-                current = None;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// What one scenario measured.
-#[derive(Debug, Default)]
-struct Figures {
-    failover: Option<Duration>,
-    /// Per replica: linked to the final master this long after the later of the last master
-    /// switch and its own (re)start; the largest.
-    linked_after_switch: Option<Duration>,
-    longest_not_ready_after_restart: Duration,
-    longest_not_ready: Duration,
-    acked_keys: usize,
-}
-
-/// A scenario's figures, also when it failed, and its verdict.
-type Outcome = (Figures, Result<(), String>);
-
-/// Replicas linked (`master_link_status:up`) to the one pod reporting role:master, now.
-fn linked_replicas(group: &Group) -> Vec<String> {
-    let mut masters = Vec::new();
-    let mut replicas = Vec::new();
-    for pod in group.redis_pods() {
-        let Ok(info) = group.replication(&pod) else {
-            continue;
-        };
-        match info.get("role").map(String::as_str) {
-            Some("master") => masters.push(pod),
-            _ => replicas.push((pod, info)),
-        }
-    }
-    let [master] = masters.as_slice() else {
-        return Vec::new();
-    };
-    replicas
-        .into_iter()
-        .filter(|(_, info)| {
-            let host = info.get("master_host").cloned().unwrap_or_default();
-            group.pod_of_host(&host).as_deref() == Some(master.as_str())
-                && info.get("master_link_status").map(String::as_str) == Some("up")
-        })
-        .map(|(pod, _)| pod)
-        .collect()
-}
-
-/// Runs `disturb` (which returns the master it disturbed, if any) and checks the four
-/// assertions. The figures, also when the scenario failed, and the verdict.
-fn scenario(
-    group: &Group,
-    writer: &Writer,
-    name: &str,
-    disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
-) -> Outcome {
-    eprintln!("== {name}");
-    let start = Instant::now();
-    let mut figures = Figures::default();
-    let mut problems = Vec::new();
-    let verdict = run_scenario(
-        group,
-        writer,
-        name,
-        start,
-        disturb,
-        &mut figures,
-        &mut problems,
-    );
-    if let Err(why) = verdict {
-        problems.push(why);
-    }
-    eprintln!("  {figures:?}");
-    if !problems.is_empty() {
-        // The logs of this moment: later scenarios replace the pods, and with them the story.
-        eprintln!(
-            "  {name} failed: {}\n{}",
-            problems.join("; "),
-            group.report()
-        );
-    }
-    if problems.is_empty() {
-        (figures, Ok(()))
-    } else {
-        (figures, Err(problems.join("; ")))
-    }
-}
-
-fn run_scenario(
-    group: &Group,
-    writer: &Writer,
-    name: &str,
-    start: Instant,
-    disturb: impl FnOnce(&Group) -> Result<Option<String>, String>,
-    figures: &mut Figures,
-    problems: &mut Vec<String>,
-) -> Result<(), String> {
-    let fresh = name == "fresh start";
-    let old_master = disturb(group)?;
-    // Per replica: since when it has been linked to the one master (reset when it is not).
-    let mut linked_since: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut look = |group: &Group| {
-        let now = Instant::now();
-        let linked = linked_replicas(group);
-        linked_since.retain(|pod, _| linked.contains(pod));
-        for pod in linked {
-            linked_since.entry(pod).or_insert(now);
-        }
-    };
-    // Failover: every sentinel names another pod than the disturbed master.
-    if let Some(old) = &old_master {
-        let deadline = Instant::now() + CONVERGE;
-        loop {
-            let switched = group.events_since(start).iter().find_map(|e| match e {
-                Event::MasterSwitch(at, pod) if pod != old => Some(*at),
-                _ => None,
-            });
-            if let Some(at) = switched {
-                figures.failover = Some(at - start);
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no sentinel agreement on a master other than `{old}` within {CONVERGE:?}"
-                ));
-            }
-            look(group);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // Converged: one master, every replica linked, every sentinel naming it.
-    let limit = CONVERGE.max(READY);
-    let deadline = Instant::now() + limit;
-    let master = loop {
-        look(group);
-        match group.converged_once() {
-            Ok(master) => break master,
-            Err(why) if Instant::now() > deadline => {
-                return Err(format!("not converged within {limit:?}: {why}"));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
-    look(group);
-    group.wait_settled(READY)?;
-    // Every pod stays Ready and the group stays converged: the last check of this scenario.
-    let master_now = group.converged_once()?;
-    if master_now != master {
-        problems.push(format!(
-            "master moved from `{master}` to `{master_now}` after converging"
-        ));
-    }
-    let events = group.events_since(start);
-    let last_switch = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MasterSwitch(at, _) => Some(*at),
-            _ => None,
-        })
-        .max();
-    // When each pod was last (re)started in this scenario: when its new incarnation was
-    // first listed.
-    let restarted: BTreeMap<&str, Instant> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ReadyAfterRestart(pod, at, took) => Some((pod.as_str(), *at - *took)),
-            _ => None,
-        })
-        .collect();
-    if let Some(switch) = last_switch {
-        for (pod, since) in &linked_since {
-            // A replica that was not running at the switch cannot be linked before it runs:
-            // its clock starts at the later of the two.
-            let from = restarted
-                .get(pod.as_str())
-                .map_or(switch, |r| (*r).max(switch));
-            let linked = since.saturating_duration_since(from);
-            eprintln!(
-                "  {pod}: linked {linked:.1?} after the {}",
-                if from == switch {
-                    "last master switch"
-                } else {
-                    "later of the switch and its restart"
-                }
-            );
-            figures.linked_after_switch = figures.linked_after_switch.max(Some(linked));
-            if linked > LINKED_WITHIN {
-                problems.push(format!(
-                    "replica `{pod}` linked {linked:.1?} after the last master switch or its own restart (limit {LINKED_WITHIN:?})"
-                ));
-            }
-        }
-    }
-    for event in &events {
-        match event {
-            Event::ReadyAfterRestart(pod, _, took) => {
-                figures.longest_not_ready_after_restart =
-                    figures.longest_not_ready_after_restart.max(*took);
-                // A fresh pod's first start (image, volume, first sync) is not a restart.
-                if fresh {
-                    eprintln!("  {pod}: Ready {took:.1?} after it was first listed");
-                } else {
-                    eprintln!("  {pod}: Ready {took:.1?} after its restart");
-                    if *took > NOT_READY_LIMIT {
-                        problems.push(format!(
-                            "`{pod}` NotReady {took:.1?} after its restart (limit {NOT_READY_LIMIT:?})"
-                        ));
-                    }
-                }
-            }
-            Event::NotReady(pod, _, took) => {
-                figures.longest_not_ready = figures.longest_not_ready.max(*took);
-                eprintln!("  {pod}: NotReady (or gone) for {took:.1?}");
-            }
-            Event::MasterSwitch(at, pod) => {
-                eprintln!("  sentinels agree on `{pod}` at +{:.1?}", *at - start);
-            }
-        }
-    }
-    let keys = lock(&writer.acked).clone();
-    figures.acked_keys = keys.len();
-    let missing = group.missing_keys(&master, &keys)?;
-    if !missing.is_empty() {
-        problems.push(format!(
-            "{} of {} WAIT-acknowledged keys lost on `{master}` (e.g. {:?})",
-            missing.len(),
-            keys.len(),
-            &missing[..missing.len().min(5)]
-        ));
-        // Count each loss once: later scenarios judge only what they lose.
-        lock(&writer.acked).retain(|k| !missing.contains(k));
-    }
-    eprintln!(
-        "  master `{master}`, {} acknowledged keys all checked",
-        keys.len()
-    );
-    Ok(())
-}
-
-/// The container ID of `container` in `pod`, as containerd knows it.
-fn container_id(cluster: &Cluster, pod: &str, container: &str) -> Result<String, String> {
-    let path =
-        format!("jsonpath={{.status.containerStatuses[?(@.name==\"{container}\")].containerID}}");
-    let id = cluster.kubectl(&["get", "pod", pod, "-o", &path])?;
-    id.trim()
-        .strip_prefix("containerd://")
-        .map(str::to_string)
-        .ok_or_else(|| format!("`{pod}` has no running `{container}` container: `{id}`"))
-}
-
-/// Host PID of the `redis-server` process of `pod`'s `redis` container (the container's
-/// init, or a process below it).
-fn redis_server_pid(cluster: &Cluster, pod: &str) -> Result<i32, String> {
-    let id = container_id(cluster, pod, "redis")?;
-    let tasks = cluster.ctr(&["-n", "k8s.io", "tasks", "ls"])?;
-    let init: i32 = tasks
-        .lines()
-        .find_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some(id.as_str())).then(|| words.next()?.parse().ok())?
-        })
-        .ok_or_else(|| format!("containerd runs no task `{id}` for `{pod}`"))?;
-    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm(init).trim() == "redis-server" {
-        return Ok(init);
-    }
-    // Below the init: any process whose parent chain reaches it.
-    let parent = |pid: i32| -> Option<i32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| format!("/proc: {e}"))?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if comm(pid).trim() != "redis-server" {
-            continue;
-        }
-        let mut up = parent(pid);
-        while let Some(p) = up {
-            if p == init {
-                return Ok(pid);
-            }
-            if p <= 1 {
-                break;
-            }
-            up = parent(p);
-        }
-    }
-    Err(format!(
-        "no redis-server process in `{pod}` (init {init} is `{}`)",
-        comm(init).trim()
-    ))
-}
+use realkube::Cluster;
+use realkube::group::{self, Disturb, Group, Login, Outcome, TlsLogin, lock};
 
 /// `maxUnavailable` and `status.disruptionsAllowed` of the PodDisruptionBudget `name`.
 fn budget(cluster: &Cluster, name: &str) -> Result<(i64, i64), String> {
@@ -1003,23 +133,23 @@ fn drain_through_budgets(group: &Group, dir: &std::path::Path) -> Result<String,
     Ok(master)
 }
 
-#[test]
-fn tls_acl_group_on_a_real_cluster() {
-    let total = Instant::now();
-    let cluster = Cluster::start();
-    eprintln!("cluster Ready after {:.1?}", cluster.ready_after);
-    let password = fresh_password();
+/// The TLS + ACL group: fresh start, master pod delete, master SIGKILL, drain.
+fn tls_acl_scenarios(cluster: &Cluster) -> Vec<(String, Outcome)> {
+    let password = group::fresh_password();
     let state = tempfile::tempdir().expect("a state dir for the CA");
+    let state_dir = state.path().to_string_lossy().into_owned();
     // The fixture says `version = "1.20"`: its budgets are policy/v1beta1, as 1.20 serves.
-    let yaml = render("k8s-group-tls-acl.toml", &password, state.path());
+    let yaml = group::render(
+        &common::fixture("k8s-group-tls-acl.toml"),
+        &password,
+        &[("RCLUSTER_STATE_DIR", &state_dir)],
+    );
     assert!(
         yaml.contains("apiVersion: policy/v1beta1\n") && !yaml.contains("apiVersion: policy/v1\n"),
         "a render for 1.20 must carry policy/v1beta1 budgets only"
     );
-    let manifests = manifest::parse(&yaml);
-    let (redis_set, redis_port) = set_with_container(&manifests, "redis");
-    let (sentinel_set, sentinel_port) = set_with_container(&manifests, "sentinel");
-    let images = images(&manifests);
+    let manifests = realkube::manifest::parse(&yaml);
+    let images = group::images(&manifests);
     let tls_secret = manifests
         .secrets
         .keys()
@@ -1031,145 +161,432 @@ fn tls_acl_group_on_a_real_cluster() {
             .secret_value(&tls_secret, key)
             .unwrap_or_else(|| panic!("`{tls_secret}` has no `{key}`"))
     };
-    let tls = TlsFiles {
-        ca: tls_file("ca.crt"),
-        cert: tls_file("tls.crt"),
-        key: tls_file("tls.key"),
+    // `client_auth = "yes"`: the test presents the pods' own certificate, as they do to
+    // each other.
+    let tls = TlsLogin {
+        ca_pem: tls_file("ca.crt"),
+        identity: Some((tls_file("tls.crt"), tls_file("tls.key"))),
     };
     cluster.load_test_image(&images.iter().map(String::as_str).collect::<Vec<_>>());
-    let group = Group {
-        cluster: &cluster,
-        redis_count: replicas_of(&manifests, &redis_set),
-        sentinel_count: replicas_of(&manifests, &sentinel_set),
-        redis_set,
-        sentinel_set,
-        redis_port,
-        sentinel_port,
-        master_name: master_name(&manifests),
-        // `default` is off: the test logs in as the scripts do.
-        login: Login {
-            user: Some("rcluster".to_string()),
-            password,
-            tls: Some(tls),
-        },
-        pods: Mutex::default(),
-        tracks: Mutex::default(),
-        events: Mutex::default(),
-        agreed: Mutex::default(),
+    // `default` is off: the test logs in as the scripts do.
+    let login = Login {
+        user: Some("rcluster".to_string()),
+        password,
+        tls: Some(tls),
     };
+    let group = Group::new(cluster, &yaml, login.clone());
     let applied = Instant::now();
     eprintln!("{}", cluster.apply(&yaml));
-
-    let writer = Writer {
-        stop: AtomicBool::new(false),
-        acked: Mutex::default(),
-    };
-    let monitor_stop = Arc::new(AtomicBool::new(false));
-    /// Stops the background threads also when a scenario panics: the scope joins them.
-    struct StopOnDrop<'a>(&'a AtomicBool, &'a AtomicBool);
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-            self.1.store(true, Ordering::SeqCst);
+    let scenarios: Vec<(&str, Disturb)> = vec![
+        (
+            "TLS+ACL: fresh start",
+            Box::new(|g: &Group| {
+                g.cluster.wait_ready(&g.all_pods(), group::READY)?;
+                g.note("every pod Ready after apply", applied.elapsed());
+                // Neither plaintext nor the `default` user gets in; the TLS login did.
+                let master = g.agreed_master().ok_or("no agreed master")?;
+                let ip = g.pod_ip(&master).ok_or("the master has no address")?;
+                let plain = Login {
+                    tls: None,
+                    ..login.clone()
+                };
+                if group::connect(ip, g.redis_port, &plain, Duration::from_secs(2)).is_ok() {
+                    return Err(format!("`{master}` accepts a plaintext login"));
+                }
+                let default = Login {
+                    user: None,
+                    ..login.clone()
+                };
+                match group::connect(ip, g.redis_port, &default, Duration::from_secs(2)) {
+                    Err(e) if is_auth_refusal(&e) => {}
+                    other => {
+                        return Err(format!(
+                            "`{master}` answered a `default` login over TLS with {:?}",
+                            other.map(|_| "a connection")
+                        ));
+                    }
+                }
+                Ok(None)
+            }),
+        ),
+        (
+            "TLS+ACL: kubectl delete pod of the master",
+            Box::new(|g: &Group| {
+                let master = g.agreed_master().ok_or("no agreed master")?;
+                g.cluster
+                    .kubectl(&["delete", "pod", &master, "--wait=false"])?;
+                Ok(Some(master))
+            }),
+        ),
+        (
+            "TLS+ACL: SIGKILL of the master's redis-server",
+            Box::new(|g: &Group| {
+                let master = g.agreed_master().ok_or("no agreed master")?;
+                let pid = group::redis_server_pid(g.cluster, &master)?;
+                // SAFETY: kill(2) on a PID just read from containerd's task list.
+                let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+                if rc != 0 {
+                    return Err(format!(
+                        "kill -9 {pid}: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                Ok(Some(master))
+            }),
+        ),
+        (
+            "TLS+ACL: drain of the node through the eviction API",
+            Box::new(|g: &Group| drain_through_budgets(g, state.path()).map(Some)),
+        ),
+    ];
+    let results = group::run_scenarios(&group, scenarios);
+    // The rotation group runs next on the same two cores: this group's pods go.
+    for set in [&group.redis_set, &group.sentinel_set] {
+        if let Err(e) = cluster.kubectl(&["delete", "statefulset", set, "--wait=false"]) {
+            eprintln!("{e}");
         }
     }
-    // Clients reach pod IPs only inside the cluster's network namespace: one thread enters
-    // it and everything that talks to pods runs on it or on threads it spawns.
-    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                cluster.enter_netns();
-                std::thread::scope(|inner| {
-                    let _stop = StopOnDrop(&writer.stop, &monitor_stop);
-                    inner.spawn(|| {
-                        while !monitor_stop.load(Ordering::SeqCst) {
-                            group.observe();
-                            std::thread::sleep(Duration::from_millis(250));
-                        }
+    results
+}
+
+/// Passwords (a label to print, the password) that every pod must accept.
+type Accepted = Vec<(&'static str, String)>;
+
+/// Which passwords every running pod must accept now, and what the probes saw.
+struct Rotation {
+    /// The phase's name and the passwords (label, password) every pod must accept in it.
+    accepted: Mutex<(String, Accepted)>,
+    /// Logins a pod refused for a password it had to accept.
+    refusals: Mutex<Vec<String>>,
+    /// Successful logins per phase and label.
+    logins: Mutex<BTreeMap<String, usize>>,
+    /// The step applied last and when, until the next step (or the end) closes it.
+    applied: Mutex<Option<(usize, Instant)>>,
+    /// How long each step took from apply to settled.
+    rolls: Mutex<Vec<(String, Duration)>>,
+}
+
+/// An error that says the server refused the credentials (not that it was unreachable):
+/// redis answered WRONGPASS (the redis crate reports `AuthenticationFailed`) or NOAUTH.
+fn is_auth_refusal(e: &str) -> bool {
+    [
+        "WRONGPASS",
+        "AuthenticationFailed",
+        "NOAUTH",
+        "invalid password",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
+}
+
+/// Until `stop`: every 0.5 s, log in to every redis and sentinel pod of `group` with every
+/// password the phase says all pods accept, and record each refusal.
+fn probe_logins(group: &Group, rotation: &Rotation, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let (phase, passwords) = lock(&rotation.accepted).clone();
+        let redis = group.redis_pods();
+        for pod in group.all_pods() {
+            let port = if redis.contains(&pod) {
+                group.redis_port
+            } else {
+                group.sentinel_port
+            };
+            let Some(ip) = group.pod_ip(&pod) else {
+                continue;
+            };
+            for (label, password) in &passwords {
+                let login = Login::password(password);
+                let answer =
+                    group::connect(ip, port, &login, Duration::from_secs(1)).and_then(|mut c| {
+                        redis::cmd("PING")
+                            .query::<String>(&mut c)
+                            .map_err(|e| e.to_string())
                     });
-                    inner.spawn(|| writer.run(&group));
-                    let mut results = Vec::new();
-                    let fresh = scenario(&group, &writer, "fresh start", |_| Ok(None));
-                    eprintln!("  every pod Ready {:.1?} after apply", applied.elapsed());
-                    results.push(("fresh start".to_string(), fresh));
-
-                    let delete =
-                        scenario(&group, &writer, "kubectl delete pod of the master", |g| {
-                            let master = g.agreed_master().ok_or("no agreed master")?;
-                            g.cluster
-                                .kubectl(&["delete", "pod", &master, "--wait=false"])?;
-                            Ok(Some(master))
-                        });
-                    results.push(("delete the master pod".to_string(), delete));
-
-                    let kill = scenario(
-                        &group,
-                        &writer,
-                        "SIGKILL of the master's redis-server",
-                        |g| {
-                            let master = g.agreed_master().ok_or("no agreed master")?;
-                            let pid = redis_server_pid(g.cluster, &master)?;
-                            // SAFETY: kill(2) on a PID just read from containerd's task list.
-                            let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-                            if rc != 0 {
-                                return Err(format!(
-                                    "kill -9 {pid}: {}",
-                                    std::io::Error::last_os_error()
-                                ));
-                            }
-                            Ok(Some(master))
-                        },
-                    );
-                    results.push(("SIGKILL the master's redis-server".to_string(), kill));
-
-                    let drain = scenario(
-                        &group,
-                        &writer,
-                        "drain of the node through the eviction API",
-                        |g| drain_through_budgets(g, state.path()).map(Some),
-                    );
-                    results.push(("drain through the budgets".to_string(), drain));
-                    results
-                })
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    });
-
-    let mut summary = Vec::new();
-    let mut longest_not_ready = Duration::ZERO;
-    for (name, (f, verdict)) in &results {
-        longest_not_ready = longest_not_ready.max(f.longest_not_ready);
-        if name != "fresh start" {
-            longest_not_ready = longest_not_ready.max(f.longest_not_ready_after_restart);
+                match answer {
+                    Ok(_) => {
+                        *lock(&rotation.logins)
+                            .entry(format!("{phase}: {label}"))
+                            .or_default() += 1;
+                    }
+                    Err(e) if is_auth_refusal(&e) => lock(&rotation.refusals).push(format!(
+                        "{phase}: `{pod}` refused the {label} password: {}",
+                        e.replace(password.as_str(), "***")
+                    )),
+                    // A pod being replaced: not a refusal.
+                    Err(_) => {}
+                }
+            }
         }
-        let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.1?}"));
-        let figures = format!(
-            "failover {}, replicas linked {} after the last switch, longest NotReady after a (re)start {:.1?}, longest NotReady {:.1?}, {} acknowledged keys",
-            shown(f.failover),
-            shown(f.linked_after_switch),
-            f.longest_not_ready_after_restart,
-            f.longest_not_ready,
-            f.acked_keys
-        );
-        match verdict {
-            Ok(()) => summary.push(format!("PASS {name}: {figures}")),
-            Err(e) => summary.push(format!("FAIL {name}: {e} ({figures})")),
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `ACL LOG` entries of every pod of `group` that record a refused login.
+fn auth_log(group: &Group) -> Result<Vec<String>, String> {
+    let redis = group.redis_pods();
+    let mut out = Vec::new();
+    for pod in group.all_pods() {
+        let port = if redis.contains(&pod) {
+            group.redis_port
+        } else {
+            group.sentinel_port
+        };
+        let mut con = group.connect(&pod, port, Duration::from_secs(2))?;
+        let log: Vec<BTreeMap<String, redis::Value>> = redis::cmd("ACL")
+            .arg("LOG")
+            .query(&mut con)
+            .map_err(|e| format!("ACL LOG on `{pod}`: {e}"))?;
+        let text = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        for entry in log {
+            if text(entry.get("reason")) == "auth" {
+                out.push(format!(
+                    "`{pod}` refused a login as `{}` ({} times, from {})",
+                    text(entry.get("username")),
+                    text(entry.get("count")),
+                    text(entry.get("client-info"))
+                        .split_whitespace()
+                        .find(|w| w.starts_with("addr="))
+                        .unwrap_or("?")
+                ));
+            }
         }
     }
-    summary.push(format!(
-        "longest NotReady: {longest_not_ready:.1?}; cluster Ready {:.1?}; test {:.1?}",
-        cluster.ready_after,
-        total.elapsed()
-    ));
-    eprintln!("{}", summary.join("\n"));
-    if results.iter().any(|(_, (_, r))| r.is_err()) {
+    Ok(out)
+}
+
+/// `rcluster render --format k8s` of the rotation fixture with `secret_revision = revision`.
+fn render_rotation(dir: &std::path::Path, revision: &str) -> String {
+    let base = std::fs::read_to_string(common::fixture("k8s-group-rotate.toml"))
+        .expect("the rotation fixture");
+    let file = dir.join(format!("{revision}.toml"));
+    // `[kubernetes]` is the fixture's last table.
+    std::fs::write(&file, format!("{base}secret_revision = \"{revision}\"\n"))
+        .expect("write the topology");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcluster"))
+        .arg("-f")
+        .arg(&file)
+        .args(["render", "--format", "k8s"])
+        .output()
+        .expect("run rcluster render");
+    assert!(
+        out.status.success(),
+        "rcluster render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 manifests")
+}
+
+/// The Secret `name` holding `keys` (key, file with the value), applied as the docs do it:
+/// `kubectl create secret generic --from-file ... --dry-run=client -o yaml | kubectl apply`.
+fn apply_secret(
+    cluster: &Cluster,
+    name: &str,
+    keys: &[(&str, &std::path::Path)],
+) -> Result<(), String> {
+    let mut args = vec![
+        "create".to_string(),
+        "secret".to_string(),
+        "generic".to_string(),
+        name.to_string(),
+    ];
+    for (key, file) in keys {
+        args.push(format!("--from-file={key}={}", file.display()));
+    }
+    args.extend(["--dry-run=client", "-o", "yaml"].map(str::to_string));
+    let yaml = cluster.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    cluster.apply(&yaml);
+    Ok(())
+}
+
+/// The end of the step before (if any): how long from its apply until the scenario
+/// machinery found both StatefulSets rolled and the group converged and settled; and what
+/// its pods refused since they started (their ACL logs; the pods the roll replaced took
+/// theirs with them, the prober saw those).
+fn close_step(g: &Group, rotation: &Rotation) -> Result<(), String> {
+    if let Some((n, applied)) = lock(&rotation.applied).take() {
+        let took = applied.elapsed();
         eprintln!(
-            "{}",
-            cluster
-                .kubectl(&["get", "pods", "-o", "wide"])
-                .unwrap_or_default()
+            "  step {n}: both StatefulSets rolled and the group settled {took:.1?} after the apply"
         );
-        panic!("scenarios failed:\n{}", summary.join("\n"));
+        lock(&rotation.rolls).push((format!("step {n} applied to settled"), took));
+        lock(&rotation.refusals).extend(
+            auth_log(g)?
+                .into_iter()
+                .map(|r| format!("after step {n}: {r}")),
+        );
     }
+    Ok(())
+}
+
+/// One rotation step, as the docs give it: the Secret's new keys (key, file), then the
+/// topology's `secret_revision` bumped and applied; the scenario then waits for both
+/// StatefulSets to roll. The prober expects `during` to be accepted by every pod from the
+/// apply on, and `after` once the roll is over (from the next step's start).
+fn rotation_step<'s>(
+    rotation: &'s Rotation,
+    dir: &'s std::path::Path,
+    n: usize,
+    keys: Vec<(&'s str, &'s std::path::Path)>,
+    during: Accepted,
+) -> Disturb<'s> {
+    Box::new(move |g: &Group| {
+        close_step(g, rotation)?;
+        *lock(&rotation.accepted) = (format!("step {n} roll"), during);
+        apply_secret(g.cluster, SECRET, &keys)?;
+        let yaml = render_rotation(dir, &format!("rotate-{n}"));
+        g.cluster.apply(&yaml);
+        *lock(&rotation.applied) = Some((n, Instant::now()));
+        Ok(None)
+    })
+}
+
+/// The Secret the rotation group reads (`kubernetes.existing_secret` in its fixture).
+const SECRET: &str = "kr-auth";
+
+/// Password rotation with `existing_secret`, the three documented steps, under the writer
+/// and a prober that logs in to every pod with every password that must be accepted.
+fn rotation_scenarios(cluster: &Cluster) -> Vec<(String, Outcome)> {
+    let dir = tempfile::tempdir().expect("a dir for the topology and password files");
+    let old = group::fresh_password();
+    let new = loop {
+        let p = group::fresh_password();
+        if p != old {
+            break p;
+        }
+    };
+    let old_file = dir.path().join("old.txt");
+    let new_file = dir.path().join("new.txt");
+    std::fs::write(&old_file, &old).expect("write old.txt");
+    std::fs::write(&new_file, &new).expect("write new.txt");
+    let yaml = render_rotation(dir.path(), "rotate-0");
+    assert!(
+        !yaml.contains("kind: Secret\n"),
+        "with existing_secret rcluster renders no Secret"
+    );
+    apply_secret(cluster, SECRET, &[("password", &old_file)]).unwrap_or_else(|e| panic!("{e}"));
+    let applied = Instant::now();
+    eprintln!("{}", cluster.apply(&yaml));
+    let rotation = Rotation {
+        accepted: Mutex::new(("before".to_string(), vec![("old", old.clone())])),
+        refusals: Mutex::default(),
+        logins: Mutex::default(),
+        applied: Mutex::default(),
+        rolls: Mutex::default(),
+    };
+    let both = vec![("old", old.clone()), ("new", new.clone())];
+    let only_new = vec![("new", new.clone())];
+    // The application logs in with the old password until step 2 has rolled ...
+    let old_group = Group::new(cluster, &yaml, Login::password(&old));
+    let mut results = group::run_scenarios_with(
+        &old_group,
+        vec![
+            (
+                "rotation: fresh start",
+                Box::new(|g: &Group| {
+                    g.cluster.wait_ready(&g.all_pods(), group::READY)?;
+                    g.note("every pod Ready after apply", applied.elapsed());
+                    Ok(None)
+                }),
+            ),
+            (
+                "rotation step 1: accept the new password too",
+                rotation_step(
+                    &rotation,
+                    dir.path(),
+                    1,
+                    vec![("password", &old_file), ("next_password", &new_file)],
+                    vec![("old", old.clone())],
+                ),
+            ),
+            (
+                "rotation step 2: log in with the new password",
+                rotation_step(
+                    &rotation,
+                    dir.path(),
+                    2,
+                    vec![("password", &new_file), ("previous_password", &old_file)],
+                    both.clone(),
+                ),
+            ),
+        ],
+        |stop| probe_logins(&old_group, &rotation, stop),
+    );
+    // ... and moves to the new one, which every pod accepts from then on.
+    let new_group = Group::new(cluster, &yaml, Login::password(&new));
+    results.extend(group::run_scenarios_with(
+        &new_group,
+        vec![
+            (
+                "rotation step 3: stop accepting the old password",
+                rotation_step(
+                    &rotation,
+                    dir.path(),
+                    3,
+                    vec![("password", &new_file)],
+                    only_new,
+                ),
+            ),
+            (
+                "rotation: nothing refused, then the old password gets WRONGPASS",
+                Box::new(|g: &Group| {
+                    close_step(g, &rotation)?;
+                    for (what, took) in lock(&rotation.rolls).iter() {
+                        g.note(what, *took);
+                    }
+                    let mut problems = lock(&rotation.refusals).clone();
+                    let redis = g.redis_pods();
+                    for pod in g.all_pods() {
+                        let port = if redis.contains(&pod) {
+                            g.redis_port
+                        } else {
+                            g.sentinel_port
+                        };
+                        let ip = g
+                            .pod_ip(&pod)
+                            .ok_or_else(|| format!("`{pod}` has no address"))?;
+                        match group::connect(
+                            ip,
+                            port,
+                            &Login::password(&old),
+                            Duration::from_secs(2),
+                        ) {
+                            Err(e) if is_auth_refusal(&e) => {}
+                            Err(e) => problems.push(format!(
+                                "`{pod}` answered the old password with {}",
+                                e.replace(old.as_str(), "***")
+                            )),
+                            Ok(_) => {
+                                problems.push(format!("`{pod}` still accepts the old password"))
+                            }
+                        }
+                    }
+                    for (phase, count) in lock(&rotation.logins).iter() {
+                        eprintln!("  {phase}: {count} logins accepted");
+                    }
+                    if problems.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(problems.join("; "))
+                    }
+                }),
+            ),
+        ],
+        |stop| probe_logins(&new_group, &rotation, stop),
+    ));
+    results
+}
+
+#[test]
+fn tls_acl_group_and_password_rotation_on_a_real_cluster() {
+    let total = Instant::now();
+    let cluster = Cluster::start();
+    eprintln!("cluster Ready after {:.1?}", cluster.ready_after);
+    let mut results = tls_acl_scenarios(&cluster);
+    results.extend(rotation_scenarios(&cluster));
+    group::judge(&cluster, &results, total);
 }
