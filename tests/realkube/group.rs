@@ -113,10 +113,9 @@ pub struct Login {
     pub user: Option<String>,
     pub password: String,
     /// TLS: the group's CA, and the client certificate and key when the servers ask for one.
-    /// EXTENSION POINT, not implemented: the pods' certificates name DNS names, not pod
-    /// IPs, and the test reaches pods by IP; verifying the CA while not matching the name
-    /// needs the redis crate's `tls-rustls-insecure` feature (`danger_accept_invalid_hostnames`)
-    /// in [dev-dependencies]. `connect` refuses a TLS login until that is done.
+    /// The pods' certificates name the pods' DNS names (which the host's resolver does not
+    /// know) and `127.0.0.1`, so `connect` goes through a relay on 127.0.0.1 (see `relay`):
+    /// the client verifies the chain against the CA and the name `127.0.0.1`.
     pub tls: Option<TlsLogin>,
 }
 
@@ -139,6 +138,49 @@ impl Login {
     }
 }
 
+/// A TCP relay from a fresh 127.0.0.1 port to `target`, for one connection, so that a TLS
+/// client verifies the name `127.0.0.1` (which the pods' certificate carries) while the
+/// bytes reach the pod. Created on a thread in the cluster's network namespace, it serves
+/// there. The port; the relay's threads end when either side closes, or after `timeout`
+/// when nobody connects.
+fn relay(target: std::net::SocketAddr, timeout: Duration) -> std::io::Result<u16> {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let port = listener.local_addr()?.port();
+    // Reach the pod first, so a dead pod fails the caller's connect at once.
+    let upstream = TcpStream::connect_timeout(&target, timeout)?;
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + timeout;
+        let client = loop {
+            match listener.accept() {
+                Ok((client, _)) => break client,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        };
+        let _ = client.set_nonblocking(false);
+        let pipe = |mut from: TcpStream, mut to: TcpStream| {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+            })
+        };
+        let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+            return;
+        };
+        pipe(client, upstream2);
+        pipe(upstream, client2);
+    });
+    Ok(port)
+}
+
 /// A connection with short timeouts: the monitor polls often and must not hang on a dead pod.
 pub fn connect(
     ip: Ipv4Addr,
@@ -147,21 +189,43 @@ pub fn connect(
     timeout: Duration,
 ) -> Result<redis::Connection, String> {
     use redis::IntoConnectionInfo;
-    if login.tls.is_some() {
-        return Err(format!(
-            "{ip}:{port}: TLS logins are not implemented yet (see `Login::tls`)"
-        ));
-    }
     let attempt = || -> redis::RedisResult<redis::Connection> {
         let settings = redis::RedisConnectionInfo::default().set_password(&login.password);
         let settings = match &login.user {
             Some(user) => settings.set_username(user),
             None => settings,
         };
-        let info = redis::ConnectionAddr::Tcp(ip.to_string(), port)
-            .into_connection_info()?
-            .set_redis_settings(settings);
-        let con = redis::Client::open(info)?.get_connection_with_timeout(timeout)?;
+        let client = match &login.tls {
+            None => redis::Client::open(
+                redis::ConnectionAddr::Tcp(ip.to_string(), port)
+                    .into_connection_info()?
+                    .set_redis_settings(settings),
+            )?,
+            Some(tls) => {
+                let local = relay((ip, port).into(), timeout)?;
+                let info = redis::ConnectionAddr::TcpTls {
+                    host: Ipv4Addr::LOCALHOST.to_string(),
+                    port: local,
+                    insecure: false,
+                    tls_params: None,
+                }
+                .into_connection_info()?
+                .set_redis_settings(settings);
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: tls.identity.as_ref().map(|(cert, key)| {
+                            redis::ClientTlsConfig {
+                                client_cert: cert.clone(),
+                                client_key: key.clone(),
+                            }
+                        }),
+                        root_cert: Some(tls.ca_pem.clone()),
+                    },
+                )?
+            }
+        };
+        let con = client.get_connection_with_timeout(timeout)?;
         con.set_read_timeout(Some(timeout))?;
         con.set_write_timeout(Some(timeout))?;
         Ok(con)
@@ -526,6 +590,30 @@ impl<'a> Group<'a> {
             .collect()
     }
 
+    /// What is left of a StatefulSet rollout (either kind's): `None` when both sets run
+    /// their current spec on every pod, all Ready. Right after an apply the controller has
+    /// not yet seen the new spec (`observedGeneration` behind `generation`): that counts as
+    /// rolling, so a scenario that applies a change waits for the whole roll.
+    pub fn rolling(&self) -> Result<Option<String>, String> {
+        for set in [&self.redis_set, &self.sentinel_set] {
+            let json = self
+                .cluster
+                .kubectl(&["get", "statefulset", set, "-o", "json"])?;
+            let value: serde_json::Value =
+                serde_json::from_str(&json).map_err(|e| format!("StatefulSet `{set}`: {e}"))?;
+            let (meta, spec, status) = (&value["metadata"], &value["spec"], &value["status"]);
+            let replicas = spec["replicas"].as_i64().unwrap_or(1);
+            let behind = status["observedGeneration"].as_i64() < meta["generation"].as_i64()
+                || status["updateRevision"] != status["currentRevision"]
+                || status["updatedReplicas"].as_i64().unwrap_or(0) < replicas
+                || status["readyReplicas"].as_i64().unwrap_or(0) < replicas;
+            if behind {
+                return Ok(Some(format!("`{set}` is rolling: {status}")));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every pod Ready and none restarting, within `deadline`.
     pub fn wait_settled(&self, deadline: Duration) -> Result<(), String> {
         let start = Instant::now();
@@ -735,7 +823,7 @@ pub fn run_scenario(
     figures: &mut Figures,
     problems: &mut Vec<String>,
 ) -> Result<(), String> {
-    let fresh = name == "fresh start";
+    let fresh = name.ends_with("fresh start");
     lock(&group.notes).clear();
     let disturbed = disturb(group);
     figures.notes = std::mem::take(&mut *lock(&group.notes));
@@ -769,7 +857,11 @@ pub fn run_scenario(
     let deadline = Instant::now() + limit;
     let master = loop {
         look(group);
-        match group.converged_once() {
+        // A scenario that applied a change is not over before both StatefulSets rolled.
+        match group.converged_once().and_then(|m| match group.rolling()? {
+            Some(rolling) => Err(rolling),
+            None => Ok(m),
+        }) {
             Ok(master) => break master,
             Err(why) if Instant::now() > deadline => {
                 return Err(format!("not converged within {limit:?}: {why}"));
@@ -948,6 +1040,16 @@ pub type Disturb<'s> = Box<dyn FnOnce(&Group) -> Result<Option<String>, String> 
 /// only there). Each scenario's figures and verdict, by name; a failing scenario does not
 /// stop the next one.
 pub fn run_scenarios(group: &Group, scenarios: Vec<(&str, Disturb)>) -> Vec<(String, Outcome)> {
+    run_scenarios_with(group, scenarios, |_| {})
+}
+
+/// `run_scenarios`, with `background` running beside the monitor and the writer, inside the
+/// cluster's network namespace, until the flag it is given turns true.
+pub fn run_scenarios_with(
+    group: &Group,
+    scenarios: Vec<(&str, Disturb)>,
+    background: impl Fn(&AtomicBool) + Send + Sync,
+) -> Vec<(String, Outcome)> {
     let writer = Writer::new();
     let monitor_stop = Arc::new(AtomicBool::new(false));
     /// Stops the background threads also when a scenario panics: the scope joins them.
@@ -977,6 +1079,7 @@ pub fn run_scenarios(group: &Group, scenarios: Vec<(&str, Disturb)>) -> Vec<(Str
                         }
                     });
                     inner.spawn(|| writer.run(group));
+                    inner.spawn(|| background(&monitor_stop));
                     scenarios
                         .into_iter()
                         .map(|(name, disturb)| {
@@ -998,7 +1101,7 @@ pub fn judge(cluster: &Cluster, results: &[(String, Outcome)], total: Instant) {
     let mut longest_not_ready = Duration::ZERO;
     for (name, (f, verdict)) in results {
         longest_not_ready = longest_not_ready.max(f.longest_not_ready);
-        if name != "fresh start" {
+        if !name.ends_with("fresh start") {
             longest_not_ready = longest_not_ready.max(f.longest_not_ready_after_restart);
         }
         let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.1?}"));
