@@ -225,28 +225,11 @@ fn default_group_on_a_real_cluster() {
         ),
         (
             "kubectl delete pod of the master",
-            Box::new(|g: &Group| {
-                let master = g.agreed_master().ok_or("no agreed master")?;
-                g.cluster
-                    .kubectl(&["delete", "pod", &master, "--wait=false"])?;
-                Ok(Some(master))
-            }),
+            Box::new(group::delete_master),
         ),
         (
             "SIGKILL of the master's redis-server",
-            Box::new(|g: &Group| {
-                let master = g.agreed_master().ok_or("no agreed master")?;
-                let pid = group::redis_server_pid(g.cluster, &master)?;
-                // SAFETY: kill(2) on a PID just read from containerd's task list.
-                let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-                if rc != 0 {
-                    return Err(format!(
-                        "kill -9 {pid}: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
-                Ok(Some(master))
-            }),
+            Box::new(group::kill_master_redis),
         ),
         (
             "kubectl rollout restart of the redis StatefulSet",

@@ -979,6 +979,30 @@ pub fn container_id(cluster: &Cluster, pod: &str, container: &str) -> Result<Str
 }
 
 /// Host PID of the `redis-server` process of `pod`'s `redis` container (the container's
+/// The seed's test: `kubectl delete pod` of the master every sentinel names (graceful: its
+/// preStop hands over). Returns the pod disturbed.
+pub fn delete_master(g: &Group) -> Result<Option<String>, String> {
+    let master = g.agreed_master().ok_or("no agreed master")?;
+    g.cluster
+        .kubectl(&["delete", "pod", &master, "--wait=false"])?;
+    Ok(Some(master))
+}
+
+/// SIGKILL of the master's `redis-server` (no preStop): the container restarts in place.
+pub fn kill_master_redis(g: &Group) -> Result<Option<String>, String> {
+    let master = g.agreed_master().ok_or("no agreed master")?;
+    let pid = redis_server_pid(g.cluster, &master)?;
+    // SAFETY: kill(2) on a PID just read from containerd's task list.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    if rc != 0 {
+        return Err(format!(
+            "kill -9 {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(Some(master))
+}
+
 /// init, or a process below it).
 pub fn redis_server_pid(cluster: &Cluster, pod: &str) -> Result<i32, String> {
     let id = container_id(cluster, pod, "redis")?;
