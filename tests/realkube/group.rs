@@ -978,7 +978,6 @@ pub fn container_id(cluster: &Cluster, pod: &str, container: &str) -> Result<Str
         .ok_or_else(|| format!("`{pod}` has no running `{container}` container: `{id}`"))
 }
 
-/// Host PID of the `redis-server` process of `pod`'s `redis` container (the container's
 /// The seed's test: `kubectl delete pod` of the master every sentinel names (graceful: its
 /// preStop hands over). Returns the pod disturbed.
 pub fn delete_master(g: &Group) -> Result<Option<String>, String> {
@@ -1003,6 +1002,7 @@ pub fn kill_master_redis(g: &Group) -> Result<Option<String>, String> {
     Ok(Some(master))
 }
 
+/// Host PID of the `redis-server` process of `pod`'s `redis` container (the container's
 /// init, or a process below it).
 pub fn redis_server_pid(cluster: &Cluster, pod: &str) -> Result<i32, String> {
     let id = container_id(cluster, pod, "redis")?;
