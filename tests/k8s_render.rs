@@ -2083,6 +2083,9 @@ fn a_real_group_follows_the_new_master_within_seconds_of_a_handover() {
         .args([
             "180",
             "unshare",
+            // A user namespace too, so that the fast tier (`cargo test-fast`) runs this
+            // without root where unprivileged user namespaces are allowed.
+            "--map-root-user",
             "--pid",
             "--fork",
             "--net",
