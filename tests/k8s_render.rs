@@ -54,21 +54,7 @@ fn assert_valid(manifest: &Path, with_secret: bool) -> String {
              (Debian: `pip install --user --break-system-packages kubernetes-validate`)"
         ),
     }
-    let out = Command::new("python3")
-        .args(["-m", "kubernetes_validate", "--strict", "--no-warn"])
-        .args(["--kubernetes-version", KUBERNETES_VERSION])
-        .arg(manifest)
-        .output()
-        .expect("run kubernetes-validate");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "manifests do not validate against Kubernetes {KUBERNETES_VERSION}:\n{report}"
-    );
+    let report = validate_at(manifest, KUBERNETES_VERSION);
     assert_eq!(
         report.contains(SECRET),
         with_secret,
